@@ -1,0 +1,36 @@
+"""fastnn: neural-network kernels written three ways, behind one validated API.
+
+    >>> import numpy as np, fastnn
+    >>> P = fastnn.softmax(np.array([[1.0, 2.0, 3.0]], dtype=np.float32))
+
+Every operation exists as a plain-Python ``loop`` reference, a NumPy
+``vectorized`` version and a Numba ``jit`` version (the default); choose with
+``impl=``, :func:`set_impl` or ``with use_impl(...)``. The raw kernels live in
+``fastnn.kernels`` (no validation).
+"""
+import os as _os
+
+# OpenBLAS worker threads spin after each call; alternating a BLAS call with a
+# Numba or PyTorch parallel region then runs many times slower on a few cores.
+# A short timeout, read when a BLAS library loads, avoids most of it. It applies
+# to every OpenBLAS loaded after this import (SciPy's, used by Numba's np.dot,
+# loads lazily); the user's own setting wins.
+_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+from . import kernels  # noqa: E402
+from ._impl import get_impl, impls, set_impl, use_impl  # noqa: E402
+from .functional import (  # noqa: E402
+    hidden_delta, linear, linear_backward, linear_sigmoid, log_softmax, sgd_update,
+    sigmoid, sigmoid_backward, sigmoid_bce_grad, sigmoid_mse_grad, softmax,
+    softmax_cross_entropy, softmax_cross_entropy_grad,
+)
+from .info import info  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "linear", "linear_sigmoid", "sigmoid", "softmax", "log_softmax",
+    "softmax_cross_entropy", "softmax_cross_entropy_grad", "sigmoid_bce_grad",
+    "sigmoid_mse_grad", "linear_backward", "sigmoid_backward", "hidden_delta",
+    "sgd_update", "impls", "set_impl", "get_impl", "use_impl", "info", "kernels",
+]

@@ -1,0 +1,56 @@
+"""Choosing the implementation: ``impls``, ``set_impl``, ``get_impl``, ``use_impl``."""
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+
+from .kernels import IMPL_NAMES, IMPLS
+
+DEFAULT_IMPL = "jit"
+_default = [DEFAULT_IMPL]                      # process-wide, set_impl()
+_override: ContextVar = ContextVar("fastnn_impl", default=None)   # use_impl()
+
+
+def impls() -> tuple:
+    """The names of the registered implementations: ``("loop", "vectorized", "jit")``."""
+    return IMPL_NAMES
+
+
+def _check(name):
+    if name not in IMPL_NAMES:
+        raise ValueError(f"impl: expected one of {', '.join(map(repr, IMPL_NAMES))}, got {name!r}")
+    return name
+
+
+def set_impl(name: str) -> None:
+    """Set the process-wide default implementation (initially ``"jit"``)."""
+    _default[0] = _check(name)
+
+
+def get_impl() -> str:
+    """The implementation used when a call passes no ``impl=``."""
+    o = _override.get()
+    return _default[0] if o is None else o
+
+
+@contextlib.contextmanager
+def use_impl(name: str):
+    """``with fastnn.use_impl("vectorized"):`` use ``name`` inside the block
+    (this thread/context only), then restore what was in force."""
+    token = _override.set(_check(name))
+    try:
+        yield name
+    finally:
+        _override.reset(token)
+
+
+def kernel(op: str, impl):
+    """The registered kernel for ``op`` under ``impl`` (or the current one)."""
+    if impl is None:
+        o = _override.get()
+        impl = _default[0] if o is None else o
+    try:
+        return IMPLS[op][impl]
+    except KeyError:
+        _check(impl)
+        raise ValueError(f"impl: operation {op!r} has no {impl!r} implementation") from None

@@ -1,0 +1,132 @@
+"""Every argument check of the public API, in one place.
+
+Each check either returns an array the kernels can take as it is (C-contiguous,
+native byte order, float32 or float64) or raises ``TypeError``/``ValueError`` with
+a message that names the argument, what was expected and what came. Nothing is
+written before every argument of a call has been checked.
+
+The checks are the only Python between a caller and a kernel, so they are kept
+cheap: identity tests on dtypes first, the slow paths only for unusual input.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+_FLOAT_DTYPES = (F32, F64)
+_INTP = np.dtype(np.intp)
+
+
+def _describe_dtype(dt) -> str:
+    return str(dt) if dt.isnative else f"{dt.str} (non-native byte order)"
+
+
+def floats(name: str, a, dtype=None, ndim=None, shape_hint: str = ""):
+    """``a`` as a C-contiguous native float32/float64 ndarray.
+
+    dtype: the dtype the call already fixed (from its first array), or None.
+    ndim:  required number of dimensions, or None.
+    """
+    if type(a) is not np.ndarray:
+        if not isinstance(a, np.ndarray):
+            if isinstance(a, (str, bytes)) or a is None:
+                raise TypeError(f"{name}: expected a float32 or float64 array, got {type(a).__name__}")
+            try:
+                a = np.asarray(a)
+            except Exception as exc:  # ragged lists and the like
+                raise TypeError(f"{name}: could not convert {type(a).__name__} to an array: {exc}") from None
+            if a.dtype.kind in "iub":
+                raise TypeError(
+                    f"{name}: expected a float32 or float64 array, got {type(a).__name__} of "
+                    f"{a.dtype}; pass np.asarray(..., dtype=np.float32) (or float64)")
+        else:
+            a = np.asarray(a)
+    dt = a.dtype
+    if dt is not F32 and dt is not F64:
+        if dt.kind == "f" and dt.itemsize in (4, 8) and not dt.isnative:
+            a = a.astype(dt.newbyteorder("="))       # byte-swapped float: same values
+            dt = a.dtype
+        elif dt == F32 or dt == F64:
+            dt = F32 if dt == F32 else F64
+        else:
+            raise TypeError(
+                f"{name}: expected a float32 or float64 array, got {_describe_dtype(dt)}"
+                + ("" if dt.kind != "f" else
+                   " (float16 and extended precision are not supported; use float32 or float64)"))
+    if dtype is not None and dt != dtype:
+        raise TypeError(
+            f"{name}: dtype {dt} does not match the other arguments ({dtype}); "
+            f"mixed float32/float64 is not upcast silently: convert one of them with .astype()")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array{shape_hint}, got shape {a.shape}")
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    return a
+
+
+def shape_is(name: str, a, expected: tuple, why: str) -> None:
+    if a.shape != expected:
+        raise ValueError(f"{name}: expected shape {expected} {why}, got {a.shape}")
+
+
+def out_array(name: str, out, shape: tuple, dtype, inputs=()):
+    """Validate a caller-provided output array (written in place by the kernel)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray to write into, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (the inputs' dtype), got {_describe_dtype(out.dtype)}")
+    if out.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: the array is read-only")
+    if not out.flags.c_contiguous or not out.dtype.isnative:
+        raise ValueError(f"{name}: expected a C-contiguous array in native byte order "
+                         f"(use np.empty({shape}, dtype={dtype}))")
+    for other_name, other in inputs:
+        if np.may_share_memory(out, other):
+            raise ValueError(f"{name}: must not overlap the input {other_name}")
+    return out
+
+
+def labels(name: str, y, N: int, C: int):
+    """Integer class labels (N,) in [0, C), as a C-contiguous intp array."""
+    if not isinstance(y, np.ndarray):
+        y = np.asarray(y)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer class labels of shape ({N},) or float target "
+                        f"rows of shape ({N}, {C}), got dtype {y.dtype}")
+    if y.shape != (N,):
+        raise ValueError(f"{name}: expected integer labels of shape ({N},) to match Z ({N}, {C}), "
+                         f"got {y.shape}")
+    if N:
+        lo = y.min()
+        hi = y.max()
+        if lo < 0 or hi >= C:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{name}: labels must lie in [0, {C}) for {C} classes, got {int(bad)}")
+    if y.dtype is not _INTP:
+        y = y.astype(np.intp)
+    elif not y.flags.c_contiguous:
+        y = np.ascontiguousarray(y)
+    return y
+
+
+def real(name: str, x, *, lo=None, lo_open=False, hi=None, hi_open=False) -> float:
+    """A finite real scalar within the given bounds, as a Python float."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
+        if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind == "f":
+            x = float(x)
+        else:
+            raise TypeError(f"{name}: expected a real number, got {type(x).__name__}")
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"{name}: expected a finite number, got {x}")
+    if lo is not None and (x < lo or (lo_open and x == lo)):
+        raise ValueError(f"{name}: expected {'>' if lo_open else '>='} {lo}, got {x}")
+    if hi is not None and (x > hi or (hi_open and x == hi)):
+        raise ValueError(f"{name}: expected {'<' if hi_open else '<='} {hi}, got {x}")
+    return x

@@ -1,0 +1,205 @@
+"""Softmax cross-entropy, mean over the batch, and its gradient w.r.t. the logits.
+
+SPEC "Losses":     L = (1/N) Σ_i (logsumexp(Z[i,:]) − Z[i, y_i])
+                   computed through logsumexp (never log(p)): finite for finite Z.
+SPEC "Gradients":  ∂L/∂Z = (P − Y)/N,  P = softmax(Z),  Y the one-hot of y.
+
+Targets may also be rows Y (N, C) of non-negative weights (one-hot or
+probabilities): L = (1/N) Σ_i Σ_j Y[i,j] (logsumexp(Z[i,:]) − Z[i,j]) and
+∂L/∂Z[i,j] = (P[i,j] · Σ_k Y[i,k] − Y[i,j]) / N, which is (P − Y)/N when rows of Y
+sum to 1. Terms with Y[i,j] = 0 contribute exactly 0 (even where Z[i,j] = −inf).
+
+Raw kernels: destination passing, no validation; N >= 1, C >= 1, labels already
+checked to lie in [0, C) (Numba does not check bounds). The loss is accumulated in
+float64 and returned as a scalar of Z's dtype.
+
+    softmax_cross_entropy(Z, y) -> loss              Z (N, C); y (N,) int64 or (N, C)
+    softmax_cross_entropy_grad(Z, y, dZ) -> loss     dZ (N, C), overwritten
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._config import jit
+from ._registry import register
+from ._scalar import exp as _exp
+from .softmax import _max_row, _row_max
+
+
+def as_dtype_scalar(x, dtype):
+    """float -> scalar of ``dtype``; magnitudes beyond the dtype's range become ±inf
+    without NumPy's overflow warning (the true value is not representable)."""
+    if abs(x) > np.finfo(dtype).max and x == x:
+        return dtype.type(math.copysign(math.inf, x))
+    return dtype.type(x)
+
+
+# --- reference: the formula, one row at a time -------------------------------------
+def _lse_row(row):
+    m = float(_row_max(row))
+    return m + math.log(sum(math.exp(float(z) - m) for z in row))
+
+
+@register("softmax_cross_entropy", "loop", "L = mean_i(logsumexp(Z_i) − Z[i, y_i])")
+def softmax_cross_entropy_loop(Z, y):
+    N, C = Z.shape
+    total = 0.0
+    for i in range(N):
+        lse = _lse_row(Z[i])
+        if y.ndim == 1:
+            total += lse - float(Z[i, y[i]])
+        else:
+            for j in range(C):
+                if y[i, j] != 0:
+                    total += float(y[i, j]) * (lse - float(Z[i, j]))
+    return as_dtype_scalar(total / N, Z.dtype)
+
+
+@register("softmax_cross_entropy_grad", "loop", "(L, dZ = (softmax(Z) − Y)/N)")
+def softmax_cross_entropy_grad_loop(Z, y, dZ):
+    N, C = Z.shape
+    total = 0.0
+    for i in range(N):
+        lse = _lse_row(Z[i])
+        w = 1.0 if y.ndim == 1 else sum(float(v) for v in y[i])   # Σ_k Y[i,k]
+        for j in range(C):
+            p = math.exp(float(Z[i, j]) - lse)
+            if y.ndim == 1:
+                t = 1.0 if j == y[i] else 0.0
+            else:
+                t = float(y[i, j])
+            dZ[i, j] = (p * w - t) / N
+            if t != 0:
+                total += t * (lse - float(Z[i, j]))
+    return as_dtype_scalar(total / N, Z.dtype)
+
+
+# --- NumPy broadcasting --------------------------------------------------------------
+def _shifted_lse(Z):
+    m = Z.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = Z - m                                  # every entry <= 0
+        E = np.exp(shifted)
+    s = E.sum(axis=1, keepdims=True)
+    return shifted, E, s, np.log(s)                      # log Σ exp(Z − m)
+
+
+def _vec_loss(shifted, log_s, y, N):
+    if y.ndim == 1:
+        per_row = log_s[:, 0] - shifted[np.arange(N), y]
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):
+            terms = np.where(y != 0, y * (log_s - shifted), 0)
+        per_row = terms.sum(axis=1)
+    return per_row.sum(dtype=np.float64) / N
+
+
+@register("softmax_cross_entropy", "vectorized")
+def softmax_cross_entropy_vectorized(Z, y):
+    N = Z.shape[0]
+    shifted, _, _, log_s = _shifted_lse(Z)
+    return as_dtype_scalar(float(_vec_loss(shifted, log_s, y, N)), Z.dtype)
+
+
+@register("softmax_cross_entropy_grad", "vectorized")
+def softmax_cross_entropy_grad_vectorized(Z, y, dZ):
+    N = Z.shape[0]
+    shifted, E, s, log_s = _shifted_lse(Z)
+    loss = _vec_loss(shifted, log_s, y, N)
+    np.divide(E, s, out=dZ)                              # P
+    if y.ndim == 1:
+        dZ[np.arange(N), y] -= 1                         # P − Y
+    else:
+        dZ *= y.sum(axis=1, keepdims=True)
+        dZ -= y
+    dZ /= N
+    return as_dtype_scalar(float(loss), Z.dtype)
+
+
+# --- Numba: one pass per row (the row stays in L1) ----------------------------------
+@jit
+def sce_labels_jit(Z, y):
+    N, C = Z.shape
+    total = 0.0
+    for i in range(N):
+        m = _max_row(Z, i, C)
+        s = Z.dtype.type(0.0)
+        for j in range(C):
+            s += _exp(Z[i, j] - m)
+        total += np.float64(np.log(s)) + np.float64(m) - np.float64(Z[i, y[i]])
+    return Z.dtype.type(total / N)
+
+
+@jit
+def sce_targets_jit(Z, Y):
+    N, C = Z.shape
+    total = 0.0
+    for i in range(N):
+        m = _max_row(Z, i, C)
+        s = Z.dtype.type(0.0)
+        for j in range(C):
+            s += _exp(Z[i, j] - m)
+        lse = np.float64(np.log(s)) + np.float64(m)
+        for j in range(C):
+            t = Y[i, j]
+            if t != 0:
+                total += np.float64(t) * (lse - np.float64(Z[i, j]))
+    return Z.dtype.type(total / N)
+
+
+@jit
+def sce_grad_labels_jit(Z, y, dZ):
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    total = 0.0
+    for i in range(N):
+        m = _max_row(Z, i, C)
+        s = Z.dtype.type(0.0)
+        for j in range(C):
+            e = _exp(Z[i, j] - m)
+            dZ[i, j] = e
+            s += e
+        r = inv_n / s
+        for j in range(C):
+            dZ[i, j] *= r
+        dZ[i, y[i]] -= inv_n
+        total += np.float64(np.log(s)) + np.float64(m) - np.float64(Z[i, y[i]])
+    return Z.dtype.type(total / N)
+
+
+@jit
+def sce_grad_targets_jit(Z, Y, dZ):
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    total = 0.0
+    for i in range(N):
+        m = _max_row(Z, i, C)
+        s = Z.dtype.type(0.0)
+        w = Z.dtype.type(0.0)
+        for j in range(C):
+            e = _exp(Z[i, j] - m)
+            dZ[i, j] = e
+            s += e
+            w += Y[i, j]
+        r = w * inv_n / s
+        lse = np.float64(np.log(s)) + np.float64(m)
+        for j in range(C):
+            t = Y[i, j]
+            dZ[i, j] = dZ[i, j] * r - t * inv_n
+            if t != 0:
+                total += np.float64(t) * (lse - np.float64(Z[i, j]))
+    return Z.dtype.type(total / N)
+
+
+@register("softmax_cross_entropy", "jit")
+def softmax_cross_entropy_jit(Z, y):
+    return sce_labels_jit(Z, y) if y.ndim == 1 else sce_targets_jit(Z, y)
+
+
+@register("softmax_cross_entropy_grad", "jit")
+def softmax_cross_entropy_grad_jit(Z, y, dZ):
+    if y.ndim == 1:
+        return sce_grad_labels_jit(Z, y, dZ)
+    return sce_grad_targets_jit(Z, y, dZ)
