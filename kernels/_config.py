@@ -11,8 +11,10 @@ below; no other module passes options to ``numba.njit`` directly.
   been known to segfault or miss permanently (pynndescent).
 * ``FASTMATH``: only flags that keep NaN and inf semantics. ``nnan``/``ninf``
   (what ``fastmath=True`` includes) let LLVM fold ``isnan``/``isinf`` away and are
-  never used. ``reassoc`` lets LLVM vectorise reductions; results then depend on
-  the vector width but not on the number of threads.
+  never used. ``reassoc`` is left out too: it lets LLVM rewrite ``(z − m) − lse``
+  as ``z − (m + lse)``, which loses ``lse`` entirely when |m| is ~3e38 in float32
+  (a test caught exactly that). Reductions that must vectorise use explicit
+  independent partial sums instead.
 """
 from __future__ import annotations
 
@@ -20,12 +22,15 @@ import os
 
 import numba
 
-FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
 
 #: Set FASTNN_NO_CACHE=1 to compile in memory only (e.g. read-only installs).
 CACHE = os.environ.get("FASTNN_NO_CACHE", "") in ("", "0")
 
 _SERIAL = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=set(FASTMATH))
+#: Without "contract": no fused multiply-add, so ``w - lr * g`` rounds twice exactly
+#: as NumPy's ``w -= lr * g`` does (bit-for-bit agreement of the sgd_update kernels).
+_STRICT = dict(_SERIAL, fastmath=set(FASTMATH - {"contract"}))
 _PARALLEL = dict(cache=False, nogil=True, error_model="numpy", fastmath=set(FASTMATH),
                  parallel=True)
 
@@ -37,6 +42,11 @@ def jit(*args, **overrides):
     if args and callable(args[0]):
         return numba.njit(**opts)(args[0])
     return numba.njit(*args, **opts)
+
+
+def jit_strict(fn):
+    """``jit`` without FMA contraction (see ``_STRICT``)."""
+    return numba.njit(**_STRICT)(fn)
 
 
 def pjit(*args, **overrides):

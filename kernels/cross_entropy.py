@@ -31,15 +31,17 @@ from .softmax import _max_row, _row_max
 def as_dtype_scalar(x, dtype):
     """float -> scalar of ``dtype``; magnitudes beyond the dtype's range become ±inf
     without NumPy's overflow warning (the true value is not representable)."""
-    if abs(x) > np.finfo(dtype).max and x == x:
+    if abs(x) > float(np.finfo(dtype).max) and x == x:
         return dtype.type(math.copysign(math.inf, x))
     return dtype.type(x)
 
 
 # --- reference: the formula, one row at a time -------------------------------------
-def _lse_row(row):
+def _max_logsum_row(row):
+    # logsumexp = m + log Σ exp(z − m); kept apart so that a loss term is computed as
+    # (m − z) + log Σ: m + log Σ would round log Σ away when |m| is huge (float32 3e38)
     m = float(_row_max(row))
-    return m + math.log(sum(math.exp(float(z) - m) for z in row))
+    return m, math.log(sum(math.exp(float(z) - m) for z in row))
 
 
 @register("softmax_cross_entropy", "loop", "L = mean_i(logsumexp(Z_i) − Z[i, y_i])")
@@ -47,13 +49,13 @@ def softmax_cross_entropy_loop(Z, y):
     N, C = Z.shape
     total = 0.0
     for i in range(N):
-        lse = _lse_row(Z[i])
+        m, log_s = _max_logsum_row(Z[i])
         if y.ndim == 1:
-            total += lse - float(Z[i, y[i]])
+            total += (m - float(Z[i, y[i]])) + log_s
         else:
             for j in range(C):
                 if y[i, j] != 0:
-                    total += float(y[i, j]) * (lse - float(Z[i, j]))
+                    total += float(y[i, j]) * ((m - float(Z[i, j])) + log_s)
     return as_dtype_scalar(total / N, Z.dtype)
 
 
@@ -62,17 +64,17 @@ def softmax_cross_entropy_grad_loop(Z, y, dZ):
     N, C = Z.shape
     total = 0.0
     for i in range(N):
-        lse = _lse_row(Z[i])
+        m, log_s = _max_logsum_row(Z[i])
         w = 1.0 if y.ndim == 1 else sum(float(v) for v in y[i])   # Σ_k Y[i,k]
         for j in range(C):
-            p = math.exp(float(Z[i, j]) - lse)
+            p = math.exp((float(Z[i, j]) - m) - log_s)
             if y.ndim == 1:
                 t = 1.0 if j == y[i] else 0.0
             else:
                 t = float(y[i, j])
             dZ[i, j] = (p * w - t) / N
             if t != 0:
-                total += t * (lse - float(Z[i, j]))
+                total += t * ((m - float(Z[i, j])) + log_s)
     return as_dtype_scalar(total / N, Z.dtype)
 
 
@@ -83,31 +85,34 @@ def _shifted_lse(Z):
         shifted = Z - m                                  # every entry <= 0
         E = np.exp(shifted)
     s = E.sum(axis=1, keepdims=True)
-    return shifted, E, s, np.log(s)                      # log Σ exp(Z − m)
+    return m, E, s, np.log(s)                            # log Σ exp(Z − m)
 
 
-def _vec_loss(shifted, log_s, y, N):
+def _vec_loss(Z, m, log_s, y, N):
+    # per-row loss (m − z) + log Σ, in float64: in float32, m − z can exceed the
+    # range (3e38 − (−3e38)) although the mean loss need not
+    m64, log_s64 = m.astype(np.float64), log_s.astype(np.float64)
     if y.ndim == 1:
-        per_row = log_s[:, 0] - shifted[np.arange(N), y]
+        per_row = (m64[:, 0] - Z[np.arange(N), y]) + log_s64[:, 0]
     else:
         with np.errstate(invalid="ignore", over="ignore"):
-            terms = np.where(y != 0, y * (log_s - shifted), 0)
+            terms = np.where(y != 0, y * ((m64 - Z) + log_s64), 0)
         per_row = terms.sum(axis=1)
-    return per_row.sum(dtype=np.float64) / N
+    return per_row.sum() / N
 
 
 @register("softmax_cross_entropy", "vectorized")
 def softmax_cross_entropy_vectorized(Z, y):
     N = Z.shape[0]
-    shifted, _, _, log_s = _shifted_lse(Z)
-    return as_dtype_scalar(float(_vec_loss(shifted, log_s, y, N)), Z.dtype)
+    m, _, _, log_s = _shifted_lse(Z)
+    return as_dtype_scalar(float(_vec_loss(Z, m, log_s, y, N)), Z.dtype)
 
 
 @register("softmax_cross_entropy_grad", "vectorized")
 def softmax_cross_entropy_grad_vectorized(Z, y, dZ):
     N = Z.shape[0]
-    shifted, E, s, log_s = _shifted_lse(Z)
-    loss = _vec_loss(shifted, log_s, y, N)
+    m, E, s, log_s = _shifted_lse(Z)
+    loss = _vec_loss(Z, m, log_s, y, N)
     np.divide(E, s, out=dZ)                              # P
     if y.ndim == 1:
         dZ[np.arange(N), y] -= 1                         # P − Y
@@ -128,7 +133,7 @@ def sce_labels_jit(Z, y):
         s = Z.dtype.type(0.0)
         for j in range(C):
             s += _exp(Z[i, j] - m)
-        total += np.float64(np.log(s)) + np.float64(m) - np.float64(Z[i, y[i]])
+        total += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
     return Z.dtype.type(total / N)
 
 
@@ -141,11 +146,11 @@ def sce_targets_jit(Z, Y):
         s = Z.dtype.type(0.0)
         for j in range(C):
             s += _exp(Z[i, j] - m)
-        lse = np.float64(np.log(s)) + np.float64(m)
+        log_s = np.float64(np.log(s))
         for j in range(C):
             t = Y[i, j]
             if t != 0:
-                total += np.float64(t) * (lse - np.float64(Z[i, j]))
+                total += np.float64(t) * ((np.float64(m) - np.float64(Z[i, j])) + log_s)
     return Z.dtype.type(total / N)
 
 
@@ -165,7 +170,7 @@ def sce_grad_labels_jit(Z, y, dZ):
         for j in range(C):
             dZ[i, j] *= r
         dZ[i, y[i]] -= inv_n
-        total += np.float64(np.log(s)) + np.float64(m) - np.float64(Z[i, y[i]])
+        total += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
     return Z.dtype.type(total / N)
 
 
@@ -184,12 +189,12 @@ def sce_grad_targets_jit(Z, Y, dZ):
             s += e
             w += Y[i, j]
         r = w * inv_n / s
-        lse = np.float64(np.log(s)) + np.float64(m)
+        log_s = np.float64(np.log(s))
         for j in range(C):
             t = Y[i, j]
             dZ[i, j] = dZ[i, j] * r - t * inv_n
             if t != 0:
-                total += np.float64(t) * (lse - np.float64(Z[i, j]))
+                total += np.float64(t) * ((np.float64(m) - np.float64(Z[i, j])) + log_s)
     return Z.dtype.type(total / N)
 
 

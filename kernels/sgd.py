@@ -16,7 +16,8 @@ With momentum = weight_decay = l1 = 0 this is exactly ``w -= lr * grad``.
 Raw kernels: in place, no validation. param, grad, velocity are 1-D contiguous
 of one dtype (the API flattens); ``velocity`` is ignored (and may be any array of
 the dtype, e.g. empty) when momentum == 0. Scalars are rounded to the parameter's
-dtype before use, so a float32 update is computed in float32.
+dtype before use, so a float32 update is computed in float32. The jit kernel is
+compiled without FMA contraction: plain SGD agrees bit for bit with NumPy.
 
     sgd_update(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov)
 """
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import jit
+from ._config import jit_strict
 from ._registry import register
 
 
@@ -64,7 +65,7 @@ def sgd_update_vectorized(param, grad, lr, momentum, velocity, weight_decay, l1,
 
 
 @register("sgd_update", "jit")
-@jit
+@jit_strict
 def sgd_update_jit(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov):
     T = param.dtype.type
     lr_ = T(lr)

@@ -60,8 +60,9 @@ def log_softmax_loop(Z, out):
         m = float(_row_max(Z[i]))
         s = sum(math.exp(float(Z[i, j]) - m) for j in range(C))
         lse = math.log(s)
-        for j in range(C):
-            out[i, j] = (float(Z[i, j]) - m) - lse
+        with np.errstate(over="ignore"):   # below float32's range: −inf, the right rounding
+            for j in range(C):
+                out[i, j] = (float(Z[i, j]) - m) - lse
     return out
 
 
