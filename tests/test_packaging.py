@@ -1,0 +1,120 @@
+"""Packaging, the registry's parity, Numba's on-disk cache and a bounds-checked run."""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import fastnn
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_kernels_is_installed_as_fastnn_kernels(tmp_path):
+    import fastnn.kernels as k
+    assert Path(k.__file__).resolve().parent == (REPO / "kernels").resolve()
+    assert k.IMPLS is fastnn.kernels.IMPLS
+    # from outside the checkout: the installed distribution's only top-level package is
+    # fastnn, and `import kernels` does not find this project's folder
+    r = subprocess.run([sys.executable, "-c", (
+        "import importlib.util, importlib.metadata as md, fastnn.kernels as k\n"
+        "s = importlib.util.find_spec('kernels')\n"
+        "print(k.__name__, md.distribution('fastnn-kernels').read_text('top_level.txt').split(),"
+        " 'none' if s is None else s.origin)")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("fastnn.kernels ['fastnn'] "), r.stdout
+    origin = r.stdout.split()[-1]
+    assert origin == "none" or not origin.startswith(str(REPO / "kernels")), origin
+
+
+@pytest.mark.slow
+def test_wheel_maps_kernels_under_fastnn(tmp_path):
+    """`pip install .` installs what the wheel holds: fastnn/ and fastnn/kernels/ only."""
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                        "-q", "-w", str(tmp_path), str(REPO)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    (wheel,) = tmp_path.glob("fastnn_kernels-*.whl")
+    import zipfile
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {"fastnn", next(t for t in tops if t.endswith(".dist-info"))}, tops
+    for mod in ("softmax", "linear", "cross_entropy", "sgd", "_config", "_registry"):
+        assert f"fastnn/kernels/{mod}.py" in names
+
+
+def test_every_operation_has_every_implementation_with_one_signature():
+    for op, table in fastnn.kernels.IMPLS.items():
+        assert set(table) == set(fastnn.impls()), op
+        sigs = set()
+        for impl, fn in table.items():
+            py = getattr(fn, "py_func", fn)
+            sigs.add(tuple(inspect.signature(py).parameters))
+        assert len(sigs) == 1, f"{op}: implementations disagree on parameters: {sigs}"
+        assert op in fastnn.kernels.OPS, f"{op}: no formula registered"
+        assert callable(getattr(fastnn, op))
+
+
+def run_py(code, env_extra, timeout=600):
+    env = dict(os.environ, **env_extra)
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                       text=True, env=env, timeout=timeout, cwd=REPO)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+CACHE_PROBE = """
+    import numpy as np, fastnn
+    from fastnn.kernels import softmax, linear, cross_entropy
+    Z = np.ones((3, 4), np.float32)
+    fastnn.softmax(Z)
+    fastnn.linear_sigmoid(Z, np.ones((2, 4), np.float32), None)
+    fastnn.softmax_cross_entropy_grad(Z, np.array([0, 1, 2]))
+    for d in (softmax.softmax_jit, linear.linear_sigmoid_jit, cross_entropy.sce_grad_labels_jit):
+        print(d.__name__, sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))
+"""
+
+
+@pytest.mark.slow
+def test_second_process_reuses_numba_cache(tmp_path):
+    env = {"NUMBA_CACHE_DIR": str(tmp_path), "FASTNN_NO_CACHE": "0"}
+    first = [line.split() for line in run_py(CACHE_PROBE, env).split("\n") if line]
+    second = [line.split() for line in run_py(CACHE_PROBE, env).split("\n") if line]
+    for name, hits, misses in first:
+        assert int(misses) >= 1 and int(hits) == 0, (name, hits, misses)   # compiled, saved
+    for name, hits, misses in second:
+        assert int(hits) >= 1 and int(misses) == 0, (name, hits, misses)   # loaded, not compiled
+    assert any(tmp_path.rglob("*.nbc")), "no cache files were written"
+
+
+@pytest.mark.slow
+def test_jit_kernels_under_numba_boundscheck(tmp_path):
+    """The JIT tests once more with NUMBA_BOUNDSCHECK=1 (in a fresh cache dir, so that
+    nothing compiled without bounds checks is reused): an out-of-bounds access in any
+    kernel would raise IndexError there."""
+    env = {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(tmp_path),
+           "FASTNN_HYPOTHESIS_EXAMPLES": "8"}
+    # first prove the mode is active: a raw kernel fed an unchecked label raises
+    out = run_py("""
+        import numpy as np
+        from fastnn.kernels.cross_entropy import sce_labels_jit
+        try:
+            sce_labels_jit(np.zeros((2, 3), np.float32), np.array([0, 3]))
+        except IndexError:
+            print("boundscheck active")
+    """, env)
+    assert "boundscheck active" in out
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
+         "tests/test_reference.py", "tests/test_extremes.py", "tests/test_spec_vectors.py",
+         "tests/test_gradcheck.py", "tests/test_validation.py"],
+        capture_output=True, text=True, cwd=REPO, env=dict(os.environ, **env), timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert " passed" in r.stdout and " failed" not in r.stdout
