@@ -1,0 +1,804 @@
+"""``fastnn.MLP``: multilayer perceptrons, and the classic models of the course notes,
+trained with fastnn's kernels.
+
+    >>> import fastnn
+    >>> X_train, y_train, X_test, y_test = fastnn.datasets.load_digits()
+    >>> model = fastnn.MLP([64, 32, 10], seed=0)            # sigmoid hidden, softmax output
+    >>> history = model.fit(X_train, y_train, epochs=30, batch_size=16, lr=0.5)
+    >>> model.score(X_test, y_test)                          # accuracy
+
+Zero hidden layers is softmax regression (``MLP([D, C])``) or logistic regression
+(``MLP([D, 1], output="sigmoid")``); ``MLP([1, 1], output="identity", loss="mse")``
+is linear regression; ``hidden="identity"`` gives SPEC 8's linear networks.
+
+Outputs and losses (SPEC "Losses"; all means over the batch, summed over outputs):
+
+=============  ===============  ===========================================  =====================
+output         loss             L                                            ∂L/∂Z
+=============  ===============  ===========================================  =====================
+``softmax``    cross_entropy    (1/N) Σ logsumexp(Z_i) − Z[i, y_i]           (P − Y)/N
+``sigmoid``    cross_entropy    −(1/N) Σ y log ŷ + (1 − y) log(1 − ŷ)        (ŷ − Y)/N
+``sigmoid``    mse              (1/2N) Σ ‖ŷ − y‖²                            (ŷ − Y) ŷ (1 − ŷ)/N
+``identity``   mse              (1/2N) Σ ‖Z − y‖²                            (Z − Y)/N
+=============  ===============  ===========================================  =====================
+
+Training is mini-batch SGD (SPEC "Updates" and "Modes"): ``batch_size=1`` is online
+learning, ``batch_size=None`` batch gradient descent, anything else mini-batch.
+With ``impl="jit"`` a whole epoch runs in one compiled function
+(:mod:`fastnn._train_jit`); ``"loop"`` and ``"vectorized"`` run one step at a
+time in Python through the registered kernels. For the same seed all three follow
+the same trajectory (to rounding).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+from . import _train_jit as tj
+from . import _validate as v
+from ._impl import _check as _check_impl
+from ._impl import get_impl
+from .kernels import IMPLS
+
+__all__ = ["MLP", "History", "NonFiniteLossError"]
+
+_FORMAT = "fastnn.MLP/1"
+
+#: Hidden activations: name -> (code in the jit epoch, the registered forward op).
+HIDDEN = {"sigmoid": (tj.HIDDEN_SIGMOID, "linear_sigmoid"),
+          "identity": (tj.HIDDEN_IDENTITY, "linear")}
+
+#: (output, loss) -> code in the jit epoch. The gradient w.r.t. the logits is
+#: computed by one fused kernel per pair (the ``P − Y`` shortcut and its kin).
+OUTPUT_LOSS = {("softmax", "cross_entropy"): tj.LOSS_SOFTMAX_CE,
+               ("sigmoid", "cross_entropy"): tj.LOSS_SIGMOID_BCE,
+               ("sigmoid", "mse"): tj.LOSS_SIGMOID_MSE,
+               ("identity", "mse"): tj.LOSS_IDENTITY_MSE}
+
+
+# --- identity output + quadratic cost: no registered op, three versions here ---------
+def identity_mse_grad_loop(Z, Y, dZ):
+    """``E = Σ(Z − Y)²/(2N)``, ``dZ = (Z − Y)/N`` (dZ overwritten), one element at a time."""
+    N, K = Z.shape
+    total = 0.0
+    for i in range(N):
+        for k in range(K):
+            r = float(Z[i, k]) - float(Y[i, k])
+            total += r * r
+            dZ[i, k] = r / N
+    return Z.dtype.type(total / (2 * N))
+
+
+def identity_mse_grad_vectorized(Z, Y, dZ):
+    """As :func:`identity_mse_grad_loop`, with NumPy."""
+    N = Z.shape[0]
+    np.subtract(Z, Y, out=dZ)
+    total = float(np.sum(np.square(dZ, dtype=np.float64)))
+    dZ *= Z.dtype.type(1.0) / Z.dtype.type(N)
+    return Z.dtype.type(total / (2 * N))
+
+
+IDENTITY_MSE_GRAD = {"loop": identity_mse_grad_loop,
+                     "vectorized": identity_mse_grad_vectorized,
+                     "jit": tj.identity_mse_grad_jit}
+
+#: loss code -> registered op computing (loss, dZ) from the logits.
+LOSS_OP = {tj.LOSS_SOFTMAX_CE: "softmax_cross_entropy_grad",
+           tj.LOSS_SIGMOID_BCE: "sigmoid_bce_grad",
+           tj.LOSS_SIGMOID_MSE: "sigmoid_mse_grad"}
+
+
+def _loss_kernel(code, impl):
+    return IMPLS[LOSS_OP[code]][impl] if code in LOSS_OP else IDENTITY_MSE_GRAD[impl]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite.
+
+    Attributes ``epoch`` and ``step`` (both 1-based; step counts mini-batches within
+    the epoch) say where. The model is left as it was after the last completed
+    epoch (parameters, momentum buffers, RNG state and epoch counter).
+    """
+
+    def __init__(self, message, epoch, step):
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
+
+
+class History(list):
+    """A list of per-epoch records (dicts), with columns as attributes.
+
+    Each record: ``epoch`` (the model's epoch count after it), ``loss`` and
+    ``accuracy`` (means over the epoch's mini-batches, each taken before that
+    step's update, as Keras reports them), ``val_loss`` and ``val_accuracy``
+    (after the epoch; None without validation data), ``seconds`` (training time of
+    the epoch, validation excluded) and ``samples_per_s``. Accuracy is NaN for
+    regression (identity output). ``history.loss`` is the list of losses, etc.
+    ``interrupted`` is True when Ctrl-C ended the ``fit`` early.
+    """
+
+    interrupted = False
+
+    def __getattr__(self, name):
+        if not name.startswith("_") and self and name in self[0]:
+            return [r[name] for r in self]
+        raise AttributeError(name)
+
+
+class _Stop(Exception):
+    """Ctrl-C between steps of a Python-driven epoch."""
+
+
+class _SigintGuard:
+    """During ``fit``: the first Ctrl-C sets a flag (training stops at the next safe
+    point), a second one raises KeyboardInterrupt. Only in the main thread."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._old = signal.signal(signal.SIGINT, self._handler)
+            except ValueError:  # pragma: no cover - e.g. embedded interpreters
+                self._old = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _name(kind, value, allowed):
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{kind}: expected one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def _int(name, x, lo):
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(x).__name__}")
+    x = int(x)
+    if x < lo:
+        raise ValueError(f"{name}: expected an integer >= {lo}, got {x}")
+    return x
+
+
+class MLP:
+    """A fully connected network trained by (mini-batch) SGD on fastnn's kernels.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths from input to output, e.g. ``[784, 100, 10]``; at least two
+        (``[D, C]`` has no hidden layer).
+    hidden : {"sigmoid", "identity"}
+        Activation of every hidden layer.
+    output : {"softmax", "sigmoid", "identity"}
+        Output activation; ``loss`` must suit it (table in the module docstring).
+    loss : {"cross_entropy", "mse"}
+        ``cross_entropy`` is categorical for softmax, binary for sigmoid outputs;
+        ``mse`` is the quadratic cost ``(1/2N) Σ ‖ŷ − y‖²``.
+    dtype : float32 or float64
+        Parameters and computation; inputs are converted to it.
+    seed : int or None
+        Seeds the model's ``numpy.random.Generator`` (PCG64), used for the
+        initialisation and then for the shuffling of every epoch.
+    impl : {"loop", "vectorized", "jit"} or None
+        Implementation of the kernels; None means :func:`fastnn.get_impl` at the
+        time of each call (``"jit"`` by default).
+
+    Initialisation: weights ``W_l ~ Uniform(−a, a)``, ``a = sqrt(6/(fan_in + fan_out))``
+    (Glorot), drawn layer by layer in float64 from the generator and rounded to
+    ``dtype``; biases 0. Set parameters explicitly with :meth:`set_parameters`.
+
+    Attributes
+    ----------
+    weights, biases : lists of arrays (views into the model: writing into them
+        changes the model); ``W_l`` has shape (sizes[l+1], sizes[l]) like
+        ``torch.nn.Linear``.
+    epoch : number of completed training epochs.
+    history : :class:`History` of every epoch trained so far (also after load).
+    """
+
+    def __init__(self, sizes, *, hidden="sigmoid", output="softmax", loss="cross_entropy",
+                 dtype=np.float32, seed=0, impl=None):
+        try:
+            sizes = [_int("sizes", s, 1) for s in sizes]
+        except TypeError:
+            if not hasattr(sizes, "__iter__"):
+                raise TypeError(f"sizes: expected a sequence of layer widths like [64, 32, 10], "
+                                f"got {type(sizes).__name__}") from None
+            raise
+        if len(sizes) < 2:
+            raise ValueError(f"sizes: expected at least an input and an output width, got {sizes}")
+        _name("hidden", hidden, tuple(HIDDEN))
+        _name("output", output, ("softmax", "sigmoid", "identity"))
+        _name("loss", loss, ("cross_entropy", "mse"))
+        if (output, loss) not in OUTPUT_LOSS:
+            raise ValueError(f"loss: {loss!r} does not go with output {output!r}; supported pairs: "
+                             + ", ".join(f"{o}+{lo}" for o, lo in OUTPUT_LOSS))
+        if output == "softmax" and sizes[-1] < 2:
+            raise ValueError("sizes: a softmax output needs at least 2 classes; "
+                             "for one binary output use output='sigmoid'")
+        dt = np.dtype(dtype)
+        if dt not in (v.F32, v.F64):
+            raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+        if seed is not None:
+            seed = _int("seed", seed, 0)
+        if impl is not None:
+            _check_impl(impl)
+        self.sizes = tuple(sizes)
+        self.hidden, self.output, self.loss = hidden, output, loss
+        self.dtype = dt
+        self.seed = seed
+        self.impl = impl
+        self._rng = np.random.default_rng(seed)
+        self._build()
+        for W in self.weights:
+            K, D = W.shape
+            a = math.sqrt(6.0 / (K + D))
+            W[...] = self._rng.uniform(-a, a, size=(K, D))
+        self.epoch = 0
+        self.history = History()
+        self.hyperparameters = {}
+
+    # --- layout -------------------------------------------------------------------
+    def _build(self):
+        L = len(self.sizes) - 1
+        layers = np.empty((L, 4), np.int64)
+        off = 0
+        for l in range(L):
+            K, D = self.sizes[l + 1], self.sizes[l]
+            layers[l, :3] = (K, D, off)
+            off += K * D
+        self._n_weights = off
+        for l in range(L):
+            layers[l, 3] = off
+            off += layers[l, 0]
+        self._layers = layers
+        self._params = np.zeros(off, self.dtype)
+        self._grads = np.zeros(off, self.dtype)
+        self._velocity = np.zeros(off, self.dtype)
+        self.weights = [self._params[o:o + K * D].reshape(K, D) for K, D, o, _ in layers]
+        self.biases = [self._params[o:o + K] for K, _, _, o in layers]
+        self._gW = [self._grads[o:o + K * D].reshape(K, D) for K, D, o, _ in layers]
+        self._gb = [self._grads[o:o + K] for K, _, _, o in layers]
+        self._hcode, self._hop = HIDDEN[self.hidden]
+        self._lcode = OUTPUT_LOSS[(self.output, self.loss)]
+
+    @property
+    def n_layers(self):
+        """Number of weight layers (hidden layers + 1)."""
+        return len(self.sizes) - 1
+
+    def _names(self):
+        for l in range(self.n_layers):
+            yield f"W{l + 1}", self.weights[l]
+            yield f"b{l + 1}", self.biases[l]
+
+    def parameters(self):
+        """``{"W1": W₁, "b1": b₁, "W2": ...}`` (1-based as in SPEC): views into the model."""
+        return dict(self._names())
+
+    def set_parameters(self, params=None, *, weights=None, biases=None):
+        """Set parameters explicitly, e.g. SPEC 3's ``w = b = 0``::
+
+            model.set_parameters(weights=[[[0.0]]], biases=[[0.0]])
+            model.set_parameters({"W1": W1, "b2": b2})     # a subset by name
+
+        Values are checked (shape, finite) before anything is written and copied
+        (rounded to the model's dtype). Momentum buffers are reset to zero.
+        """
+        new = {}
+        if params is not None:
+            if not hasattr(params, "items"):
+                raise TypeError(f"params: expected a mapping like {{'W1': array}}, got {type(params).__name__}")
+            new.update(params)
+        for kind, seq in (("W", weights), ("b", biases)):
+            if seq is None:
+                continue
+            seq = list(seq)
+            if len(seq) != self.n_layers:
+                raise ValueError(f"{'weights' if kind == 'W' else 'biases'}: expected {self.n_layers} "
+                                 f"arrays (one per layer), got {len(seq)}")
+            new.update({f"{kind}{l + 1}": a for l, a in enumerate(seq)})
+        current = self.parameters()
+        checked = {}
+        for name, value in new.items():
+            if name not in current:
+                raise ValueError(f"params: unknown parameter {name!r}; expected one of {list(current)}")
+            a = np.asarray(value, dtype=np.float64)
+            if a.shape != current[name].shape:
+                raise ValueError(f"{name}: expected shape {current[name].shape}, got {a.shape}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"{name}: parameters must be finite")
+            checked[name] = a
+        for name, a in checked.items():
+            current[name][...] = a
+        self._velocity[:] = 0
+
+    def _impl(self, impl=None):
+        if impl is not None:
+            return _check_impl(impl)
+        return self.impl if self.impl is not None else get_impl()
+
+    # --- input checks -----------------------------------------------------------------
+    def _check_X(self, X, name="X"):
+        D = self.sizes[0]
+        if isinstance(X, (str, bytes)) or X is None:
+            raise TypeError(f"{name}: expected an array of shape (N, {D}), got {type(X).__name__}")
+        try:
+            X = np.asarray(X)
+        except Exception as exc:
+            raise TypeError(f"{name}: could not convert {type(X).__name__} to an array: {exc}") from None
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected real numbers, got dtype {X.dtype}")
+        if X.ndim == 1 and D == 1:
+            X = X.reshape(-1, 1)
+        if X.ndim != 2 or X.shape[1] != D:
+            raise ValueError(f"{name}: expected shape (N, {D}) for the model's input size {D}, got "
+                             f"{X.shape}" + ("; use X[None, :] for one sample" if X.ndim == 1 else ""))
+        if X.shape[0] == 0:
+            raise ValueError(f"{name}: no samples (N = 0)")
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        return X
+
+    def _check_y(self, y, N, name="y"):
+        """-> (labels (N,) intp or (0,), targets (N, K) or (0, K), accuracy code)."""
+        K = self.sizes[-1]
+        if y is None or isinstance(y, (str, bytes)):
+            raise TypeError(f"{name}: expected labels or targets for {N} samples, got {type(y).__name__}")
+        y = np.asarray(y)
+        no_labels = np.empty(0, np.intp)
+        no_targets = np.empty((0, K), self.dtype)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"{name}: expected numbers, got dtype {y.dtype}")
+        if y.shape[:1] != (N,):
+            raise ValueError(f"{name}: expected {N} rows to match X, got shape {y.shape}")
+        integral = y.dtype.kind in "biu"
+        if self._lcode == tj.LOSS_SOFTMAX_CE or (integral and y.ndim == 1 and K > 1
+                                                  and self.output == "sigmoid"):
+            if not integral or y.ndim != 1:
+                raise TypeError(f"{name}: expected integer class labels of shape ({N},) for a "
+                                f"{self.output} output, got {y.dtype} {y.shape}")
+            lo, hi = int(y.min()), int(y.max())
+            if lo < 0 or hi >= K:
+                raise ValueError(f"{name}: labels must lie in [0, {K}) for {K} outputs, got "
+                                 f"{lo if lo < 0 else hi}")
+            labels = np.ascontiguousarray(y, dtype=np.intp)
+            if self._lcode == tj.LOSS_SOFTMAX_CE:
+                return labels, no_targets, 1
+            Y = np.zeros((N, K), self.dtype)                  # one-hot targets (seed 004)
+            Y[np.arange(N), labels] = 1
+            return labels, Y, 1
+        Y = y.reshape(N, 1) if (y.ndim == 1 and K == 1) else y
+        if Y.shape != (N, K):
+            raise ValueError(f"{name}: expected targets of shape ({N}, {K})"
+                             + (f" or ({N},)" if K == 1 else "") + f", got {y.shape}")
+        Y = np.ascontiguousarray(Y, dtype=self.dtype)
+        if not np.all(np.isfinite(Y)):
+            raise ValueError(f"{name}: contains NaN or infinite values")
+        if self._lcode == tj.LOSS_SIGMOID_BCE and (Y.min() < 0 or Y.max() > 1):
+            raise ValueError(f"{name}: binary cross-entropy targets must lie in [0, 1], got "
+                             f"values in [{Y.min()}, {Y.max()}]")
+        if self.output == "identity":
+            return no_labels, Y, 0
+        if K == 1:
+            return no_labels, Y, 2
+        return np.ascontiguousarray(np.argmax(Y, axis=1), dtype=np.intp), Y, 1
+
+    # --- the Python-driven forward/backward (any implementation) -------------------------
+    def _buffers(self, B):
+        acts = [np.empty((B, w), self.dtype) for w in self.sizes]
+        deltas = [np.empty((B, w), self.dtype) for w in self.sizes]
+        return acts, deltas
+
+    def _forward_into(self, acts, nb, impl):
+        fwd_h = IMPLS[self._hop][impl]
+        fwd_o = IMPLS["linear"][impl]
+        L = self.n_layers
+        for l in range(L):
+            f = fwd_o if l == L - 1 else fwd_h
+            f(acts[l][:nb], self.weights[l], self.biases[l], acts[l + 1][:nb])
+        return acts[L][:nb]
+
+    def _forward_backward(self, acts, deltas, nb, yb, Yb, impl):
+        """Forward, loss gradient and backward on the rows ``acts[0][:nb]``; fills the
+        gradient buffer; returns the loss (a NaN/inf loss returns before backward)."""
+        Z = self._forward_into(acts, nb, impl)
+        L = self.n_layers
+        dZ = deltas[L][:nb]
+        loss = _loss_kernel(self._lcode, impl)(Z, yb if self._lcode == tj.LOSS_SOFTMAX_CE else Yb, dZ)
+        if not math.isfinite(loss):
+            return loss
+        lb = IMPLS["linear_backward"][impl]
+        hd = IMPLS["hidden_delta"][impl]
+        sig = self._hcode == tj.HIDDEN_SIGMOID
+        for l in range(L - 1, -1, -1):
+            dZl, A = deltas[l + 1][:nb], acts[l][:nb]
+            if l == 0:
+                lb(dZl, A, self.weights[l], self._gW[l], self._gb[l], None)
+            elif sig:
+                lb(dZl, A, self.weights[l], self._gW[l], self._gb[l], None)
+                hd(dZl, self.weights[l], A, deltas[l][:nb])      # δ = (dZ W) ⊙ H ⊙ (1 − H)
+            else:
+                lb(dZl, A, self.weights[l], self._gW[l], self._gb[l], deltas[l][:nb])
+        return loss
+
+    def _sgd(self, impl, hp):
+        upd = IMPLS["sgd_update"][impl]
+        nw = self._n_weights
+        # weight decay and L1 act on the weights only, never on the biases
+        upd(self._params[:nw], self._grads[:nw], hp["lr"], hp["momentum"], self._velocity[:nw],
+            hp["weight_decay"], hp["l1"], False)
+        upd(self._params[nw:], self._grads[nw:], hp["lr"], hp["momentum"], self._velocity[nw:],
+            0.0, 0.0, False)
+
+    @staticmethod
+    def _n_correct(acc_code, Z, yb, Yb):
+        if acc_code == 1:
+            return int(np.count_nonzero(np.argmax(Z, axis=1) == yb))
+        if acc_code == 2:
+            return int(np.count_nonzero((Z[:, 0] > 0) == (Yb[:, 0] > 0.5)))
+        return 0
+
+    def _epoch_python(self, X, y, Y, acc_code, perm, B, hp, impl, bufs, guard):
+        acts, deltas = bufs
+        yb_buf = np.empty(B, np.intp)
+        Yb_buf = np.empty((B, self.sizes[-1]), self.dtype)
+        N = X.shape[0]
+        loss_sum, correct = 0.0, 0
+        for step, s in enumerate(range(0, N, B)):
+            if guard.requested:
+                raise _Stop
+            idx = perm[s:s + B]
+            nb = idx.shape[0]
+            np.take(X, idx, axis=0, out=acts[0][:nb])
+            if y.shape[0]:
+                np.take(y, idx, out=yb_buf[:nb])
+            if Y.shape[0]:
+                np.take(Y, idx, axis=0, out=Yb_buf[:nb])
+            loss = self._forward_backward(acts, deltas, nb, yb_buf[:nb], Yb_buf[:nb], impl)
+            if not math.isfinite(loss):
+                return loss_sum, correct, step
+            loss_sum += float(loss) * nb
+            correct += self._n_correct(acc_code, acts[-1][:nb], yb_buf[:nb], Yb_buf[:nb])
+            self._sgd(impl, hp)
+        return loss_sum, correct, -1
+
+    def _epoch_jit(self, X, y, Y, acc_code, perm, B, hp, bufs):
+        act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = bufs
+        tj.train_epoch(self._params, self._grads, self._velocity, self._n_weights, self._layers,
+                       act_off, self._hcode, self._lcode, acc_code, X, y, Y, perm, B,
+                       hp["lr"], hp["momentum"], hp["weight_decay"], hp["l1"], tj.SMALL_MAX,
+                       act_buf, delta_buf, yb_buf, Yb_buf, stats)
+        return float(stats[0]), int(stats[1]), int(stats[2])
+
+    def _jit_buffers(self, B):
+        widths = np.array(self.sizes, np.int64)
+        act_off = np.concatenate([[0], np.cumsum(widths * B)]).astype(np.int64)
+        return (np.empty(int(act_off[-1]), self.dtype), np.empty(int(act_off[-1]), self.dtype),
+                act_off, np.empty(B, np.intp), np.empty((B, self.sizes[-1]), self.dtype),
+                np.zeros(3, np.float64))
+
+    # --- training ---------------------------------------------------------------------
+    def fit(self, X, y, *, epochs, batch_size, lr, momentum=0.0, weight_decay=0.0, l1=0.0,
+            shuffle=True, validation_data=None, progress=None, checkpoint=None):
+        """Train for ``epochs`` more epochs of mini-batch SGD; returns a :class:`History`.
+
+        Parameters
+        ----------
+        X : (N, sizes[0]) array (converted to the model's dtype); (N,) when sizes[0] == 1
+        y : softmax output: integer labels (N,) in [0, C). Sigmoid output: 0/1 (N,)
+            for one output, or (N, K) targets in [0, 1] (quadratic cost: any real),
+            or integer labels (N,) (one-hot encoded). Identity output: (N, K) or (N,).
+        epochs : int >= 1, epochs to run now (they add to ``self.epoch``).
+        batch_size : int >= 1 or None. 1 is online learning; None (or >= N) batch
+            gradient descent; anything else mini-batch (the last one may be smaller).
+        lr : learning rate η >= 0.  momentum : μ in [0, 1) (classical: v ← μv + g).
+        weight_decay : λ >= 0 adds λW to the gradient of the weights (not the biases).
+        l1 : α >= 0, proximal L1 on the weights after each step:
+            ``w ← sign(w) max(|w| − ηα, 0)`` (exact zeros).
+        shuffle : draw a new order of the samples every epoch from the model's
+            generator (else the given order).
+        validation_data : ``(X_val, y_val)`` evaluated after every epoch, or None.
+        progress : None, True (print one line per epoch) or a callable called with
+            each epoch's record.
+        checkpoint : path or None. When set, the model is saved there (atomically)
+            after every epoch and when training stops on Ctrl-C.
+
+        Every argument is checked before anything changes. The update of each step is
+        SPEC "Updates" with the mean-over-the-batch gradient.
+
+        Ctrl-C: training stops at the next safe point (after the running epoch with
+        ``impl="jit"``; with the Python implementations the running epoch is
+        abandoned and the model rolled back to its start), the checkpoint is written
+        if set, and ``fit`` returns the history so far with ``interrupted=True``. A
+        second Ctrl-C raises KeyboardInterrupt at once.
+
+        Raises
+        ------
+        NonFiniteLossError (a FloatingPointError) when the loss becomes NaN or
+        infinite, naming the epoch and step; the model is left as after the last
+        completed epoch.
+        """
+        X = self._check_X(X)
+        N = X.shape[0]
+        y, Y, acc_code = self._check_y(y, N)
+        epochs = _int("epochs", epochs, 1)
+        if batch_size is None:
+            B = N
+        else:
+            B = min(_int("batch_size", batch_size, 1), N)
+        hp = dict(lr=v.real("lr", lr, lo=0.0),
+                  momentum=v.real("momentum", momentum, lo=0.0, hi=1.0, hi_open=True),
+                  weight_decay=v.real("weight_decay", weight_decay, lo=0.0),
+                  l1=v.real("l1", l1, lo=0.0))
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data: expected a pair (X_val, y_val)")
+            Xv = self._check_X(validation_data[0], "validation_data[0]")
+            val = (Xv,) + self._check_y(validation_data[1], Xv.shape[0], "validation_data[1]")
+        if not (progress is None or isinstance(progress, bool) or callable(progress)):
+            raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
+        if checkpoint is not None:
+            checkpoint = os.fspath(checkpoint)
+        impl = self._impl()
+
+        self.hyperparameters = dict(hp, batch_size=batch_size, shuffle=bool(shuffle), impl=impl)
+        jit_path = impl == "jit"
+        bufs = self._jit_buffers(B) if jit_path else self._buffers(B)
+        history = History()
+        with _SigintGuard() as guard:
+            for _ in range(epochs):
+                snapshot = (self._params.copy(), self._velocity.copy(),
+                            self._rng.bit_generator.state)
+                perm = (self._rng.permutation(N) if shuffle else np.arange(N)).astype(np.int64)
+                t0 = time.perf_counter()
+                try:
+                    if jit_path:
+                        loss_sum, correct, fail = self._epoch_jit(X, y, Y, acc_code, perm, B, hp, bufs)
+                    else:
+                        loss_sum, correct, fail = self._epoch_python(
+                            X, y, Y, acc_code, perm, B, hp, impl, bufs, guard)
+                except (_Stop, KeyboardInterrupt) as exc:
+                    self._restore(snapshot)
+                    history.interrupted = True
+                    if checkpoint is not None:
+                        self.save(checkpoint)
+                    if isinstance(exc, KeyboardInterrupt):
+                        raise
+                    break
+                seconds = time.perf_counter() - t0
+                if fail >= 0:
+                    self._restore(snapshot)
+                    raise NonFiniteLossError(
+                        f"training loss became non-finite at epoch {self.epoch + 1}, step "
+                        f"{fail + 1} (mini-batch {fail + 1} of {-(-N // B)}; lr={hp['lr']}); "
+                        f"the model was restored to its state after epoch {self.epoch}. "
+                        f"Try a smaller learning rate.", self.epoch + 1, fail + 1)
+                self.epoch += 1
+                rec = dict(epoch=self.epoch, loss=loss_sum / N,
+                           accuracy=correct / N if acc_code else float("nan"),
+                           val_loss=None, val_accuracy=None, seconds=seconds,
+                           samples_per_s=N / seconds if seconds > 0 else float("inf"))
+                if val is not None:
+                    rec["val_loss"], rec["val_accuracy"] = self._evaluate(*val, impl)
+                history.append(rec)
+                self.history.append(rec)
+                if checkpoint is not None:
+                    self.save(checkpoint)
+                if progress is True:
+                    print(format_record(rec), flush=True)
+                elif callable(progress):
+                    progress(rec)
+                if guard.requested:
+                    history.interrupted = True
+                    break
+        return history
+
+    def _restore(self, snapshot):
+        params, velocity, state = snapshot
+        self._params[:] = params
+        self._velocity[:] = velocity
+        self._rng.bit_generator.state = state
+
+    def partial_fit(self, X, y, *, lr, batch_size=None, momentum=0.0, weight_decay=0.0,
+                    l1=0.0, shuffle=True):
+        """One epoch over ``(X, y)`` (see :meth:`fit`); returns its record."""
+        return self.fit(X, y, epochs=1, batch_size=batch_size, lr=lr, momentum=momentum,
+                        weight_decay=weight_decay, l1=l1, shuffle=shuffle)[-1]
+
+    # --- inference ------------------------------------------------------------------------
+    def decision_function(self, X, *, impl=None):
+        """The logits ``Z`` (N, K) of the output layer."""
+        X = self._check_X(X)
+        impl = self._impl(impl)
+        acts = [X] + [np.empty((X.shape[0], w), self.dtype) for w in self.sizes[1:]]
+        return self._forward_into(acts, X.shape[0], impl).copy()
+
+    def predict_proba(self, X, *, impl=None):
+        """Output activations: softmax probabilities (N, C), σ(Z) (N, K) for a
+        sigmoid output, Z for an identity output."""
+        impl = self._impl(impl)
+        Z = self.decision_function(X, impl=impl)
+        if self.output == "softmax":
+            IMPLS["softmax"][impl](Z, Z)
+        elif self.output == "sigmoid":
+            flat = Z.reshape(-1)
+            IMPLS["sigmoid"][impl](flat, flat)
+        return Z
+
+    def predict(self, X, *, impl=None):
+        """Class labels (N,) for classifiers (argmax; ``σ(z) > 0.5`` for one sigmoid
+        output); for an identity output the predictions, (N,) when K = 1 else (N, K)."""
+        Z = self.decision_function(X, impl=impl)
+        if self.output == "identity":
+            return Z[:, 0] if Z.shape[1] == 1 else Z
+        if Z.shape[1] == 1:
+            return (Z[:, 0] > 0).astype(np.intp)
+        return np.argmax(Z, axis=1)
+
+    def score(self, X, y):
+        """Accuracy for classifiers; R² (averaged over outputs) for an identity output."""
+        X = self._check_X(X)
+        labels, Y, acc_code = self._check_y(y, X.shape[0])
+        if self.output == "identity":
+            P = self.decision_function(X).astype(np.float64)
+            Yd = Y.astype(np.float64)
+            ss_res = ((Yd - P) ** 2).sum(axis=0)
+            ss_tot = ((Yd - Yd.mean(axis=0)) ** 2).sum(axis=0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), 0.0)
+            return float(r2.mean())
+        Z = self.decision_function(X)
+        return self._n_correct(acc_code, Z, labels, Y) / X.shape[0]
+
+    def _evaluate(self, X, labels, Y, acc_code, impl):
+        N = X.shape[0]
+        acts = [X] + [np.empty((N, w), self.dtype) for w in self.sizes[1:]]
+        Z = self._forward_into(acts, N, impl)
+        dZ = np.empty_like(Z)
+        loss = _loss_kernel(self._lcode, impl)(
+            Z, labels if self._lcode == tj.LOSS_SOFTMAX_CE else Y, dZ)
+        acc = self._n_correct(acc_code, Z, labels, Y) / N if acc_code else float("nan")
+        return float(loss), acc
+
+    def evaluate(self, X, y, *, impl=None):
+        """``{"loss": mean loss (no regularisation), "accuracy": ...}`` on ``(X, y)``."""
+        X = self._check_X(X)
+        loss, acc = self._evaluate(X, *self._check_y(y, X.shape[0]), self._impl(impl))
+        return {"loss": loss, "accuracy": acc}
+
+    def gradients(self, X, y, *, impl=None):
+        """Backprop gradients of the mean loss over ``(X, y)`` at the current parameters,
+        ``{"W1": ∂L/∂W₁, "b1": ..., ...}`` (new arrays; no regularisation terms; the
+        model is not changed)."""
+        X = self._check_X(X)
+        N = X.shape[0]
+        labels, Y, _ = self._check_y(y, N)
+        impl = self._impl(impl)
+        acts, deltas = self._buffers(N)
+        acts[0] = X
+        loss = self._forward_backward(acts, deltas, N, labels, Y, impl)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the loss is not finite ({loss}) at the current parameters")
+        out = {}
+        for l in range(self.n_layers):
+            out[f"W{l + 1}"] = self._gW[l].copy()
+            out[f"b{l + 1}"] = self._gb[l].copy()
+        return out
+
+    # --- copies, saving and loading ---------------------------------------------------------
+    def _config(self):
+        return dict(sizes=list(self.sizes), hidden=self.hidden, output=self.output,
+                    loss=self.loss, dtype=self.dtype.name, seed=self.seed, impl=self.impl)
+
+    def astype(self, dtype):
+        """A copy of the model (parameters, momentum, RNG state, epoch, history) in ``dtype``."""
+        cfg = self._config()
+        cfg["dtype"] = dtype
+        m = MLP(**cfg)
+        m._params[:] = self._params
+        m._velocity[:] = self._velocity
+        m._rng.bit_generator.state = self._rng.bit_generator.state
+        m.epoch = self.epoch
+        m.history = History(dict(r) for r in self.history)
+        m.hyperparameters = dict(self.hyperparameters)
+        return m
+
+    def copy(self):
+        """An independent copy of the model."""
+        return self.astype(self.dtype)
+
+    def save(self, path):
+        """Save to ``path`` (a ``.npz``; the name is used as given): parameters,
+        momentum buffers, the generator's state, the epoch count, the last ``fit``'s
+        hyperparameters and the history. Written to a temporary file in the same
+        directory, flushed and renamed over ``path``: a crash never leaves a partial
+        file. Load with :meth:`MLP.load`."""
+        path = os.fspath(path)
+        meta = dict(format=_FORMAT, config=self._config(), epoch=self.epoch,
+                    rng_state=self._rng.bit_generator.state,
+                    hyperparameters=self.hyperparameters, history=list(self.history))
+        d = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, params=self._params, velocity=self._velocity,
+                         meta=np.array(json.dumps(meta)))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save` (``allow_pickle=False``). Training
+        it further continues exactly as if it had never stopped (same parameters, bit
+        for bit, with the same implementation)."""
+        with np.load(os.fspath(path), allow_pickle=False) as f:
+            try:
+                meta = json.loads(str(f["meta"][()]))
+                params, velocity = f["params"], f["velocity"]
+            except KeyError as exc:
+                raise ValueError(f"path: {path} is not a fastnn.MLP checkpoint (missing {exc})") from None
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"path: {path} is not a fastnn.MLP checkpoint "
+                             f"(format {meta.get('format')!r})")
+        m = cls(**meta["config"])
+        if params.shape != m._params.shape or velocity.shape != m._velocity.shape:
+            raise ValueError(f"path: {path}: parameter count {params.shape} does not match "
+                             f"sizes {m.sizes}")
+        m._params[:] = params
+        m._velocity[:] = velocity
+        m._rng.bit_generator.state = meta["rng_state"]
+        m.epoch = int(meta["epoch"])
+        m.hyperparameters = meta.get("hyperparameters", {})
+        m.history = History(meta.get("history", []))
+        return m
+
+    def __repr__(self):
+        return (f"MLP({list(self.sizes)}, hidden={self.hidden!r}, output={self.output!r}, "
+                f"loss={self.loss!r}, dtype={self.dtype.name}, epoch={self.epoch})")
+
+
+def format_record(rec):
+    """One line for an epoch record (used by ``progress=True`` and ``fastnn train``)."""
+    s = f"epoch {rec['epoch']:4d}  loss {rec['loss']:.4f}"
+    if not math.isnan(rec["accuracy"]):
+        s += f"  acc {rec['accuracy']:.4f}"
+    if rec.get("val_loss") is not None:
+        s += f"  val_loss {rec['val_loss']:.4f}"
+        if rec.get("val_accuracy") is not None and not math.isnan(rec["val_accuracy"]):
+            s += f"  val_acc {rec['val_accuracy']:.4f}"
+    s += f"  {rec['seconds']:.3f} s  {rec['samples_per_s']:,.0f} samples/s"
+    return s
+
