@@ -46,6 +46,7 @@ from . import _validate as v
 from ._impl import _check as _check_impl
 from ._impl import get_impl
 from .kernels import IMPLS
+from .kernels.cross_entropy import as_dtype_scalar
 
 __all__ = ["MLP", "History", "NonFiniteLossError"]
 
@@ -73,7 +74,7 @@ def identity_mse_grad_loop(Z, Y, dZ):
             r = float(Z[i, k]) - float(Y[i, k])
             total += r * r
             dZ[i, k] = r / N
-    return Z.dtype.type(total / (2 * N))
+    return as_dtype_scalar(total / (2 * N), Z.dtype)
 
 
 def identity_mse_grad_vectorized(Z, Y, dZ):
@@ -82,7 +83,7 @@ def identity_mse_grad_vectorized(Z, Y, dZ):
     np.subtract(Z, Y, out=dZ)
     total = float(np.sum(np.square(dZ, dtype=np.float64)))
     dZ *= Z.dtype.type(1.0) / Z.dtype.type(N)
-    return Z.dtype.type(total / (2 * N))
+    return as_dtype_scalar(total / (2 * N), Z.dtype)
 
 
 IDENTITY_MSE_GRAD = {"loop": identity_mse_grad_loop,
@@ -579,9 +580,10 @@ class MLP:
                 try:
                     if jit_path:
                         loss_sum, correct, fail = self._epoch_jit(X, y, Y, acc_code, perm, B, hp, bufs)
-                    else:
-                        loss_sum, correct, fail = self._epoch_python(
-                            X, y, Y, acc_code, perm, B, hp, impl, bufs, guard)
+                    else:   # divergence is reported by NonFiniteLossError, as in jit code
+                        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                            loss_sum, correct, fail = self._epoch_python(
+                                X, y, Y, acc_code, perm, B, hp, impl, bufs, guard)
                 except (_Stop, KeyboardInterrupt) as exc:
                     self._restore(snapshot)
                     history.interrupted = True

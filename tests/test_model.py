@@ -1,0 +1,328 @@
+"""fastnn.MLP: training across implementations, checkpoints, errors, no allocation."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import fastnn._train_jit as tj
+from fastnn.gradcheck import gradcheck
+from fastnn.model import MLP, History, NonFiniteLossError
+
+IMPLS = ("loop", "vectorized", "jit")
+CONFIGS = [  # (sizes, kwargs, target kind)
+    ([5, 4, 3], dict(), "labels"),
+    ([5, 4, 1], dict(output="sigmoid"), "binary"),
+    ([5, 4, 3, 3], dict(output="sigmoid", loss="mse"), "labels"),
+    ([5, 3, 2], dict(hidden="identity", output="identity", loss="mse"), "real"),
+    ([5, 3], dict(), "labels"),
+]
+
+
+def _data(kind, n=23, d=5, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    y = {"labels": rng.integers(0, k, n), "binary": rng.integers(0, 2, n),
+         "real": rng.standard_normal((n, 2))}[kind]
+    return X, y
+
+
+def _train(sizes, kw, kind, impl, dtype=np.float64, **fit):
+    X, y = _data(kind, k=sizes[-1])
+    m = MLP(sizes, dtype=dtype, seed=3, impl=impl, **kw)
+    h = m.fit(X, y, **fit)
+    return m, h
+
+
+@pytest.mark.parametrize("sizes,kw,kind", CONFIGS)
+@pytest.mark.parametrize("fit", [
+    dict(epochs=3, batch_size=1, lr=0.1),
+    dict(epochs=3, batch_size=4, lr=0.1, momentum=0.9),
+    dict(epochs=2, batch_size=None, lr=0.5, weight_decay=0.01, l1=0.001),
+    dict(epochs=2, batch_size=10, lr=0.2),
+])
+def test_same_trajectory_in_every_implementation(sizes, kw, kind, fit):
+    runs = [_train(sizes, kw, kind, impl, **fit) for impl in IMPLS]
+    ref, href = runs[1]
+    for m, h in runs:
+        np.testing.assert_allclose(m._params, ref._params, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(m._velocity, ref._velocity, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(h.loss, href.loss, rtol=1e-9)
+        np.testing.assert_array_equal(h.accuracy, href.accuracy)
+        assert m._rng.bit_generator.state == ref._rng.bit_generator.state
+
+
+@pytest.mark.parametrize("small_max", (0, 1000))
+@pytest.mark.parametrize("momentum", (0.0, 0.5))
+def test_jit_small_and_blas_paths_agree(monkeypatch, small_max, momentum):
+    ref, _ = _train([5, 4, 3, 3], {}, "labels", "vectorized", epochs=2, batch_size=3, lr=0.3,
+                    momentum=momentum)
+    monkeypatch.setattr(tj, "SMALL_MAX", small_max)
+    m, _ = _train([5, 4, 3, 3], {}, "labels", "jit", epochs=2, batch_size=3, lr=0.3,
+                  momentum=momentum)
+    np.testing.assert_allclose(m._params, ref._params, rtol=1e-9, atol=1e-12)
+
+
+def test_float32_trajectories_agree():
+    a, ha = _train([5, 6, 3], {}, "labels", "jit", dtype=np.float32, epochs=3, batch_size=2, lr=0.2)
+    b, hb = _train([5, 6, 3], {}, "labels", "vectorized", dtype=np.float32, epochs=3, batch_size=2,
+                   lr=0.2)
+    assert a._params.dtype == np.float32
+    np.testing.assert_allclose(a._params, b._params, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-4)
+
+
+def test_digits_64_32_10_reaches_95_percent_with_jit():
+    from fastnn.datasets import load_digits
+    X_train, y_train, X_test, y_test = load_digits(dtype=np.float32)
+    m = MLP([64, 32, 10], hidden="sigmoid", seed=0, impl="jit")
+    h = m.fit(X_train, y_train, epochs=30, batch_size=16, lr=0.5,
+              validation_data=(X_test, y_test))
+    assert m.score(X_test, y_test) >= 0.95
+    assert h.val_accuracy[-1] == pytest.approx(m.score(X_test, y_test))
+    assert h.loss[-1] < h.loss[0] and m.epoch == 30
+    assert all(r["samples_per_s"] > 0 for r in h)
+
+
+@pytest.mark.parametrize("sizes,kw,kind", CONFIGS)
+def test_gradcheck(sizes, kw, kind):
+    X, y = _data(kind, n=7, k=sizes[-1])
+    m = MLP(sizes, dtype=np.float32, seed=1, **kw)
+    before = m._params.copy()
+    for impl in IMPLS:
+        errs = gradcheck(m, X, y, impl=impl)
+        assert set(errs) == set(m.parameters())
+        assert max(errs.values()) < 1e-4, (impl, errs)
+    np.testing.assert_array_equal(m._params, before)
+
+
+def test_gradcheck_catches_a_wrong_gradient(monkeypatch):
+    X, y = _data("labels", n=7)
+    m = MLP([5, 4, 3], dtype=np.float64, seed=1)
+    real = MLP.gradients
+
+    def wrong(self, *a, **k):
+        g = real(self, *a, **k)
+        g["W1"] *= 1.01
+        return g
+    monkeypatch.setattr(MLP, "gradients", wrong)
+    errs = gradcheck(m, X, y)
+    assert errs["W1"] > 1e-3 and errs["W2"] < 1e-6
+
+
+def test_gradients_agree_across_impls_and_do_not_change_the_model():
+    X, y = _data("labels")
+    m = MLP([5, 4, 3], dtype=np.float64, seed=2)
+    before = m._params.copy()
+    g = {impl: m.gradients(X, y, impl=impl) for impl in IMPLS}
+    for impl in IMPLS:
+        for k in g["loop"]:
+            np.testing.assert_allclose(g[impl][k], g["loop"][k], rtol=1e-10, atol=1e-14)
+    np.testing.assert_array_equal(m._params, before)
+
+
+@pytest.mark.parametrize("impl", ("vectorized", "jit"))
+def test_resume_from_checkpoint_is_bit_for_bit(tmp_path, impl):
+    X, y = _data("labels", n=40)
+    fit = dict(batch_size=7, lr=0.3, momentum=0.9, weight_decay=1e-3)
+    full = MLP([5, 6, 3], seed=4, impl=impl)
+    full.fit(X, y, epochs=4, **fit)
+    part = MLP([5, 6, 3], seed=4, impl=impl)
+    part.fit(X, y, epochs=2, checkpoint=tmp_path / "ck.npz", **fit)
+    resumed = MLP.load(tmp_path / "ck.npz")
+    assert resumed.epoch == 2 and len(resumed.history) == 2
+    assert resumed.hyperparameters["momentum"] == 0.9
+    resumed.fit(X, y, epochs=2, **fit)
+    np.testing.assert_array_equal(resumed._params, full._params)
+    np.testing.assert_array_equal(resumed._velocity, full._velocity)
+    assert resumed.epoch == 4
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz"]                 # no temporary left
+
+
+def test_save_is_atomic(tmp_path, monkeypatch):
+    m = MLP([3, 2])
+    path = tmp_path / "model.npz"
+    m.save(path)
+    good = path.read_bytes()
+
+    def crash(f, **arrays):
+        f.write(b"partial")
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", crash)
+    m.weights[0][:] = 7
+    with pytest.raises(OSError, match="disk full"):
+        m.save(path)
+    assert path.read_bytes() == good
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_load_roundtrip_and_rejects_other_files(tmp_path):
+    m = MLP([4, 3, 2], hidden="identity", output="sigmoid", loss="mse", dtype=np.float64, seed=9)
+    m.save(tmp_path / "m.npz")
+    m2 = MLP.load(tmp_path / "m.npz")
+    assert (m2.sizes, m2.hidden, m2.output, m2.loss, m2.dtype) == (
+        m.sizes, m.hidden, m.output, m.loss, m.dtype)
+    for k, v in m.parameters().items():
+        np.testing.assert_array_equal(m2.parameters()[k], v)
+    np.savez(tmp_path / "other.npz", a=np.zeros(2))
+    with pytest.raises(ValueError, match="not a fastnn.MLP checkpoint"):
+        MLP.load(tmp_path / "other.npz")
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_nonfinite_loss_stops_and_keeps_last_good_parameters(impl):
+    X, y = _data("real", n=12)
+    X = X * 100
+    m = MLP([5, 2], output="identity", loss="mse", dtype=np.float32, seed=0, impl=impl)
+    m.fit(X, y, epochs=1, batch_size=4, lr=1e-6)
+    good = (m._params.copy(), m._rng.bit_generator.state)
+    with pytest.raises(NonFiniteLossError, match=r"epoch \d+, step \d+") as info:
+        m.fit(X, y, epochs=50, batch_size=4, lr=10.0)
+    assert isinstance(info.value, FloatingPointError)
+    assert info.value.epoch >= 2 and info.value.step >= 1
+    assert m.epoch == info.value.epoch - 1
+    assert np.all(np.isfinite(m._params))
+    if info.value.epoch == 2:
+        np.testing.assert_array_equal(m._params, good[0])
+        assert m._rng.bit_generator.state == good[1]
+
+
+@pytest.mark.parametrize("impl", ("vectorized", "jit"))
+def test_ctrl_c_stops_cleanly_and_saves(tmp_path, impl):
+    X, y = _data("labels", n=30)
+    m = MLP([5, 4, 3], seed=0, impl=impl)
+    path = tmp_path / "ck.npz"
+
+    def interrupt(rec):
+        if rec["epoch"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+    h = m.fit(X, y, epochs=10, batch_size=5, lr=0.1, progress=interrupt, checkpoint=path)
+    assert h.interrupted and len(h) == 2 and m.epoch == 2
+    saved = MLP.load(path)
+    assert saved.epoch == 2
+    np.testing.assert_array_equal(saved._params, m._params)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _bad_calls(X, y):
+    return [
+        (dict(X=X[:, :4]), ValueError, "X: expected shape"),
+        (dict(X=np.where(X > 1, np.nan, X)), ValueError, "X: contains NaN"),
+        (dict(y=y[:-1]), ValueError, "y: expected"),
+        (dict(y=y + 3), ValueError, r"labels must lie in \[0, 3\)"),
+        (dict(y=y.astype(float)), TypeError, "integer class labels"),
+        (dict(epochs=0), ValueError, "epochs"),
+        (dict(epochs=1.5), TypeError, "epochs"),
+        (dict(batch_size=0), ValueError, "batch_size"),
+        (dict(lr=-1.0), ValueError, "lr"),
+        (dict(lr=float("nan")), ValueError, "lr"),
+        (dict(momentum=1.0), ValueError, "momentum"),
+        (dict(l1=-0.1), ValueError, "l1"),
+        (dict(validation_data=(X[:, :2], y)), ValueError, "validation_data"),
+        (dict(shuffle="yes"), TypeError, "shuffle"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(14))
+def test_fit_rejects_bad_arguments_and_changes_nothing(case):
+    X, y = _data("labels")
+    m = MLP([5, 4, 3], seed=0)
+    before = (m._params.copy(), m._rng.bit_generator.state, m.epoch)
+    changes, exc, match = _bad_calls(X, y)[case]
+    args = dict(X=X, y=y, epochs=2, batch_size=4, lr=0.1)
+    args.update(changes)
+    with pytest.raises(exc, match=match):
+        m.fit(args.pop("X"), args.pop("y"), **args)
+    np.testing.assert_array_equal(m._params, before[0])
+    assert m._rng.bit_generator.state == before[1] and m.epoch == 0 and not m.history
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="sizes"):
+        MLP([5])
+    with pytest.raises(ValueError, match="sizes"):
+        MLP([5, 0, 3])
+    with pytest.raises(ValueError, match="hidden"):
+        MLP([5, 3], hidden="relu6")
+    with pytest.raises(ValueError, match="does not go with"):
+        MLP([5, 3], output="softmax", loss="mse")
+    with pytest.raises(ValueError, match="softmax output needs"):
+        MLP([5, 1])
+    with pytest.raises(TypeError, match="dtype"):
+        MLP([5, 3], dtype=np.int32)
+    with pytest.raises(ValueError, match="impl"):
+        MLP([5, 3], impl="cuda9")
+    m = MLP([2, 2])
+    with pytest.raises(ValueError, match="W1: expected shape"):
+        m.set_parameters(weights=[np.zeros((3, 2))])
+    with pytest.raises(ValueError, match="unknown parameter"):
+        m.set_parameters({"W9": 0})
+
+
+def test_initialisation_is_documented_and_seeded():
+    a, b, c = MLP([30, 20, 10], seed=5), MLP([30, 20, 10], seed=5), MLP([30, 20, 10], seed=6)
+    np.testing.assert_array_equal(a._params, b._params)
+    assert not np.array_equal(a._params, c._params)
+    bound = np.sqrt(6 / (30 + 20))
+    assert np.abs(a.weights[0]).max() <= bound and np.abs(a.weights[0]).max() > 0.9 * bound
+    assert not a.biases[0].any()
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(a.weights[0], rng.uniform(-bound, bound, (20, 30)).astype(np.float32))
+
+
+def test_predict_proba_score_history_partial_fit():
+    X, y = _data("labels")
+    m = MLP([5, 4, 3], seed=0)
+    P = m.predict_proba(X)
+    assert P.shape == (23, 3) and P.dtype == np.float32
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(m.predict(X), P.argmax(axis=1))
+    assert m.score(X, y) == np.mean(m.predict(X) == y)
+    rec = m.partial_fit(X, y, lr=0.1, batch_size=5)
+    assert rec["epoch"] == 1 and m.epoch == 1
+    h = m.fit(X, y, epochs=2, batch_size=5, lr=0.1)
+    assert isinstance(h, History) and h.epoch == [2, 3] and len(m.history) == 3
+    assert not h.interrupted and h.val_loss == [None, None]
+    b = MLP([5, 1], output="sigmoid", seed=0)
+    assert b.predict_proba(X).shape == (23, 1) and set(b.predict(X)) <= {0, 1}
+    r = MLP([5, 2], output="identity", loss="mse")
+    assert r.predict(X).shape == (23, 2)
+
+
+def test_jit_epoch_allocates_nothing_per_step():
+    code = textwrap.dedent("""
+        import numpy as np
+        from numba.core.runtime import rtsys
+        from fastnn.model import MLP
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((2000, 20)).astype(np.float32)
+        y = rng.integers(0, 4, 2000)
+        out = []
+        for bs, mom in ((1, 0.0), (3, 0.5), (64, 0.0)):
+            m = MLP([20, 16, 8, 4], impl="jit")
+            m.fit(X[:50], y[:50], epochs=1, batch_size=bs, lr=0.1, momentum=mom)   # compile
+            bufs = m._jit_buffers(bs)
+            hp = dict(lr=0.1, momentum=mom, weight_decay=0.0, l1=0.0)
+            labels, Y, acc = m._check_y(y, 2000)
+            for n in (100, 2000):
+                perm = np.arange(n)
+                s0 = rtsys.get_allocation_stats()
+                m._epoch_jit(X[:n], labels[:n], Y[:0], acc, perm, bs, hp, bufs)
+                s1 = rtsys.get_allocation_stats()
+                out.append(s1.alloc - s0.alloc)
+        print(out)
+    """)
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    counts = eval(res.stdout.strip().splitlines()[-1])
+    # 100 steps or 2000 steps: the same (constant, per call) number of allocations
+    assert counts[0] == counts[1] and counts[2] == counts[3] and counts[4] == counts[5], counts
+    assert max(counts) <= 20, counts
