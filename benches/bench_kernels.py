@@ -1,0 +1,77 @@
+"""The cases of ``fastnn.bench`` under pytest-benchmark.
+
+Every case (operation × shape) × contender (each registered implementation, plus
+SciPy, bare BLAS, PyTorch and JAX where installed), grouped per operation, shape
+and dtype (``benchmark.group = "op|shape|dtype"``), with a warm-up call (which
+compiles) outside the timed code. In-place cases (``sgd_update``) are timed with
+``benchmark.pedantic`` and a fresh copy restored before every round.
+
+    pytest benches --benchmark-enable                           # time everything
+    pytest benches --benchmark-enable -k "softmax and jit" --benchmark-json out.json
+    pytest benches --benchmark-enable --benchmark-compare        # against the last saved run
+    pytest benches --benchmark-enable --benchmark-histogram      # SVG per group
+    pytest benches --benchmark-enable --bench-dtype float64
+
+All contenders share one process here, so one library's threads can slow the next
+one's calls (OpenBLAS's spinning threads did, by 17-22×, on a 2-core machine);
+select one contender per run (``-k torch``) for clean figures, or use
+``fastnn bench``, which runs each contender in its own process.
+
+In the normal test run (``--benchmark-disable``, the default) every case of the
+``--quick`` subset runs once as a smoke test, and the loop implementation only
+where one call is expected within 0.2 s.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastnn import bench as B
+
+#: The loop implementation runs where one call is expected within this bound (seconds).
+ENABLED_LOOP_BOUND = B.LOOP_BOUND_S
+DISABLED_LOOP_BOUND = 0.2
+_gates = {}
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    cfg = metafunc.config
+    enabled = not cfg.getoption("benchmark_disable", True)
+    cases = B.all_cases() if enabled else [c for c in B.all_cases() if c.quick]
+    params = [pytest.param(c, k, id=f"{c.op}|{c.variant}|{c.shape}|{k}".replace(" ", ""))
+              for c in cases for k in B.contenders(c)]
+    metafunc.parametrize("case,contender", params)
+    d = cfg.getoption("bench_dtype", "float32")
+    metafunc.parametrize("dtype", ["float32", "float64"] if d == "both" else [d])
+
+
+def _gate(config, dtype):
+    enabled = not config.getoption("benchmark_disable", True)
+    key = (enabled, dtype)
+    if key not in _gates:
+        _gates[key] = B.LoopGate(ENABLED_LOOP_BOUND if enabled else DISABLED_LOOP_BOUND, dtype)
+    return _gates[key]
+
+
+def test_kernel(benchmark, request, case, contender, dtype):
+    if contender in B.NEEDS:
+        pytest.importorskip(B.NEEDS[contender])
+    if contender == "jax" and dtype == "float64":
+        import jax
+        jax.config.update("jax_enable_x64", True)
+    if contender == "loop":
+        gate = _gate(request.config, dtype)
+        if not gate.allows(case, contender):
+            pytest.skip(f"loop: one call expected to take more than {gate.bound_s:g} s")
+    prep = B.setup(case, contender, dtype, np.random.default_rng(0))
+    benchmark.group = case.group(dtype)
+    benchmark.extra_info.update(contender=contender, work=B.work(case, dtype))
+    if prep.before_sample is not None:            # in place: a fresh copy for every round
+        def fresh():
+            prep.before_sample(1)
+        benchmark.pedantic(prep.fn, setup=fresh, rounds=10, warmup_rounds=1)
+    else:
+        prep.fn()                                 # warm-up (compiles), not timed
+        benchmark(prep.fn)

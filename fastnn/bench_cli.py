@@ -1,0 +1,493 @@
+"""``fastnn bench``: loop vs vectorized vs jit (and SciPy, BLAS, PyTorch, JAX), timed
+honestly and shown as a table, a JSON file of every raw figure, and a plot.
+
+How it measures (see ``fastnn.bench`` for the cases, the contenders and the timer):
+
+1. A worker process measures this machine's ceilings: float32 GEMM GFLOP/s through
+   NumPy's BLAS and copy GB/s on arrays far larger than the last-level cache.
+2. Every contender runs in its own worker process (``fastnn.bench_worker``), one
+   after the other, with one thread setting for everyone (BLAS through
+   threadpoolctl and the usual variables, Numba, PyTorch, XLA), so that one
+   library's spinning threads never slow another's calls.
+3. Cold start: fresh processes time ``import fastnn`` and the first call of each jit
+   kernel, first with an empty Numba cache (a new NUMBA_CACHE_DIR), then with the
+   cache that run filled.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import bench as B
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+QUICK_COLDSTART_OPS = ("softmax",)
+
+
+def _log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def worker_env(threads: int) -> dict:
+    """The environment of every worker: thread variables set before NumPy loads a BLAS."""
+    env = dict(os.environ)
+    for v in THREAD_VARS:
+        env[v] = str(threads)
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    if threads == 1:      # XLA's CPU client has no thread-count flag; one thread is "no Eigen pool"
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def _run_worker(spec: dict, env: dict, timeout: float = 1800) -> dict:
+    with tempfile.TemporaryDirectory(prefix="fastnn-bench-") as d:
+        sp, op = os.path.join(d, "spec.json"), os.path.join(d, "out.json")
+        with open(sp, "w") as f:
+            json.dump(spec, f)
+        p = subprocess.run([sys.executable, "-m", "fastnn.bench_worker", sp, op], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+        if p.returncode != 0 or not os.path.exists(op):
+            tail = (p.stderr or p.stdout or "").strip().splitlines()[-3:]
+            return {"error": f"worker exited with {p.returncode}: " + " | ".join(tail)}
+        with open(op) as f:
+            return json.load(f)
+
+
+def installed(contender: str) -> bool:
+    mod = B.NEEDS.get(contender)
+    return mod is None or importlib.util.find_spec(mod) is not None
+
+
+def _version(dist: str) -> str:
+    try:
+        from importlib.metadata import version
+        return version(dist)
+    except Exception:
+        return "not installed"
+
+
+_COLD_CODE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import fastnn
+t1 = time.perf_counter()
+from fastnn.bench import coldstart_args
+args = coldstart_args(sys.argv[1], sys.argv[2])
+k = fastnn.kernels.IMPLS[sys.argv[1]]["jit"]
+t2 = time.perf_counter()
+k(*args)
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "first_call_s": t3 - t2}))
+"""
+
+
+def coldstart(ops, dtype: str, env: dict) -> list:
+    """Per jit kernel, in fresh processes: import time and time to the first result with an
+    empty Numba cache, then again with the cache the first run wrote."""
+    out = []
+    for op in ops:
+        row = {"op": op, "dtype": dtype}
+        with tempfile.TemporaryDirectory(prefix="fastnn-numba-cache-") as cache:
+            e = dict(env, NUMBA_CACHE_DIR=cache)
+            e.pop("FASTNN_NO_CACHE", None)
+            for state in ("cold", "warm"):
+                t0 = time.perf_counter()
+                p = subprocess.run([sys.executable, "-c", _COLD_CODE, op, dtype], env=e,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                wall = time.perf_counter() - t0
+                if p.returncode != 0:
+                    row[state] = {"error": (p.stderr.strip().splitlines() or ["?"])[-1]}
+                    continue
+                d = json.loads(p.stdout.strip().splitlines()[-1])
+                d["process_s"] = wall
+                row[state] = d
+        out.append(row)
+        _log(f"cold start {op}: " + ", ".join(
+            f"{s} {row[s].get('first_call_s', float('nan')):.3f} s" for s in ("cold", "warm")))
+    return out
+
+
+def run(args) -> dict:
+    """Run the benchmark described by the parsed arguments; returns the raw record."""
+    t_start = time.perf_counter()
+    threads = args.threads or os.cpu_count() or 1
+    ops = _split(args.ops)
+    if ops:
+        unknown = [o for o in ops if o not in B.OP_ORDER]
+        if unknown:
+            raise SystemExit(f"--ops: unknown {', '.join(unknown)}; choose from {', '.join(B.OP_ORDER)}")
+    cases = B.select(ops, _split(args.sizes), args.quick)
+    if not cases:
+        raise SystemExit("no case matches --ops/--sizes")
+    want = _split(args.contenders)
+    env = worker_env(threads)
+    record = {"settings": {"quick": bool(args.quick), "dtype": args.dtype, "threads": threads,
+                           "loop_bound_s": args.loop_bound, "ops": ops, "sizes": _split(args.sizes),
+                           "contenders": want, "timing": B.QUICK if args.quick else B.FULL,
+                           "command": " ".join(["fastnn"] + sys.argv[1:]) if sys.argv else ""}}
+    _log(f"{len(cases)} cases, dtype {args.dtype}, {threads} threads; measuring ceilings")
+    ceil = _run_worker({"mode": "ceilings", "dtype": args.dtype, "threads": threads,
+                        "copy_mib": args.copy_mib}, env)
+    record["ceilings"] = ceil.get("ceilings", {})
+    machine = dict(ceil.get("info", {}))
+    machine.update({
+        "platform": platform.platform(),
+        "logical cores": str(os.cpu_count()),
+        "threads used": str(threads),
+        "thread settings": json.dumps(ceil.get("threads", {})),
+        "dtype": args.dtype,
+        "torch": _version("torch"), "jax": _version("jax"), "jaxlib": _version("jaxlib"),
+        "threadpoolctl": _version("threadpoolctl"),
+        "OPENBLAS_THREAD_TIMEOUT": env.get("OPENBLAS_THREAD_TIMEOUT"),
+        "XLA_FLAGS": env.get("XLA_FLAGS") or "(unset: XLA's default pool, all cores)",
+        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    })
+    if "error" in ceil:
+        machine["ceilings error"] = ceil["error"]
+    record["machine"] = machine
+
+    groups, results = {}, []
+    for c in cases:
+        for k in B.contenders(c):
+            if want and k not in want:
+                continue
+            if not installed(k):
+                results.append({"case": c.id, "op": c.op, "variant": c.variant, "shape": c.shape,
+                                "size": c.size, "contender": k, "dtype": args.dtype,
+                                "work": B.work(c, args.dtype), "status": "not installed"})
+                continue
+            groups.setdefault(B.process_group(k), []).append([c.id, k])
+    for g, tasks in groups.items():
+        t0 = time.perf_counter()
+        out = _run_worker({"mode": "cases", "tasks": tasks, "dtype": args.dtype, "threads": threads,
+                           "quick": bool(args.quick), "loop_bound": args.loop_bound, "seed": 0}, env)
+        if "error" in out:
+            for cid, k in tasks:
+                c = B.CASES[cid]
+                results.append({"case": cid, "op": c.op, "variant": c.variant, "shape": c.shape,
+                                "size": c.size, "contender": k, "dtype": args.dtype,
+                                "work": B.work(c, args.dtype), "status": f"error: {out['error']}"})
+        else:
+            results.extend(out["results"])
+        _log(f"{g}: {len(tasks)} cases in {time.perf_counter() - t0:.1f} s")
+    order = {c.id: i for i, c in enumerate(B.all_cases())}
+    rank = {k: i for i, k in enumerate(("loop", "vectorized", "jit", "scipy", "blas", "torch", "jax",
+                                        "raw", "api_out", "api"))}
+    results.sort(key=lambda r: (order[r["case"]], rank.get(r["contender"], 6.5), r["contender"]))
+    record["results"] = results
+    derive(record)
+
+    if args.no_coldstart:
+        record["coldstart"] = []
+    else:
+        from .kernels import IMPLS
+        cold_ops = QUICK_COLDSTART_OPS if args.quick else [o for o in IMPLS if "jit" in IMPLS[o]]
+        record["coldstart"] = coldstart(cold_ops, args.dtype, env)
+    record["wall_s"] = time.perf_counter() - t_start
+    record["machine"]["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return record
+
+
+def _split(s):
+    if not s:
+        return None
+    return [t for t in (x.strip() for x in s.split(",")) if t]
+
+
+# --- derived figures -------------------------------------------------------------------
+def derive(record: dict) -> None:
+    """Add speedups (vs loop, vectorized, torch), achieved GFLOP/s or GB/s and % of the
+    ceiling to every measured result."""
+    ceil = record.get("ceilings", {})
+    by_case = {}
+    for r in record["results"]:
+        by_case.setdefault(r["case"], {})[r["contender"]] = r
+    for r in record["results"]:
+        if r.get("status") != "ok":
+            continue
+        t = r["median_s"]
+        peers = by_case[r["case"]]
+        for ref in ("loop", "vectorized", "torch", "raw"):
+            p = peers.get(ref)
+            if p is not None and p.get("status") == "ok":
+                r[f"vs_{ref}"] = p["median_s"] / t
+        w = r.get("work", {})
+        if w.get("kind") == "flop":
+            r["gflops"] = w["amount"] / t / 1e9
+            c = ceil.get(f"gemm_{r['dtype']}_gflops")
+            if c:
+                r["pct_ceiling"] = 100 * r["gflops"] / c
+        elif w.get("kind") == "bytes":
+            r["gbs"] = w["amount"] / t / 1e9
+            c = ceil.get("copy_gbs")
+            if c:
+                r["pct_ceiling"] = 100 * r["gbs"] / c
+
+
+# --- the report ------------------------------------------------------------------------
+def fmt_time(s) -> str:
+    if s is None or not math.isfinite(s):
+        return "—"
+    for unit, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if s >= f or unit == "ns":
+            v = s / f
+            return f"{v:.3g} {unit}" if v >= 100 else f"{v:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+def _x(v) -> str:
+    if v is None:
+        return ""
+    return f"{v:.3g}×" if v < 1000 else f"{v:,.0f}×"
+
+
+def _table(header, rows, align) -> list:
+    w = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    def line(cells):
+        out = []
+        for c, wi, a in zip(cells, w, align):
+            c = str(c)
+            out.append(c.rjust(wi) if a == "r" else c.ljust(wi))
+        return "| " + " | ".join(out) + " |"
+    sep = "|" + "|".join(("-" * (wi + 1) + ":") if a == "r" else ("-" * (wi + 2)) for wi, a in zip(w, align)) + "|"
+    return [line(header), sep] + [line(r) for r in rows]
+
+
+def status_text(r, bound) -> str:
+    s = r.get("status", "?")
+    if s == "not run (too slow)":
+        b = r.get("bound_s", bound)
+        return f"not run (too slow, > {b:g} s/call)"
+    return s if len(s) <= 40 else s[:37] + "..."
+
+
+def format_report(record: dict) -> str:
+    st, m, ceil = record["settings"], record.get("machine", {}), record.get("ceilings", {})
+    L = []
+    mode = "quick" if st.get("quick") else "full"
+    L.append(f"# fastnn bench ({mode}): {st['dtype']}, {st['threads']} threads")
+    L.append("")
+    L.append(f"- machine: {m.get('cpu', '?')}; {m.get('platform', '')}")
+    L.append(f"- libraries: fastnn {m.get('fastnn', '?')}, Python {m.get('python', '?')}, "
+             f"NumPy {m.get('numpy', '?')}, SciPy {m.get('scipy', '?')}, Numba {m.get('numba', '?')} "
+             f"(llvmlite {m.get('llvmlite', '?')}), PyTorch {m.get('torch', '?')}, "
+             f"JAX {m.get('jax', '?')} (jaxlib {m.get('jaxlib', '?')})")
+    L.append(f"- jit kernels: SVML {m.get('SVML', '?')}; exp: {m.get('exp in jit kernels', '?')}; "
+             f"fastmath: {m.get('fastmath flags', '?')}")
+    L.append(f"- BLAS: {m.get('BLAS', '?')}")
+    L.append(f"- threads: {st['threads']} for every contender (BLAS through threadpoolctl and "
+             f"OMP/OPENBLAS/MKL_NUM_THREADS, NUMBA_NUM_THREADS, torch.set_num_threads; XLA: one thread "
+             f"with --threads 1, else its own pool over all cores); "
+             f"OPENBLAS_THREAD_TIMEOUT={m.get('OPENBLAS_THREAD_TIMEOUT', '?')}; each contender in its own process")
+    if ceil:
+        g32 = ceil.get("gemm_float32_gflops")
+        gd = ceil.get(f"gemm_{st['dtype']}_gflops")
+        extra = f", {st['dtype']} {gd:.1f}" if st["dtype"] != "float32" and gd else ""
+        L.append(f"- ceilings measured at the start: GEMM {ceil.get('gemm_n')}³ float32 "
+                 f"{g32:.1f} GFLOP/s{extra} (NumPy BLAS, best of 7); copy {ceil.get('copy_gbs', 0):.1f} GB/s "
+                 f"(np.copyto of {ceil.get('copy_mib')} MiB, bytes read + written, best of 5)")
+    L.append(f"- loop implementation: run only where one call is expected within "
+             f"{st['loop_bound_s']:g} s (judged from the smallest size; never extrapolated)")
+    L.append("- median: seconds per call (samples of ≥ 1 ms of calls each); ± half the "
+             "interquartile range, relative; vs X = time(X) / time(row), > 1 is faster than X; "
+             "GFLOP/s for matrix-product-bound cases (% of GEMM), GB/s for memory-bound ones "
+             "(bytes that must be read and written; % of copy)")
+    if record.get("wall_s"):
+        L.append(f"- wall time of this run: {record['wall_s']:.0f} s; load average (1, 5, 15 min) "
+                 f"at start {m.get('load average at start', '?')}, at end {m.get('load average at end', '?')}")
+    L.append("")
+
+    by_op = {}
+    for r in record["results"]:
+        by_op.setdefault(r["op"], []).append(r)
+    bound = st.get("loop_bound_s", B.LOOP_BOUND_S)
+    for op in B.OP_ORDER:
+        rs = by_op.get(op)
+        if not rs:
+            continue
+        L.append(f"## {op}: {B.DESCRIPTIONS[op]}")
+        L.append("")
+        if op == "api_overhead":
+            rows = []
+            for r in rs:
+                ok = r.get("status") == "ok"
+                raw = next((p for p in rs if p["case"] == r["case"] and p["contender"] == "raw"), None)
+                over = (r["median_s"] - raw["median_s"]) if ok and raw and raw.get("status") == "ok" else None
+                rows.append([f"{r['variant']} {r['shape']}", _API_NAMES.get(r["contender"], r["contender"]),
+                             fmt_time(r["median_s"]) if ok else status_text(r, bound),
+                             _spread(r), "" if over is None or r["contender"] == "raw" else "+" + fmt_time(over)])
+            L += _table(["case", "call", "median", "±", "overhead vs raw"], rows, "llrrr")
+            L.append("")
+            continue
+        kind = next((r["work"].get("kind") for r in rs if r.get("work")), None)
+        unit = "GFLOP/s" if kind == "flop" else "GB/s"
+        rows = []
+        last = None
+        for r in rs:
+            ok = r.get("status") == "ok"
+            shape = f"{r['variant']} {r['shape']}".strip() if op == "sgd_update" else r["shape"]
+            show = shape if shape != last else ""
+            last = shape
+            perf = r.get("gflops", r.get("gbs"))
+            rows.append([show, r["contender"],
+                         fmt_time(r["median_s"]) if ok else status_text(r, bound),
+                         _spread(r),
+                         _x(r.get("vs_loop")) if r["contender"] != "loop" else "",
+                         _x(r.get("vs_vectorized")) if r["contender"] != "vectorized" else "",
+                         _x(r.get("vs_torch")) if r["contender"] != "torch" else "",
+                         f"{perf:.3g}" if perf is not None else "",
+                         f"{r['pct_ceiling']:.1f}%" if r.get("pct_ceiling") is not None else ""])
+        L += _table(["shape", "contender", "median", "±", "vs loop", "vs vectorized", "vs torch",
+                     unit, "% ceiling"], rows, "llrrrrrrr")
+        L.append("")
+
+    cold = record.get("coldstart") or []
+    if cold:
+        L.append("## cold start: time to the first result of each jit kernel, in a fresh process")
+        L.append("")
+        L.append("empty Numba cache (compiles) vs warm cache (loads what the first run wrote); "
+                 "import = `import fastnn`; process = the whole `python -c` run")
+        L.append("")
+        rows = []
+        tot = {"cold": 0.0, "warm": 0.0}
+        for c in cold:
+            cells = [c["op"]]
+            for s in ("cold", "warm"):
+                d = c.get(s, {})
+                if "error" in d:
+                    cells += [d["error"], "", ""]
+                    continue
+                tot[s] += d["first_call_s"]
+                cells += [fmt_time(d["import_s"]), fmt_time(d["first_call_s"]), fmt_time(d["process_s"])]
+            rows.append(cells)
+        rows.append(["total (first calls)", "", fmt_time(tot["cold"]), "", "", fmt_time(tot["warm"]), ""])
+        L += _table(["kernel", "import (empty)", "first call (empty)", "process (empty)",
+                     "import (warm)", "first call (warm)", "process (warm)"], rows, "lrrrrrr")
+        L.append("")
+    elif not st.get("quick") or True:
+        L.append("cold start: not measured (--no-coldstart)" if record.get("coldstart") == [] else "")
+    errors = [r for r in record["results"] if str(r.get("status", "")).startswith("error")]
+    if errors:
+        L.append("errors:")
+        for r in errors:
+            L.append(f"- {r['case']} {r['contender']}: {r['status']}")
+    return "\n".join(L).rstrip() + "\n"
+
+
+_API_NAMES = {"raw": "jit kernel (raw, no checks)", "api_out": "fastnn.<op>(..., out=)",
+              "api": "fastnn.<op>(...) (allocates)"}
+
+
+def _spread(r) -> str:
+    if r.get("status") != "ok" or not r.get("median_s"):
+        return ""
+    return f"{50 * (r['q3_s'] - r['q1_s']) / r['median_s']:.1f}%"
+
+
+# --- the plot ----------------------------------------------------------------------------
+_XLABEL = {"linear_sigmoid": "batch B", "softmax": "rows", "softmax_cross_entropy_grad": "rows N",
+           "linear_backward": "batch B", "sgd_update": "parameters", "train_step": "batch B"}
+
+
+def plot(record: dict, path: str) -> None:
+    """Time per call against size, log-log, one panel per operation (and family), one line
+    per contender."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = {}
+    for r in record["results"]:
+        if r["op"] == "api_overhead" or r.get("status") != "ok":
+            continue
+        panels.setdefault((r["op"], r["variant"]), []).append(r)
+    keys = [k for op in B.OP_ORDER for k in panels if k[0] == op]
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        raise ValueError("nothing measured to plot")
+    ncol = min(3, len(keys))
+    nrow = math.ceil(len(keys) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.9 * nrow), squeeze=False)
+    names = sorted({r["contender"] for rs in panels.values() for r in rs},
+                   key=lambda n: (["loop", "vectorized", "jit", "scipy", "blas", "torch", "jax"] + [n]).index(n))
+    colors = {n: f"C{i}" for i, n in enumerate(names)}
+    for ax, key in zip(axes.flat, keys):
+        rs = panels[key]
+        for n in names:
+            pts = sorted((r["size"], r["median_s"]) for r in rs if r["contender"] == n)
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, "o-", color=colors[n], label=n, ms=4)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        op, var = key
+        ax.set_title(f"{op}" + (f" ({var})" if var else ""), fontsize=10)
+        ax.set_xlabel(_XLABEL.get(op, "size"))
+        ax.set_ylabel("time per call (s)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    st, m = record["settings"], record.get("machine", {})
+    fig.suptitle(f"fastnn bench: {st['dtype']}, {st['threads']} threads; {m.get('cpu', '')}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --- the command --------------------------------------------------------------------------
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark loop vs vectorized vs jit (and SciPy, PyTorch, JAX)",
+        description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true",
+                   help="a subset of sizes and fewer samples (under a minute on 2 cores)")
+    p.add_argument("--ops", help=f"comma-separated operations: {', '.join(B.OP_ORDER)}")
+    p.add_argument("--sizes", help="comma-separated sizes (256, 100k, 16M), shapes (Z(256,10)) "
+                                   "or families (C=1000, plain)")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--threads", type=int, default=None, help="threads for everyone (default: all cores)")
+    p.add_argument("--contenders", help="comma-separated subset (loop, vectorized, jit, scipy, blas, "
+                                        "torch, jax, raw, api_out, api)")
+    p.add_argument("--loop-bound", type=float, default=B.LOOP_BOUND_S,
+                   help="run the loop implementation only where one call takes at most this many "
+                        "seconds (default %(default)s)")
+    p.add_argument("--json", metavar="PATH", help="write every raw figure and the machine's description")
+    p.add_argument("--plot", metavar="PATH.png", help="draw time against size (needs matplotlib)")
+    p.add_argument("--no-coldstart", action="store_true", help="skip the cold-start measurement")
+    p.add_argument("--copy-mib", type=int, default=512,
+                   help="size of each array of the copy-bandwidth ceiling (default %(default)s MiB)")
+    p.add_argument("--from-json", metavar="PATH", help="print (and plot) a saved run instead of measuring")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    if args.threads is not None and args.threads < 1:
+        raise SystemExit("--threads: expected a positive integer")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print("--plot needs matplotlib: pip install 'fastnn-kernels[plot]' (or pip install matplotlib)",
+              file=sys.stderr)
+        return 2
+    if args.from_json:
+        with open(args.from_json) as f:
+            record = json.load(f)
+    else:
+        record = run(args)
+    print(format_report(record), end="")
+    if args.json and not args.from_json:
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
+        _log(f"raw figures written to {args.json}")
+    if args.plot:
+        plot(record, args.plot)
+        _log(f"plot written to {args.plot}")
+    return 1 if any(str(r.get("status", "")).startswith("error") for r in record["results"]) else 0

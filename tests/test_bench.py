@@ -1,0 +1,239 @@
+"""``fastnn bench``: the work model, the cases, the timer, the loop bound, the CLI, the plot."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnn import bench as B
+from fastnn import bench_cli
+
+
+def _case(op, shape=None, variant=None, size=None):
+    for c in B.all_cases():
+        if c.op == op and (shape is None or c.shape == shape) and (variant is None or c.variant == variant) \
+                and (size is None or c.size == size):
+            return c
+    raise LookupError((op, shape, variant, size))
+
+
+# --- the work model, by hand -------------------------------------------------------------
+def test_work_linear_sigmoid_counts_the_product():
+    c = _case("linear_sigmoid", size=32)
+    assert B.work(c, np.float32) == {"kind": "flop", "amount": 2.0 * 32 * 784 * 128}
+
+
+def test_work_linear_backward_counts_two_products():
+    c = _case("linear_backward", size=256)
+    assert B.work(c, "float64") == {"kind": "flop", "amount": 4.0 * 256 * 784 * 128}
+
+
+def test_work_softmax_bytes_read_and_written():
+    assert B.work(_case("softmax", "Z(256,10)"), np.float32)["amount"] == 2 * 2560 * 4
+    assert B.work(_case("softmax", "Z(16,16,128,128)"), np.float64)["amount"] == 2 * 16 * 16 * 128 * 128 * 8
+
+
+def test_work_cross_entropy_grad_includes_labels():
+    c = _case("softmax_cross_entropy_grad", "Z(4096,1000)")
+    assert B.work(c, np.float32) == {"kind": "bytes", "amount": 2 * 4096 * 1000 * 4 + 8 * 4096}
+
+
+def test_work_sgd_plain_and_momentum():
+    assert B.work(_case("sgd_update", "n=100k", "plain"), np.float32)["amount"] == 3 * 100_000 * 4
+    assert B.work(_case("sgd_update", "n=1M", "momentum+wd+l1"), np.float64)["amount"] == 5 * 1_000_000 * 8
+
+
+def test_work_train_step():
+    # forward 784·100 + 100·10, backward dW2 100·10, dZ·W2 10·100, dW1 100·784 (2 flops each)
+    c = _case("train_step", size=10)
+    assert B.work(c, np.float32)["amount"] == 2 * 10 * (784 * 100 * 2 + 100 * 10 * 3)
+
+
+# --- the cases ---------------------------------------------------------------------------
+def test_case_list_matches_the_issue():
+    sizes = lambda op, v=None: sorted(c.size for c in B.all_cases() if c.op == op and (v is None or c.variant == v))  # noqa: E731
+    assert sizes("linear_sigmoid") == [1, 32, 256, 4096]
+    assert sizes("softmax", "C=10") == [32, 256, 4096, 65536]
+    assert sizes("softmax_cross_entropy_grad", "C=1000") == [256, 4096]
+    assert _case("softmax", variant="4-D").p["shape"] == (16, 16, 128, 128)
+    assert sizes("sgd_update", "momentum+wd+l1") == [100_000, 1_000_000, 16_000_000]
+    assert sizes("train_step") == [1, 10, 64, 256]
+
+
+def test_select_filters():
+    assert {c.op for c in B.select(["softmax"], ["32"])} == {"softmax"}
+    assert [c.shape for c in B.select(["softmax"], ["32"])] == ["Z(32,10)"]
+    assert [c.size for c in B.select(["sgd_update"], ["16M"])] == [16_000_000] * 2
+    assert [c.shape for c in B.select(["softmax"], ["C=1000"])] == ["Z(256,1000)", "Z(4096,1000)"]
+    quick = B.select(quick=True)
+    assert quick and all(c.quick for c in quick) and len(quick) < len(B.all_cases())
+    assert B.parse_size("100k") == 100_000 and B.parse_size("Z(1,2)") is None
+
+
+def test_contenders_registered_first_then_comparators():
+    from fastnn.kernels import IMPL_NAMES
+    ks = B.contenders(_case("linear_sigmoid", size=1))
+    assert ks[:len(IMPL_NAMES)] == list(IMPL_NAMES)
+    assert {"scipy", "blas", "torch", "jax"} <= set(ks)
+    assert B.process_group("api_out") == B.process_group("raw") == "api"
+
+
+# --- the prepared calls compute what they claim ----------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_train_step_jit_matches_vectorized(dtype):
+    c = _case("train_step", size=10)
+    from fastnn.kernels import IMPLS
+    results = {}
+    for impl in ("vectorized", "jit"):
+        inp = B.make_inputs(c, dtype, np.random.default_rng(1))
+        K = {op: IMPLS[op][impl] for op in IMPLS}
+        step = B._fastnn_train_step(K, inp)
+        losses = [float(step()) for _ in range(3)]
+        results[impl] = (losses, inp["W1"].copy(), inp["b2"].copy())
+    (lv, W1v, b2v), (lj, W1j, b2j) = results["vectorized"], results["jit"]
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(lj, lv, rtol=tol)
+    np.testing.assert_allclose(W1j, W1v, rtol=tol, atol=tol)
+    np.testing.assert_allclose(b2j, b2v, rtol=tol, atol=tol)
+    assert not np.array_equal(b2j, np.zeros_like(b2j))        # the update happened
+
+
+def test_sgd_cases_time_fresh_copies():
+    c = _case("sgd_update", "n=100k", "momentum+wd+l1")
+    prep = B.setup(c, "vectorized", "float64", np.random.default_rng(0))
+    inp = B.make_inputs(c, "float64", np.random.default_rng(0))
+    assert prep.max_inner and prep.max_inner >= 2
+    for _ in range(2):                                         # two batches of 2 calls
+        prep.before_sample(2)
+        prep.fn()
+        prep.fn()
+    with pytest.raises(IndexError):                             # a batch never reuses a copy
+        prep.before_sample(prep.max_inner)
+        for _ in range(prep.max_inner + 1):
+            prep.fn()
+    # every call saw the original parameters: copy 0 holds exactly one update of them
+    prep.before_sample(1)
+    prep.fn()
+    from fastnn.kernels import IMPLS
+    w, v = inp["w"].copy(), inp["v"].copy()
+    IMPLS["sgd_update"]["vectorized"](w, inp["g"], B.LR, 0.9, v, 1e-4, 1e-5, False)
+    got = prep.pool.copies[0]
+    np.testing.assert_array_equal(got["w"], w)
+    np.testing.assert_array_equal(got["v"], v)
+
+
+def test_measure_reports_seconds_per_call():
+    calls = []
+    prep = B.Prepared(lambda: calls.append(1))
+    r = B.measure(prep, dict(B.QUICK, budget_s=0.01))
+    assert r["status"] == "ok"
+    assert len(r["samples_s"]) >= B.QUICK["min_samples"]
+    assert len(calls) == 2 + r["inner"] * len(r["samples_s"])   # first + sizing call + samples
+    assert r["min_s"] <= r["q1_s"] <= r["median_s"] <= r["q3_s"] <= r["max_s"] < 1e-3
+
+
+# --- the loop bound -----------------------------------------------------------------------
+def test_loop_not_run_beyond_the_bound():
+    c = _case("softmax", "Z(4096,10)")
+    res = B.run_tasks([(c, "loop"), (c, "jit")], "float32", B.QUICK, loop_bound=1e-6)
+    by = {r["contender"]: r for r in res}
+    assert by["loop"]["status"] == "not run (too slow)"
+    assert "median_s" not in by["loop"] and by["loop"]["bound_s"] == 1e-6
+    assert by["jit"]["status"] == "ok"
+    text = bench_cli.format_report({"settings": {"quick": True, "dtype": "float32", "threads": 1,
+                                                 "loop_bound_s": 1e-6}, "results": res})
+    assert "not run (too slow, > 1e-06 s/call)" in text
+
+
+def test_loop_runs_within_the_bound():
+    c = _case("softmax", "Z(32,10)")
+    (r,) = B.run_tasks([(c, "loop")], "float32", dict(B.QUICK, budget_s=0.01), loop_bound=5.0)
+    assert r["status"] == "ok" and r["median_s"] > 0
+
+
+# --- the command, end to end ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    out = d / "run.json"
+    cmd = [sys.executable, "-m", "fastnn", "bench", "--quick", "--ops", "softmax", "--sizes", "32",
+           "--contenders", "loop,vectorized,jit,nosuch", "--threads", "1", "--copy-mib", "32",
+           "--no-coldstart", "--json", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return p, out
+
+
+def test_cli_json_has_every_raw_figure(quick_run):
+    p, out = quick_run
+    assert p.returncode == 0, p.stderr
+    rec = json.loads(out.read_text())
+    assert set(rec) >= {"settings", "machine", "ceilings", "results", "coldstart", "wall_s"}
+    assert rec["machine"]["dtype"] == "float32" and rec["machine"]["threads used"] == "1"
+    for k in ("cpu", "numpy", "numba", "SVML", "exp in jit kernels", "BLAS", "torch"):
+        assert k in rec["machine"]
+    assert rec["ceilings"]["gemm_float32_gflops"] > 0 and rec["ceilings"]["copy_gbs"] > 0
+    res = {r["contender"]: r for r in rec["results"]}
+    assert set(res) == {"loop", "vectorized", "jit"}
+    for r in res.values():
+        assert r["status"] == "ok" and r["case"] == "softmax|C=10|Z(32,10)"
+        assert len(r["samples_s"]) >= 3
+        assert r["gbs"] == pytest.approx(2 * 320 * 4 / r["median_s"] / 1e9)
+    assert res["jit"]["vs_loop"] == pytest.approx(res["loop"]["median_s"] / res["jit"]["median_s"])
+
+
+def test_cli_prints_the_table(quick_run):
+    p, _ = quick_run
+    assert "## softmax" in p.stdout
+    assert "| Z(32,10)" in p.stdout and "vs vectorized" in p.stdout and "GB/s" in p.stdout
+    assert "1 threads" in p.stdout
+
+
+def test_missing_contender_is_not_installed_never_an_error(monkeypatch):
+    monkeypatch.setitem(B.NEEDS, "torch", "fastnn_no_such_module_xyz")
+    assert not bench_cli.installed("torch")
+    assert bench_cli.installed("jit")
+
+
+def test_plot_written(quick_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    _, out = quick_run
+    png = tmp_path / "b.png"
+    rc = bench_cli.main(_args(from_json=str(out), plot=str(png)))
+    assert rc == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def _args(**kw):
+    import argparse
+    d = dict(quick=False, ops=None, sizes=None, dtype="float32", threads=None, contenders=None,
+             loop_bound=B.LOOP_BOUND_S, json=None, plot=None, no_coldstart=True, copy_mib=32,
+             from_json=None)
+    d.update(kw)
+    return argparse.Namespace(**d)
+
+
+def test_bench_subcommand_is_registered():
+    p = subprocess.run([sys.executable, "-m", "fastnn", "bench", "--help"], capture_output=True, text=True)
+    assert p.returncode == 0
+    for flag in ("--quick", "--json", "--plot", "--ops", "--sizes", "--dtype", "--threads"):
+        assert flag in p.stdout
+
+
+def test_worker_env_sets_threads_before_numpy_loads():
+    env = bench_cli.worker_env(3)
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        assert env[v] == "3"
+    assert "OPENBLAS_THREAD_TIMEOUT" in env
+    assert "--xla_cpu_multi_thread_eigen=false" in bench_cli.worker_env(1)["XLA_FLAGS"]
+
+
+def test_coldstart_args_cover_every_jit_kernel():
+    from fastnn.kernels import IMPLS
+    for op in IMPLS:
+        if "jit" in IMPLS[op]:
+            args = B.coldstart_args(op, "float32")
+            IMPLS[op]["jit"](*args)
+            assert all(not isinstance(a, np.ndarray) or np.isfinite(a).all() for a in args), op
