@@ -1,0 +1,178 @@
+"""``fastnn train``: train an MLP on digits (default) or MNIST from the command line.
+
+    fastnn train                                    # 64-32-10 sigmoid MLP on digits
+    fastnn train --mnist ~/mnist --download --sizes 784,100,10 --epochs 10 --batch-size 10
+    fastnn train --save run.npz ... ; fastnn train --resume run.npz --epochs 60
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+
+def add_parser(subparsers):
+    p = subparsers.add_parser("train", help="train an MLP on digits or MNIST",
+                              description=__doc__.split("\n\n")[0])
+    d = p.add_argument_group("data")
+    d.add_argument("--mnist", metavar="DIR", help="train on MNIST from DIR (default: digits)")
+    d.add_argument("--download", action="store_true", help="download MNIST into DIR first")
+    d.add_argument("--val-fraction", type=float, default=0.0,
+                   help="hold out this fraction of the training set for validation")
+    m = p.add_argument_group("model")
+    m.add_argument("--sizes", default=None,
+                   help="layer widths, e.g. 64,32,10 (default: D,32,10 for digits, D,100,10 for MNIST)")
+    m.add_argument("--hidden", default="sigmoid", choices=("sigmoid", "identity"))
+    m.add_argument("--loss", default="cross_entropy",
+                   choices=("cross_entropy", "mse", "sigmoid_mse", "sigmoid_ce"),
+                   help="cross_entropy: softmax + cross-entropy; mse / sigmoid_mse: sigmoid output "
+                        "+ quadratic cost (one-hot targets, seed 004); sigmoid_ce: sigmoid + binary CE")
+    m.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    m.add_argument("--seed", type=int, default=0)
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=30, help="total epochs (also when resuming)")
+    t.add_argument("--batch-size", type=int, default=16, help="1: online; 0: the whole set")
+    t.add_argument("--lr", type=float, default=0.5)
+    t.add_argument("--momentum", type=float, default=0.0)
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--l1", type=float, default=0.0)
+    t.add_argument("--impl", default="jit", choices=("loop", "vectorized", "jit"))
+    t.add_argument("--threads", type=int, default=None, help="BLAS and Numba threads")
+    t.add_argument("--no-shuffle", action="store_true")
+    o = p.add_argument_group("output")
+    o.add_argument("--save", metavar="PATH", help="checkpoint (.npz) after every epoch and at the end")
+    o.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
+    o.add_argument("--plot", metavar="PNG", help="plot loss and accuracy per epoch (matplotlib)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    o.add_argument("--quiet", action="store_true", help="no line per epoch")
+    p.set_defaults(func=run)
+    return p
+
+
+_LOSSES = {"cross_entropy": ("softmax", "cross_entropy"), "mse": ("sigmoid", "mse"),
+           "sigmoid_mse": ("sigmoid", "mse"), "sigmoid_ce": ("sigmoid", "cross_entropy")}
+
+
+def _load(args):
+    from . import datasets
+    dt = np.dtype(args.dtype)
+    if args.mnist:
+        if args.download:
+            datasets.download_mnist(args.mnist)
+        X_train, y_train, X_test, y_test = datasets.load_mnist(args.mnist, dtype=dt, flatten=True)
+        name = "MNIST"
+    else:
+        X_train, y_train, X_test, y_test = datasets.load_digits(dtype=dt, seed=args.seed)
+        name = "digits"
+    val = None
+    if args.val_fraction > 0:
+        X_train, y_train, Xv, yv = datasets.train_val_split(
+            X_train, y_train, val_fraction=args.val_fraction, seed=args.seed)
+        val = (Xv, yv)
+    return name, X_train, y_train, X_test, y_test, val
+
+
+def _set_threads(n):
+    if n is None:
+        return
+    import numba
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(n)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def plot_history(history, path):
+    """Loss and accuracy per epoch (train and, if present, validation) to ``path``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ep = [r["epoch"] for r in history]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [r["loss"] for r in history], label="train")
+    a2.plot(ep, [r["accuracy"] for r in history], label="train")
+    if history and history[0].get("val_loss") is not None:
+        a1.plot(ep, [r["val_loss"] for r in history], label="validation")
+        a2.plot(ep, [r["val_accuracy"] for r in history], label="validation")
+    a1.set(xlabel="epoch", ylabel="loss", title="loss")
+    a2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    a1.legend()
+    a2.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    from .model import MLP, NonFiniteLossError, format_record
+    _set_threads(args.threads)
+    name, X_train, y_train, X_test, y_test, val = _load(args)
+    if args.resume:
+        model = MLP.load(args.resume)
+        if model.sizes[0] != X_train.shape[1]:
+            print(f"fastnn train: {args.resume} expects {model.sizes[0]} inputs, "
+                  f"{name} has {X_train.shape[1]}", file=sys.stderr)
+            return 2
+    else:
+        if args.sizes:
+            sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+        else:
+            sizes = [X_train.shape[1], 32 if name == "digits" else 100, 10]
+        output, loss = _LOSSES[args.loss]
+        model = MLP(sizes, hidden=args.hidden, output=output, loss=loss, dtype=args.dtype,
+                    seed=args.seed, impl=args.impl)
+    model.impl = args.impl
+    epochs = args.epochs - model.epoch
+    print(f"{name}: {X_train.shape[0]} training, {X_test.shape[0]} test samples; {model!r}; "
+          f"impl={args.impl}")
+    if epochs <= 0:
+        print(f"already trained for {model.epoch} epochs (>= --epochs {args.epochs})")
+    else:
+        bar = None
+        if not args.no_progress:
+            try:
+                from tqdm import tqdm
+                bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, leave=False)
+            except ImportError:
+                bar = None
+
+        def progress(rec):
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{rec['loss']:.4f}")
+            if not args.quiet:
+                line = format_record(rec)
+                (bar.write(line) if bar is not None else print(line, flush=True))
+
+        t0 = time.perf_counter()
+        try:
+            h = model.fit(X_train, y_train, epochs=epochs,
+                          batch_size=None if args.batch_size == 0 else args.batch_size,
+                          lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+                          l1=args.l1, shuffle=not args.no_shuffle, validation_data=val,
+                          progress=progress, checkpoint=args.save)
+        except NonFiniteLossError as exc:
+            print(f"fastnn train: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if bar is not None:
+                bar.close()
+        total = time.perf_counter() - t0
+        if h.interrupted:
+            print("interrupted" + (f"; checkpoint saved to {args.save}" if args.save else ""))
+        if len(h):
+            secs = sorted(h.seconds)
+            print(f"{len(h)} epochs in {total:.2f} s; median epoch {secs[len(secs) // 2]:.4f} s "
+                  "(the first includes JIT compilation when not cached)")
+    if args.save:
+        model.save(args.save)
+    acc = model.score(X_test, y_test)
+    print(f"test accuracy: {acc:.4f}")
+    if args.plot:
+        plot_history(model.history, args.plot)
+        print(f"plot written to {args.plot}")
+    return 0 if not math.isnan(acc) else 1

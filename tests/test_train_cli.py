@@ -1,0 +1,58 @@
+"""``fastnn train``: the command line around fastnn.MLP."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastnn.cli import main
+from fastnn.model import MLP
+
+pytest.importorskip("sklearn")
+
+
+def test_train_digits_default_reaches_95(capsys):
+    assert main(["train", "--no-progress", "--epochs", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch   30" in out
+    acc = float(out.strip().splitlines()[-1].split()[-1])
+    assert acc >= 0.95
+
+
+def test_train_save_resume_matches_one_run(tmp_path, capsys):
+    common = ["train", "--no-progress", "--quiet", "--sizes", "64,16,10", "--batch-size", "32",
+              "--momentum", "0.5", "--seed", "3"]
+    assert main(common + ["--epochs", "4", "--save", str(tmp_path / "full.npz")]) == 0
+    assert main(common + ["--epochs", "2", "--save", str(tmp_path / "part.npz")]) == 0
+    assert main(common + ["--epochs", "4", "--resume", str(tmp_path / "part.npz"),
+                          "--save", str(tmp_path / "part.npz")]) == 0
+    full, part = MLP.load(tmp_path / "full.npz"), MLP.load(tmp_path / "part.npz")
+    assert full.epoch == part.epoch == 4
+    np.testing.assert_array_equal(full._params, part._params)
+    capsys.readouterr()
+
+
+def test_train_options_and_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curves.png"
+    assert main(["train", "--no-progress", "--epochs", "2", "--loss", "mse", "--lr", "2",
+                 "--batch-size", "0", "--impl", "vectorized", "--val-fraction", "0.2",
+                 "--l1", "1e-4", "--weight-decay", "1e-4", "--threads", "1",
+                 "--plot", str(png)]) == 0
+    assert png.stat().st_size > 1000
+    assert "val_loss" in capsys.readouterr().out
+
+
+def test_train_reports_divergence(capsys):
+    assert main(["train", "--no-progress", "--epochs", "3", "--hidden", "identity",
+                 "--lr", "1e30", "--dtype", "float32"]) == 1
+    assert "non-finite at epoch 1" in capsys.readouterr().err
+
+
+def test_train_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for opt in ("--mnist", "--download", "--sizes", "--hidden", "--loss", "--lr", "--batch-size",
+                "--epochs", "--momentum", "--weight-decay", "--l1", "--impl", "--seed",
+                "--threads", "--save", "--resume", "--plot"):
+        assert opt in out
