@@ -38,7 +38,7 @@ def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
     cfg = metafunc.config
-    enabled = not cfg.getoption("benchmark_disable", True)
+    enabled = _enabled(cfg)
     cases = B.all_cases() if enabled else [c for c in B.all_cases() if c.quick]
     params = [pytest.param(c, k, id=f"{c.op}|{c.variant}|{c.shape}|{k}".replace(" ", ""))
               for c in cases for k in B.contenders(c)]
@@ -47,8 +47,13 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("dtype", ["float32", "float64"] if d == "both" else [d])
 
 
+def _enabled(config) -> bool:
+    """Timing is on: ``--benchmark-enable`` overrides the ``--benchmark-disable`` of addopts."""
+    return bool(config.getoption("benchmark_enable", False)) or not config.getoption("benchmark_disable", True)
+
+
 def _gate(config, dtype):
-    enabled = not config.getoption("benchmark_disable", True)
+    enabled = _enabled(config)
     key = (enabled, dtype)
     if key not in _gates:
         _gates[key] = B.LoopGate(ENABLED_LOOP_BOUND if enabled else DISABLED_LOOP_BOUND, dtype)

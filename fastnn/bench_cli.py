@@ -135,6 +135,7 @@ def run(args) -> dict:
                            "loop_bound_s": args.loop_bound, "ops": ops, "sizes": _split(args.sizes),
                            "contenders": want, "timing": B.QUICK if args.quick else B.FULL,
                            "command": " ".join(["fastnn"] + sys.argv[1:]) if sys.argv else ""}}
+    load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     _log(f"{len(cases)} cases, dtype {args.dtype}, {threads} threads; measuring ceilings")
     ceil = _run_worker({"mode": "ceilings", "dtype": args.dtype, "threads": threads,
                         "copy_mib": args.copy_mib}, env)
@@ -150,7 +151,7 @@ def run(args) -> dict:
         "threadpoolctl": _version("threadpoolctl"),
         "OPENBLAS_THREAD_TIMEOUT": env.get("OPENBLAS_THREAD_TIMEOUT"),
         "XLA_FLAGS": env.get("XLA_FLAGS") or "(unset: XLA's default pool, all cores)",
-        "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load average at start": load_start,
     })
     if "error" in ceil:
         machine["ceilings error"] = ceil["error"]
@@ -298,6 +299,8 @@ def format_report(record: dict) -> str:
                  f"(np.copyto of {ceil.get('copy_mib')} MiB, bytes read + written, best of 5)")
     L.append(f"- loop implementation: run only where one call is expected within "
              f"{st['loop_bound_s']:g} s (judged from the smallest size; never extrapolated)")
+    L.append("- GB/s of small cases can pass the copy ceiling: their arrays stay in the caches, "
+             "while the ceiling is measured far beyond them")
     L.append("- median: seconds per call (samples of ≥ 1 ms of calls each); ± half the "
              "interquartile range, relative; vs X = time(X) / time(row), > 1 is faster than X; "
              "GFLOP/s for matrix-product-bound cases (% of GEMM), GB/s for memory-bound ones "
@@ -305,6 +308,12 @@ def format_report(record: dict) -> str:
     if record.get("wall_s"):
         L.append(f"- wall time of this run: {record['wall_s']:.0f} s; load average (1, 5, 15 min) "
                  f"at start {m.get('load average at start', '?')}, at end {m.get('load average at end', '?')}")
+    busy = _busy(m)
+    if busy:
+        L.append(f"- WARNING: other processes were running (load average {busy:.2f} on "
+                 f"{m.get('logical cores', '?')} cores): with threads for every core, a contender "
+                 "waits for a core at each parallel step, and its times can be many times too slow; "
+                 "rerun on an idle machine, or with --threads 1")
     L.append("")
 
     by_op = {}
@@ -382,6 +391,16 @@ def format_report(record: dict) -> str:
         for r in errors:
             L.append(f"- {r['case']} {r['contender']}: {r['status']}")
     return "\n".join(L).rstrip() + "\n"
+
+
+def _busy(m: dict) -> float:
+    """The 1-minute load average taken just before the run, if other processes kept the
+    machine busy (> 0.7), else 0."""
+    try:
+        load = float(m.get("load average at start", "0").split()[0])
+    except (ValueError, IndexError):
+        return 0.0
+    return load if load > 0.7 else 0.0
 
 
 _API_NAMES = {"raw": "jit kernel (raw, no checks)", "api_out": "fastnn.<op>(..., out=)",
