@@ -8,7 +8,7 @@ import pytest
 
 import fastnn
 import reference as ref
-from conftest import DTYPES, IMPLS, assert_close
+from numerics import DTYPES, IMPLS, assert_close
 
 pytestmark = pytest.mark.parametrize("impl", IMPLS)
 

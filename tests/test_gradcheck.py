@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from conftest import IMPLS
+from numerics import IMPLS
 
 H_STEP = 1e-6
 MAX_REL, MEAN_REL = 1e-6, 1e-8

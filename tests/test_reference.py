@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import fastnn
 import reference as ref
-from conftest import DTYPES, IMPLS, assert_close
+from numerics import DTYPES, IMPLS, assert_close
 
 dims = st.integers(1, 24)
 seeds = st.integers(0, 2**32 - 1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from conftest import DTYPES, IMPLS
+from numerics import DTYPES, IMPLS
 
 
 @pytest.mark.parametrize("impl", IMPLS)

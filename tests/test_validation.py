@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from conftest import IMPLS
+from numerics import IMPLS
 
 f32, f64 = np.float32, np.float64
 
