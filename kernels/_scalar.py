@@ -14,36 +14,13 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-try:  # the vectorisable polynomial exp, when present
-    from ._exp import fast_exp as _exp_impl
-    EXP_NAME = "fastnn polynomial exp"
-except ImportError:  # pragma: no cover - fallback keeps the kernels correct
-    _exp_impl = None
-    EXP_NAME = "libm exp (scalar)"
+from ._exp import EXP_NAME, fast_exp as exp  # noqa: F401  (exp in x's precision, jit only)
 
 
 def _float_type(t):
     if isinstance(t, types.Float):
         return np.float32 if t.bitwidth == 32 else np.float64
     return None
-
-
-def exp(x):
-    """exp in x's precision (jit code only)."""
-    raise NotImplementedError("jit-only helper")
-
-
-@overload(exp)
-def _ol_exp(x):
-    if _float_type(x) is None:
-        return None
-    if _exp_impl is not None:
-        def impl(x):
-            return _exp_impl(x)
-    else:
-        def impl(x):
-            return np.exp(x)
-    return impl
 
 
 def sigmoid(z):

@@ -22,10 +22,12 @@ import math
 
 import numpy as np
 
-from ._config import jit
+from numba import prange
+
+from ._config import jit, pjit
 from ._registry import register
 from ._scalar import exp as _exp
-from .softmax import _max_row, _row_max
+from .softmax import PARALLEL_MIN_ELEMS, _exp_shift_row, _max_row, _row_max, _sum_row
 
 
 def as_dtype_scalar(x, dtype):
@@ -124,15 +126,51 @@ def softmax_cross_entropy_grad_vectorized(Z, y, dZ):
 
 
 # --- Numba: one pass per row (the row stays in L1) ----------------------------------
+# Row helpers from softmax.py (max, exp-and-sum with vectorised exp, partial sums).
+# Per-row losses are float64; the parallel kernels write them to a buffer that is
+# summed serially afterwards, so the loss does not depend on the number of threads.
+
+
+@jit(inline="always")
+def _sce_grad_labels_row(Z, y, dZ, i, C, inv_n):
+    """dZ[i] = (softmax(Z[i]) − onehot(y[i]))/N; returns the row's loss (float64)."""
+    m = _max_row(Z, i, C)
+    s = _exp_shift_row(Z, i, m, dZ, C)
+    r = inv_n / s
+    for j in range(C):
+        dZ[i, j] *= r
+    dZ[i, y[i]] -= inv_n
+    return (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
+
+
+@jit(inline="always")
+def _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n):
+    """dZ[i] = (softmax(Z[i])·Σ_k Y[i,k] − Y[i])/N; returns the row's loss."""
+    m = _max_row(Z, i, C)
+    s = _exp_shift_row(Z, i, m, dZ, C)
+    w = _sum_row(Y, i, C)
+    r = w * inv_n / s
+    log_s = np.float64(np.log(s))
+    loss = 0.0
+    for j in range(C):
+        t = Y[i, j]
+        dZ[i, j] = dZ[i, j] * r - t * inv_n
+        if t != 0:
+            loss += np.float64(t) * ((np.float64(m) - np.float64(Z[i, j])) + log_s)
+    return loss
+
+
 @jit
 def sce_labels_jit(Z, y):
+    """Mean loss only; a one-row scratch buffer holds exp(z − m)."""
     N, C = Z.shape
+    scratch = np.empty((1, C), Z.dtype)
     total = 0.0
     for i in range(N):
         m = _max_row(Z, i, C)
-        s = Z.dtype.type(0.0)
         for j in range(C):
-            s += _exp(Z[i, j] - m)
+            scratch[0, j] = _exp(Z[i, j] - m)
+        s = _sum_row(scratch, 0, C)
         total += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
     return Z.dtype.type(total / N)
 
@@ -140,13 +178,13 @@ def sce_labels_jit(Z, y):
 @jit
 def sce_targets_jit(Z, Y):
     N, C = Z.shape
+    scratch = np.empty((1, C), Z.dtype)
     total = 0.0
     for i in range(N):
         m = _max_row(Z, i, C)
-        s = Z.dtype.type(0.0)
         for j in range(C):
-            s += _exp(Z[i, j] - m)
-        log_s = np.float64(np.log(s))
+            scratch[0, j] = _exp(Z[i, j] - m)
+        log_s = np.float64(np.log(_sum_row(scratch, 0, C)))
         for j in range(C):
             t = Y[i, j]
             if t != 0:
@@ -160,17 +198,7 @@ def sce_grad_labels_jit(Z, y, dZ):
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
     total = 0.0
     for i in range(N):
-        m = _max_row(Z, i, C)
-        s = Z.dtype.type(0.0)
-        for j in range(C):
-            e = _exp(Z[i, j] - m)
-            dZ[i, j] = e
-            s += e
-        r = inv_n / s
-        for j in range(C):
-            dZ[i, j] *= r
-        dZ[i, y[i]] -= inv_n
-        total += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
+        total += _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
     return Z.dtype.type(total / N)
 
 
@@ -180,21 +208,33 @@ def sce_grad_targets_jit(Z, Y, dZ):
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
     total = 0.0
     for i in range(N):
-        m = _max_row(Z, i, C)
-        s = Z.dtype.type(0.0)
-        w = Z.dtype.type(0.0)
-        for j in range(C):
-            e = _exp(Z[i, j] - m)
-            dZ[i, j] = e
-            s += e
-            w += Y[i, j]
-        r = w * inv_n / s
-        log_s = np.float64(np.log(s))
-        for j in range(C):
-            t = Y[i, j]
-            dZ[i, j] = dZ[i, j] * r - t * inv_n
-            if t != 0:
-                total += np.float64(t) * ((np.float64(m) - np.float64(Z[i, j])) + log_s)
+        total += _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n)
+    return Z.dtype.type(total / N)
+
+
+@pjit
+def _sce_grad_labels_parallel(Z, y, dZ):
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    losses = np.empty(N, np.float64)
+    for i in prange(N):
+        losses[i] = _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
+    total = 0.0
+    for i in range(N):              # serial: the same sum for any thread count
+        total += losses[i]
+    return Z.dtype.type(total / N)
+
+
+@pjit
+def _sce_grad_targets_parallel(Z, Y, dZ):
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    losses = np.empty(N, np.float64)
+    for i in prange(N):
+        losses[i] = _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n)
+    total = 0.0
+    for i in range(N):
+        total += losses[i]
     return Z.dtype.type(total / N)
 
 
@@ -205,6 +245,11 @@ def softmax_cross_entropy_jit(Z, y):
 
 @register("softmax_cross_entropy_grad", "jit")
 def softmax_cross_entropy_grad_jit(Z, y, dZ):
+    """Serial below PARALLEL_MIN_ELEMS elements, parallel over rows above."""
+    if Z.size >= PARALLEL_MIN_ELEMS:
+        if y.ndim == 1:
+            return _sce_grad_labels_parallel(Z, y, dZ)
+        return _sce_grad_targets_parallel(Z, y, dZ)
     if y.ndim == 1:
         return sce_grad_labels_jit(Z, y, dZ)
     return sce_grad_targets_jit(Z, y, dZ)

@@ -22,7 +22,9 @@ import math
 
 import numpy as np
 
-from ._config import jit
+from numba import prange
+
+from ._config import jit, pjit
 from ._registry import register
 from ._scalar import exp as _exp
 
@@ -90,47 +92,151 @@ def log_softmax_vectorized(Z, out):
     return out
 
 
-# --- Numba: per row, three passes over a row that stays in L1 ------------------
-@jit
+# --- Numba: per row, passes over a row that stays in L1 ---------------------------
+# The project compiles without ``reassoc`` (see _config.py), so LLVM keeps every
+# reduction in source order and cannot vectorise it. The reductions below keep 8
+# independent partial results instead (vectorised by LLVM's SLP pass); the exp
+# pass has no reduction and vectorises with the polynomial exp. Each row's result
+# depends only on that row: the same for any number of threads.
+#: Rows of at least this many elements in all (R·C) go to the parallel kernels.
+PARALLEL_MIN_ELEMS = 1 << 16
+
+
+@jit(inline="always")
 def _max_row(Z, i, C):
-    m = Z[i, 0]
-    for j in range(1, C):
+    """max_j Z[i, j] (C >= 1). NaN need not win here: a NaN entry makes its own
+    exp(z − m) NaN, and through the row sum the whole row NaN."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = Z[i, 0]
+    j = 0
+    while j + 8 <= C:
         z = Z[i, j]
-        m = z if (z > m or z != z) else m
-    return m
+        m0 = z if z > m0 else m0
+        z = Z[i, j + 1]
+        m1 = z if z > m1 else m1
+        z = Z[i, j + 2]
+        m2 = z if z > m2 else m2
+        z = Z[i, j + 3]
+        m3 = z if z > m3 else m3
+        z = Z[i, j + 4]
+        m4 = z if z > m4 else m4
+        z = Z[i, j + 5]
+        m5 = z if z > m5 else m5
+        z = Z[i, j + 6]
+        m6 = z if z > m6 else m6
+        z = Z[i, j + 7]
+        m7 = z if z > m7 else m7
+        j += 8
+    while j < C:
+        z = Z[i, j]
+        m0 = z if z > m0 else m0
+        j += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    m4 = m5 if m5 > m4 else m4
+    m6 = m7 if m7 > m6 else m6
+    m0 = m2 if m2 > m0 else m0
+    m4 = m6 if m6 > m4 else m4
+    return m4 if m4 > m0 else m0
+
+
+@jit(inline="always")
+def _sum_row(E, i, C):
+    """Σ_j E[i, j] with 8 partial sums."""
+    zero = E.dtype.type(0.0)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+    j = 0
+    while j + 8 <= C:
+        s0 += E[i, j]
+        s1 += E[i, j + 1]
+        s2 += E[i, j + 2]
+        s3 += E[i, j + 3]
+        s4 += E[i, j + 4]
+        s5 += E[i, j + 5]
+        s6 += E[i, j + 6]
+        s7 += E[i, j + 7]
+        j += 8
+    while j < C:
+        s0 += E[i, j]
+        j += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@jit(inline="always")
+def _exp_shift_row(Z, i, m, out, C):
+    """out[i, j] = exp(Z[i, j] − m); returns Σ_j out[i, j]."""
+    for j in range(C):
+        out[i, j] = _exp(Z[i, j] - m)
+    return _sum_row(out, i, C)
+
+
+@jit(inline="always")
+def _softmax_row(Z, i, out, C):
+    m = _max_row(Z, i, C)
+    s = _exp_shift_row(Z, i, m, out, C)
+    r = Z.dtype.type(1.0) / s
+    for j in range(C):
+        out[i, j] *= r
+
+
+@jit(inline="always")
+def _log_softmax_row(Z, i, out, C):
+    m = _max_row(Z, i, C)
+    s = _exp_shift_row(Z, i, m, out, C)     # out as scratch for exp(z − m)
+    lse = np.log(s)
+    for j in range(C):
+        out[i, j] = (Z[i, j] - m) - lse
+
+
+@jit
+def softmax_serial(Z, out):
+    R, C = Z.shape
+    if C == 0:
+        return out
+    for i in range(R):
+        _softmax_row(Z, i, out, C)
+    return out
+
+
+@pjit
+def softmax_parallel(Z, out):
+    R, C = Z.shape
+    if C == 0:
+        return out
+    for i in prange(R):
+        _softmax_row(Z, i, out, C)
+    return out
+
+
+@jit
+def log_softmax_serial(Z, out):
+    R, C = Z.shape
+    if C == 0:
+        return out
+    for i in range(R):
+        _log_softmax_row(Z, i, out, C)
+    return out
+
+
+@pjit
+def log_softmax_parallel(Z, out):
+    R, C = Z.shape
+    if C == 0:
+        return out
+    for i in prange(R):
+        _log_softmax_row(Z, i, out, C)
+    return out
 
 
 @register("softmax", "jit")
-@jit
 def softmax_jit(Z, out):
-    R, C = Z.shape
-    if C == 0:
-        return out
-    for i in range(R):
-        m = _max_row(Z, i, C)
-        s = Z.dtype.type(0.0)
-        for j in range(C):
-            e = _exp(Z[i, j] - m)
-            out[i, j] = e
-            s += e
-        r = Z.dtype.type(1.0) / s
-        for j in range(C):
-            out[i, j] *= r
-    return out
+    """Serial below PARALLEL_MIN_ELEMS elements, parallel over rows above."""
+    if Z.size >= PARALLEL_MIN_ELEMS:
+        return softmax_parallel(Z, out)
+    return softmax_serial(Z, out)
 
 
 @register("log_softmax", "jit")
-@jit
 def log_softmax_jit(Z, out):
-    R, C = Z.shape
-    if C == 0:
-        return out
-    for i in range(R):
-        m = _max_row(Z, i, C)
-        s = Z.dtype.type(0.0)
-        for j in range(C):
-            s += _exp(Z[i, j] - m)
-        lse = np.log(s)
-        for j in range(C):
-            out[i, j] = (Z[i, j] - m) - lse
-    return out
+    if Z.size >= PARALLEL_MIN_ELEMS:
+        return log_softmax_parallel(Z, out)
+    return log_softmax_serial(Z, out)
