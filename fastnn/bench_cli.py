@@ -241,8 +241,7 @@ def fmt_time(s) -> str:
         return "—"
     for unit, f in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
         if s >= f or unit == "ns":
-            v = s / f
-            return f"{v:.3g} {unit}" if v >= 100 else f"{v:.3g} {unit}"
+            return f"{s / f:.3g} {unit}"
     return f"{s:.3g} s"
 
 
@@ -309,11 +308,15 @@ def format_report(record: dict) -> str:
         L.append(f"- wall time of this run: {record['wall_s']:.0f} s; load average (1, 5, 15 min) "
                  f"at start {m.get('load average at start', '?')}, at end {m.get('load average at end', '?')}")
     busy = _busy(m)
-    if busy:
+    if busy and st["threads"] > 1:
         L.append(f"- WARNING: other processes were running (load average {busy:.2f} on "
-                 f"{m.get('logical cores', '?')} cores): with threads for every core, a contender "
-                 "waits for a core at each parallel step, and its times can be many times too slow; "
+                 f"{m.get('logical cores', '?')} cores): with {st['threads']} threads, a contender "
+                 "waits for its cores at each parallel step, and its times can be many times too slow; "
                  "rerun on an idle machine, or with --threads 1")
+    elif busy:
+        L.append(f"- note: other processes were running (load average {busy:.2f} on "
+                 f"{m.get('logical cores', '?')} cores); single-threaded times suffer little from it, "
+                 "but the spread grows")
     L.append("")
 
     by_op = {}
@@ -365,7 +368,9 @@ def format_report(record: dict) -> str:
         L.append("## cold start: time to the first result of each jit kernel, in a fresh process")
         L.append("")
         L.append("empty Numba cache (compiles) vs warm cache (loads what the first run wrote); "
-                 "import = `import fastnn`; process = the whole `python -c` run")
+                 "import = `import fastnn`; process = the whole `python -c` run; the warm first call "
+                 "includes Numba's one-time start-up (type registries, BLAS bindings), paid once per process"
+                 + ("; --quick measures softmax only" if st.get("quick") else ""))
         L.append("")
         rows = []
         tot = {"cold": 0.0, "warm": 0.0}
@@ -383,8 +388,8 @@ def format_report(record: dict) -> str:
         L += _table(["kernel", "import (empty)", "first call (empty)", "process (empty)",
                      "import (warm)", "first call (warm)", "process (warm)"], rows, "lrrrrrr")
         L.append("")
-    elif not st.get("quick") or True:
-        L.append("cold start: not measured (--no-coldstart)" if record.get("coldstart") == [] else "")
+    else:
+        L.append("cold start: not measured (--no-coldstart)")
     errors = [r for r in record["results"] if str(r.get("status", "")).startswith("error")]
     if errors:
         L.append("errors:")
