@@ -28,7 +28,7 @@ def sigmoid(z):
     raise NotImplementedError("jit-only helper")
 
 
-@overload(sigmoid, inline="always")
+@overload(sigmoid)
 def _ol_sigmoid(z):
     T = _float_type(z)
     if T is None:
