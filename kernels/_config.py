@@ -49,6 +49,11 @@ def jit_strict(fn):
     return numba.njit(**_STRICT)(fn)
 
 
+def pjit_strict(fn):
+    """``pjit`` without FMA contraction (see ``_STRICT``)."""
+    return numba.njit(**dict(_PARALLEL, fastmath=set(FASTMATH - {"contract"})))(fn)
+
+
 def pjit(*args, **overrides):
     """``numba.njit(parallel=True)`` with the project's options, never cached."""
     opts = dict(_PARALLEL)

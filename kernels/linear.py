@@ -118,14 +118,16 @@ def hidden_delta_vectorized(dZ, W, H, out):
 
 # --- Numba: BLAS per block of rows, the elementwise part fused while in cache -----
 #: Rows per block: a block of the product holds about BLOCK_ELEMS elements
-#: (64k floats = 256 KiB in float32), well inside L2.
-BLOCK_ELEMS = 65536
+#: (256k floats = 1 MiB in float32), inside this machine's 2 MiB L2 per core, and
+#: at least MIN_BLOCK_ROWS rows so that each BLAS call stays efficient.
+BLOCK_ELEMS = 1 << 18
+MIN_BLOCK_ROWS = 256
 
 
 @jit
 def _block_rows(N, K):
     r = BLOCK_ELEMS // max(K, 1)
-    r = max(r, 16)
+    r = max(r, MIN_BLOCK_ROWS)
     return min(r, max(N, 1))
 
 

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import jit_strict
+from numba import prange
+
+from ._config import jit_strict, pjit_strict
 from ._registry import register
 
 
@@ -64,9 +66,8 @@ def sgd_update_vectorized(param, grad, lr, momentum, velocity, weight_decay, l1,
     np.multiply(np.sign(w), np.maximum(np.abs(w) - lr * l1, 0), out=param)
 
 
-@register("sgd_update", "jit")
-@jit_strict
-def sgd_update_jit(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov):
+def _sgd_update(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov):
+    # compiled twice below: serially (where prange is range) and with parallel=True
     T = param.dtype.type
     lr_ = T(lr)
     mu = T(momentum)
@@ -75,27 +76,44 @@ def sgd_update_jit(param, grad, lr, momentum, velocity, weight_decay, l1, nester
     zero = T(0.0)
     n = param.shape[0]
     if momentum == 0 and weight_decay == 0 and l1 == 0:
-        for i in range(n):                          # plain SGD: an axpy
+        for i in prange(n):                          # plain SGD: an axpy
             param[i] -= lr_ * grad[i]
-        return
-    if momentum == 0:
-        for i in range(n):
+    elif momentum == 0:
+        for i in prange(n):
             w = param[i]
             w = w - lr_ * (grad[i] + wd * w)
             a = abs(w) - thr
             param[i] = (np.copysign(a, w) if a > zero else zero * w) if l1 != 0 else w
-        return
-    for i in range(n):
-        w = param[i]
-        g = grad[i] + wd * w
-        v = mu * velocity[i] + g
-        velocity[i] = v
-        if nesterov:
-            g = g + mu * v
-        else:
-            g = v
-        w = w - lr_ * g
-        if l1 != 0:
-            a = abs(w) - thr
-            w = np.copysign(a, w) if a > zero else zero * w
-        param[i] = w
+    else:
+        for i in prange(n):
+            w = param[i]
+            g = grad[i] + wd * w
+            v = mu * velocity[i] + g
+            velocity[i] = v
+            if nesterov:
+                g = g + mu * v
+            else:
+                g = v
+            w = w - lr_ * g
+            if l1 != 0:
+                a = abs(w) - thr
+                w = np.copysign(a, w) if a > zero else zero * w
+            param[i] = w
+
+
+#: Serial update (callable from other jit code, e.g. the training epoch).
+sgd_update_jit = jit_strict(_sgd_update)
+#: Parallel update: elementwise, so the result is the same for any number of threads.
+sgd_update_parallel = pjit_strict(_sgd_update)
+
+#: Parameter vectors of at least this many elements are updated by all threads.
+PARALLEL_MIN_ELEMS = 1 << 18
+
+
+@register("sgd_update", "jit")
+def sgd_update_dispatch(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov):
+    """Serial below PARALLEL_MIN_ELEMS parameters, parallel above."""
+    if param.shape[0] >= PARALLEL_MIN_ELEMS:
+        sgd_update_parallel(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov)
+    else:
+        sgd_update_jit(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov)

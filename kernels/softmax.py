@@ -98,8 +98,9 @@ def log_softmax_vectorized(Z, out):
 # independent partial results instead (vectorised by LLVM's SLP pass); the exp
 # pass has no reduction and vectorises with the polynomial exp. Each row's result
 # depends only on that row: the same for any number of threads.
-#: Rows of at least this many elements in all (R·C) go to the parallel kernels.
-PARALLEL_MIN_ELEMS = 1 << 16
+#: Inputs of at least this many elements (R·C) go to the parallel kernels (the
+#: grain size PyTorch uses on the CPU too).
+PARALLEL_MIN_ELEMS = 1 << 15
 
 
 @jit(inline="always")
@@ -187,18 +188,8 @@ def _log_softmax_row(Z, i, out, C):
         out[i, j] = (Z[i, j] - m) - lse
 
 
-@jit
-def softmax_serial(Z, out):
-    R, C = Z.shape
-    if C == 0:
-        return out
-    for i in range(R):
-        _softmax_row(Z, i, out, C)
-    return out
-
-
-@pjit
-def softmax_parallel(Z, out):
+def _softmax_rows(Z, out):
+    # compiled twice below: serially (prange is range there) and with parallel=True
     R, C = Z.shape
     if C == 0:
         return out
@@ -207,24 +198,19 @@ def softmax_parallel(Z, out):
     return out
 
 
-@jit
-def log_softmax_serial(Z, out):
-    R, C = Z.shape
-    if C == 0:
-        return out
-    for i in range(R):
-        _log_softmax_row(Z, i, out, C)
-    return out
-
-
-@pjit
-def log_softmax_parallel(Z, out):
+def _log_softmax_rows(Z, out):
     R, C = Z.shape
     if C == 0:
         return out
     for i in prange(R):
         _log_softmax_row(Z, i, out, C)
     return out
+
+
+softmax_serial = jit(_softmax_rows)
+softmax_parallel = pjit(_softmax_rows)
+log_softmax_serial = jit(_log_softmax_rows)
+log_softmax_parallel = pjit(_log_softmax_rows)
 
 
 @register("softmax", "jit")
