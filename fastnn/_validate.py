@@ -15,6 +15,8 @@ import numbers
 
 import numpy as np
 
+from .kernels._config import jit as _jit
+
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
 _FLOAT_DTYPES = (F32, F64)
@@ -81,15 +83,28 @@ def out_array(name: str, out, shape: tuple, dtype, inputs=()):
         raise TypeError(f"{name}: expected dtype {dtype} (the inputs' dtype), got {_describe_dtype(out.dtype)}")
     if out.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {out.shape}")
-    if not out.flags.writeable:
+    flags = out.flags
+    if not flags.writeable:
         raise ValueError(f"{name}: the array is read-only")
-    if not out.flags.c_contiguous or not out.dtype.isnative:
+    if not flags.c_contiguous or not out.dtype.isnative:
         raise ValueError(f"{name}: expected a C-contiguous array in native byte order "
                          f"(use np.empty({shape}, dtype={dtype}))")
+    owns = out.base is None
     for other_name, other in inputs:
-        if np.may_share_memory(out, other):
+        # two arrays that each own their memory overlap only if they are the same
+        # array; otherwise ask NumPy (bounds check)
+        if (out is other) if (owns and other.base is None) else np.may_share_memory(out, other):
             raise ValueError(f"{name}: must not overlap the input {other_name}")
     return out
+
+
+@_jit
+def _first_label_out_of_range(y, C):
+    """Index of the first label outside [0, C), or -1 (one pass, no temporaries)."""
+    for i in range(y.shape[0]):
+        if y[i] < 0 or y[i] >= C:
+            return i
+    return -1
 
 
 def labels(name: str, y, N: int, C: int):
@@ -102,21 +117,22 @@ def labels(name: str, y, N: int, C: int):
     if y.shape != (N,):
         raise ValueError(f"{name}: expected integer labels of shape ({N},) to match Z ({N}, {C}), "
                          f"got {y.shape}")
-    if N:
-        lo = y.min()
-        hi = y.max()
-        if lo < 0 or hi >= C:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{name}: labels must lie in [0, {C}) for {C} classes, got {int(bad)}")
     if y.dtype is not _INTP:
-        y = y.astype(np.intp)
-    elif not y.flags.c_contiguous:
+        y = y.astype(np.intp)          # int8/uint64/...: one dtype for the kernels (values
+    elif not y.flags.c_contiguous:     # that do not fit fail the range check below)
         y = np.ascontiguousarray(y)
+    bad = _first_label_out_of_range(y, C)
+    if bad >= 0:
+        raise ValueError(f"{name}: labels must lie in [0, {C}) for {C} classes, "
+                         f"got {int(y[bad])} at index {bad}")
     return y
 
 
 def real(name: str, x, *, lo=None, lo_open=False, hi=None, hi_open=False) -> float:
     """A finite real scalar within the given bounds, as a Python float."""
+    if type(x) is float and x == x and x - x == 0.0 and (lo is None or x > lo or (
+            x == lo and not lo_open)) and (hi is None or x < hi or (x == hi and not hi_open)):
+        return x                                     # a finite float in range: fast path
     if isinstance(x, bool) or not isinstance(x, numbers.Real):
         if isinstance(x, np.ndarray) and x.ndim == 0 and x.dtype.kind == "f":
             x = float(x)

@@ -33,11 +33,25 @@ def _layer_args(X, W, b):
     if W.shape[1] != D:
         raise ValueError(f"W: expected shape ({K}, {D}) to match X {X.shape}, got {W.shape}")
     if b is None:
-        b = np.zeros(K, X.dtype)
+        b = _zeros(K, X.dtype)
     else:
         b = v.floats("b", b, X.dtype, ndim=1, shape_hint=f" ({K},)")
         v.shape_is("b", b, (K,), f"to match W {W.shape}")
     return X, W, b, N, K
+
+
+_ZEROS = {}
+
+
+def _zeros(K, dtype):
+    """A read-only zero bias of length K (cached: no allocation per call)."""
+    z = _ZEROS.get((K, dtype))
+    if z is None:
+        z = np.zeros(K, dtype)
+        z.flags.writeable = False
+        if len(_ZEROS) < 64:
+            _ZEROS[(K, dtype)] = z
+    return z
 
 
 def _new_or_out(out, shape, dtype, inputs):
@@ -110,10 +124,13 @@ def sigmoid_backward(dH, H, *, out=None, impl=None):
 
 def _rows(name, Z):
     Z = v.floats(name, Z)
-    if Z.ndim == 0:
+    shape = Z.shape
+    if len(shape) == 2:
+        return Z, shape[0], shape[1]
+    if not shape:
         raise ValueError(f"{name}: expected an array with at least 1 dimension, got a 0-d array")
-    C = Z.shape[-1]
-    R = Z.size // C if C else int(np.prod(Z.shape[:-1]))
+    C = shape[-1]
+    R = Z.size // C if C else int(np.prod(shape[:-1]))
     return Z, R, C
 
 
@@ -126,7 +143,10 @@ def softmax(Z, *, out=None, impl=None):
     """
     Z, R, C = _rows("Z", Z)
     out = _elementwise_out(out, Z)
-    if Z.size:
+    if Z.ndim == 2:
+        if R and C:
+            kernel("softmax", impl)(Z, out)
+    elif Z.size:
         kernel("softmax", impl)(Z.reshape(R, C), out.reshape(R, C))
     return out
 
@@ -135,7 +155,10 @@ def log_softmax(Z, *, out=None, impl=None):
     """``log softmax(Z)`` over the last axis: ``Z − m − log Σ exp(Z − m)``; any ndim >= 1."""
     Z, R, C = _rows("Z", Z)
     out = _elementwise_out(out, Z)
-    if Z.size:
+    if Z.ndim == 2:
+        if R and C:
+            kernel("log_softmax", impl)(Z, out)
+    elif Z.size:
         kernel("log_softmax", impl)(Z.reshape(R, C), out.reshape(R, C))
     return out
 
@@ -353,13 +376,15 @@ def sgd_update(param, grad, lr, *, momentum=0.0, velocity=None, weight_decay=0.0
             raise ValueError(f"velocity: required when momentum > 0 (momentum={momentum}); "
                              f"start with np.zeros_like(param)")
         velocity = v.out_array("velocity", velocity, param.shape, dt, (("param", param),))
-        vel = velocity.reshape(-1)
+        vel = velocity.reshape(-1) if velocity.ndim != 1 else velocity
     else:
         if velocity is not None:
             velocity = v.out_array("velocity", velocity, param.shape, dt, (("param", param),))
         vel = _EMPTY.get(dt)
         if vel is None:
             vel = _EMPTY[dt] = np.empty(0, dt)
-    kernel("sgd_update", impl)(param.reshape(-1), grad.reshape(-1), lr, momentum, vel,
-                               weight_decay, l1, bool(nesterov))
+    p = param
+    if p.ndim != 1:
+        p, grad = p.reshape(-1), grad.reshape(-1)
+    kernel("sgd_update", impl)(p, grad, lr, momentum, vel, weight_decay, l1, bool(nesterov))
     return param
