@@ -70,9 +70,10 @@ def floats(name: str, a, dtype=None, ndim=None, shape_hint: str = ""):
     return a
 
 
-def shape_is(name: str, a, expected: tuple, why: str) -> None:
+def shape_is(name: str, a, expected: tuple, why: str, *why_args) -> None:
+    """``why`` is formatted with ``why_args`` only when the check fails (cheap)."""
     if a.shape != expected:
-        raise ValueError(f"{name}: expected shape {expected} {why}, got {a.shape}")
+        raise ValueError(f"{name}: expected shape {expected} {why.format(*why_args)}, got {a.shape}")
 
 
 def out_array(name: str, out, shape: tuple, dtype, inputs=()):

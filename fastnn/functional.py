@@ -35,8 +35,8 @@ def _layer_args(X, W, b):
     if b is None:
         b = _zeros(K, X.dtype)
     else:
-        b = v.floats("b", b, X.dtype, ndim=1, shape_hint=f" ({K},)")
-        v.shape_is("b", b, (K,), f"to match W {W.shape}")
+        b = v.floats("b", b, X.dtype, ndim=1, shape_hint=" (out_features,)")
+        v.shape_is("b", b, (K,), "to match W {}", W.shape)
     return X, W, b, N, K
 
 
@@ -116,7 +116,7 @@ def sigmoid_backward(dH, H, *, out=None, impl=None):
     """
     H = v.floats("H", H)
     dH = v.floats("dH", dH, H.dtype)
-    v.shape_is("dH", dH, H.shape, f"to match H {H.shape}")
+    v.shape_is("dH", dH, H.shape, "to match H {}", H.shape)
     out = _elementwise_out(out, H)
     kernel("sigmoid_backward", impl)(dH.reshape(-1), H.reshape(-1), out.reshape(-1))
     return out
@@ -173,8 +173,8 @@ def _logits_targets(Z, y):
     if isinstance(y, np.ndarray) and y.dtype.kind == "f" or (
             not isinstance(y, np.ndarray) and np.asarray(y).dtype.kind == "f"):
         y = v.floats("y", y, Z.dtype, ndim=2,
-                     shape_hint=f" of target rows ({N}, {C}) (or integer labels ({N},))")
-        v.shape_is("y", y, (N, C), f"to match Z {Z.shape}")
+                     shape_hint=" of target rows (N, C) (or integer labels (N,))")
+        v.shape_is("y", y, (N, C), "to match Z {}", Z.shape)
     else:
         y = v.labels("y", y, N, C)
     return Z, y, N, C
@@ -224,7 +224,7 @@ def _sigmoid_output_args(Z, y, *, binary):
     y = v.floats("y", yarr, Z.dtype)
     if y.shape == (N,) and K == 1:
         y = y.reshape(N, 1)
-    v.shape_is("y", y, (N, K), f"to match Z {Z.shape}")
+    v.shape_is("y", y, (N, K), "to match Z {}", Z.shape)
     if binary and y.size and (y.min() < 0 or y.max() > 1):
         raise ValueError("y: binary cross-entropy targets must lie in [0, 1], "
                          f"got values in [{y.min()}, {y.max()}]")
@@ -280,7 +280,7 @@ def linear_backward(dZ, X, W, *, compute_dX=True, out=None, impl=None):
     K = W.shape[0]
     if W.shape[1] != D:
         raise ValueError(f"W: expected shape ({K}, {D}) to match X {X.shape}, got {W.shape}")
-    v.shape_is("dZ", dZ, (N, K), f"to match X {X.shape} and W {W.shape}")
+    v.shape_is("dZ", dZ, (N, K), "to match X {} and W {}", X.shape, W.shape)
     inputs = (("dZ", dZ), ("X", X), ("W", W))
     if out is None:
         dW, db = np.empty((K, D), X.dtype), np.empty(K, X.dtype)
@@ -316,8 +316,8 @@ def hidden_delta(dZ, W, H, *, out=None, impl=None):
     W = v.floats("W", W, H.dtype, ndim=2, shape_hint=" (out_features, hidden)")
     N, D = H.shape
     K = W.shape[0]
-    v.shape_is("W", W, (K, D), f"to match H {H.shape}")
-    v.shape_is("dZ", dZ, (N, K), f"to match H {H.shape} and W {W.shape}")
+    v.shape_is("W", W, (K, D), "to match H {}", H.shape)
+    v.shape_is("dZ", dZ, (N, K), "to match H {} and W {}", H.shape, W.shape)
     out = _new_or_out(out, (N, D), H.dtype, (("dZ", dZ), ("W", W), ("H", H)))
     return kernel("hidden_delta", impl)(dZ, W, H, out)
 
@@ -362,7 +362,7 @@ def sgd_update(param, grad, lr, *, momentum=0.0, velocity=None, weight_decay=0.0
     if not param.flags.c_contiguous:
         raise ValueError("param: expected a C-contiguous array (it is updated in place)")
     grad = v.floats("grad", grad, dt)
-    v.shape_is("grad", grad, param.shape, f"to match param {param.shape}")
+    v.shape_is("grad", grad, param.shape, "to match param {}", param.shape)
     lr = v.real("lr", lr, lo=0.0)
     momentum = v.real("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
     weight_decay = v.real("weight_decay", weight_decay, lo=0.0)
