@@ -295,7 +295,9 @@ def format_report(record: dict) -> str:
         extra = f", {st['dtype']} {gd:.1f}" if st["dtype"] != "float32" and gd else ""
         L.append(f"- ceilings measured at the start: GEMM {ceil.get('gemm_n')}³ float32 "
                  f"{g32:.1f} GFLOP/s{extra} (NumPy BLAS, best of 7); copy {ceil.get('copy_gbs', 0):.1f} GB/s "
-                 f"(np.copyto of {ceil.get('copy_mib')} MiB, bytes read + written, best of 5)")
+                 f"({'a copy on all threads' if ceil.get('copy_by') == 'threads' else 'np.copyto'} of "
+                 f"{ceil.get('copy_mib')} MiB, bytes read + written, best of 5; np.copyto alone "
+                 f"{ceil.get('copy_gbs_numpy', ceil.get('copy_gbs', 0)):.1f} GB/s)")
     L.append(f"- loop implementation: run only where one call is expected within "
              f"{st['loop_bound_s']:g} s (judged from the smallest size; never extrapolated)")
     L.append("- GB/s of small cases can pass the copy ceiling: their arrays stay in the caches, "
