@@ -131,52 +131,43 @@ def _block_rows(N, K):
     return min(r, max(N, 1))
 
 
-@register("linear", "jit")
 @jit
-def linear_jit(X, W, b, out):
+def _affine_blocks(X, W, b, out, act):
+    """out = act(X Wᵀ + b), one block of rows at a time: BLAS computes the block, then
+    bias (and, for act == 1, the sigmoid) is applied while the block is in cache."""
     N = X.shape[0]
     K = W.shape[0]
     if N == 0 or K == 0:
         return out
     if X.shape[1] == 0:
-        for i in range(N):
-            for k in range(K):
-                out[i, k] = b[k]
-        return out
+        out[:] = 0
     R = _block_rows(N, K)
     WT = W.T
     for i0 in range(0, N, R):
         i1 = min(i0 + R, N)
         blk = out[i0:i1]
-        np.dot(X[i0:i1], WT, blk)
+        if X.shape[1] > 0:
+            np.dot(X[i0:i1], WT, blk)
         for i in range(i1 - i0):
-            for k in range(K):
-                blk[i, k] += b[k]
+            if act == 1:
+                for k in range(K):
+                    blk[i, k] = _sig(blk[i, k] + b[k])
+            else:
+                for k in range(K):
+                    blk[i, k] += b[k]
     return out
+
+
+@register("linear", "jit")
+@jit
+def linear_jit(X, W, b, out):
+    return _affine_blocks(X, W, b, out, 0)
 
 
 @register("linear_sigmoid", "jit")
 @jit
 def linear_sigmoid_jit(X, W, b, out):
-    N = X.shape[0]
-    K = W.shape[0]
-    if N == 0 or K == 0:
-        return out
-    if X.shape[1] == 0:
-        for i in range(N):
-            for k in range(K):
-                out[i, k] = _sig(b[k])
-        return out
-    R = _block_rows(N, K)
-    WT = W.T
-    for i0 in range(0, N, R):
-        i1 = min(i0 + R, N)
-        blk = out[i0:i1]
-        np.dot(X[i0:i1], WT, blk)
-        for i in range(i1 - i0):
-            for k in range(K):
-                blk[i, k] = _sig(blk[i, k] + b[k])
-    return out
+    return _affine_blocks(X, W, b, out, 1)
 
 
 @jit
