@@ -8,14 +8,11 @@ Every operation exists as a plain-Python ``loop`` reference, a NumPy
 ``impl=``, :func:`set_impl` or ``with use_impl(...)``. The raw kernels live in
 ``fastnn.kernels`` (no validation).
 """
-import os as _os
+from . import _blas_threads
 
-# OpenBLAS worker threads spin after each call; alternating a BLAS call with a
-# Numba or PyTorch parallel region then runs many times slower on a few cores.
-# A short timeout, read when a BLAS library loads, avoids most of it. It applies
-# to every OpenBLAS loaded after this import (SciPy's, used by Numba's np.dot,
-# loads lazily); the user's own setting wins.
-_os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# OpenBLAS worker threads spin after each call and slow fastnn's parallel kernels
+# down many times on a few cores; see fastnn/_blas_threads.py.
+_blas_threads.shorten_spin()
 
 from . import kernels  # noqa: E402
 from ._impl import get_impl, impls, set_impl, use_impl  # noqa: E402

@@ -44,6 +44,7 @@ def info() -> dict:
     import scipy
     from numba.core.config import USING_SVML  # type: ignore[attr-defined]
 
+    from . import _blas_threads
     from .kernels import EXP_NAME, IMPL_NAMES, IMPLS
     from .kernels._config import CACHE, FASTMATH
 
@@ -75,7 +76,9 @@ def info() -> dict:
         "fastmath flags": ", ".join(sorted(FASTMATH)),
         "numba cache": cache_dir if CACHE else "disabled (FASTNN_NO_CACHE)",
         "BLAS": "; ".join(_blas()) or "none found",
-        "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)"),
+        "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)") + (
+            "; at import: " + "; ".join(f"{k} {v}" for k, v in _blas_threads.REPORT.items())
+            if _blas_threads.REPORT else ""),
         "operations": f"{len(IMPLS)}: " + ", ".join(sorted(IMPLS)),
         "implementations": ", ".join(IMPL_NAMES),
     }

@@ -118,3 +118,24 @@ def test_jit_kernels_under_numba_boundscheck(tmp_path):
         capture_output=True, text=True, cwd=REPO, env=dict(os.environ, **env), timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     assert " passed" in r.stdout and " failed" not in r.stdout
+
+
+def test_openblas_loaded_before_fastnn_gets_the_short_spin(tmp_path):
+    """numpy imported (and its OpenBLAS used) before fastnn: fastnn makes that library
+    re-read OPENBLAS_THREAD_TIMEOUT and restarts its idle pool; results unchanged."""
+    out = run_py("""
+        import ctypes, os
+        import numpy as np
+        a = np.arange(40000, dtype=np.float32).reshape(200, 200) / 4e4
+        before = a @ a
+        os.environ.pop("OPENBLAS_THREAD_TIMEOUT", None)
+        import fastnn
+        from fastnn import _blas_threads
+        after = a @ a
+        print(os.environ["OPENBLAS_THREAD_TIMEOUT"], bool((before == after).all()))
+        for path in _blas_threads._loaded_openblas():
+            if "numpy" in path:
+                print("numpy-openblas", ctypes.CDLL(path).openblas_thread_timeout())
+    """, {"OPENBLAS_THREAD_TIMEOUT": ""})
+    assert out.splitlines()[0] == "4 True", out
+    assert "numpy-openblas 4" in out, out
