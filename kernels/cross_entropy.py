@@ -192,9 +192,32 @@ def sce_targets_jit(Z, Y):
     return Z.dtype.type(total / N)
 
 
-def _sce_grad_labels(Z, y, dZ):
-    # compiled twice below: serially (prange is range there) and with parallel=True;
-    # per-row losses go to a buffer summed serially, whatever the number of threads
+@jit
+def sce_grad_labels_jit(Z, y, dZ):
+    """Serial, allocation-free (used inside the training epoch)."""
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    total = 0.0
+    for i in range(N):
+        total += _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
+    return Z.dtype.type(total / N)
+
+
+@jit
+def sce_grad_targets_jit(Z, Y, dZ):
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    total = 0.0
+    for i in range(N):
+        total += _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n)
+    return Z.dtype.type(total / N)
+
+
+# Parallel over rows: per-row losses go to a buffer that is then summed in row
+# order, the same additions in the same order as the serial kernels: bit-identical
+# results for any number of threads.
+@pjit
+def _sce_grad_labels_parallel(Z, y, dZ):
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
     losses = np.empty(N, np.float64)
@@ -206,7 +229,8 @@ def _sce_grad_labels(Z, y, dZ):
     return Z.dtype.type(total / N)
 
 
-def _sce_grad_targets(Z, Y, dZ):
+@pjit
+def _sce_grad_targets_parallel(Z, Y, dZ):
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
     losses = np.empty(N, np.float64)
@@ -216,12 +240,6 @@ def _sce_grad_targets(Z, Y, dZ):
     for i in range(N):
         total += losses[i]
     return Z.dtype.type(total / N)
-
-
-sce_grad_labels_jit = jit(_sce_grad_labels)
-sce_grad_targets_jit = jit(_sce_grad_targets)
-_sce_grad_labels_parallel = pjit(_sce_grad_labels)
-_sce_grad_targets_parallel = pjit(_sce_grad_targets)
 
 
 @register("softmax_cross_entropy", "jit")
