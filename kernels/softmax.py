@@ -171,15 +171,6 @@ def _exp_shift_row(Z, i, m, out, C):
 
 
 @jit(inline="always")
-def _softmax_row(Z, i, out, C):
-    m = _max_row(Z, i, C)
-    s = _exp_shift_row(Z, i, m, out, C)
-    r = Z.dtype.type(1.0) / s
-    for j in range(C):
-        out[i, j] *= r
-
-
-@jit(inline="always")
 def _log_softmax_row(Z, i, out, C):
     m = _max_row(Z, i, C)
     s = _exp_shift_row(Z, i, m, out, C)     # out as scratch for exp(z − m)
@@ -188,13 +179,33 @@ def _log_softmax_row(Z, i, out, C):
         out[i, j] = (Z[i, j] - m) - lse
 
 
+#: Rows per block in softmax: a block's exp pass is one flat loop over ROWS_PER_BLOCK·C
+#: contiguous elements, so short rows (C = 10) do not leave a scalar remainder per row.
+ROWS_PER_BLOCK = 512
+
+
 def _softmax_rows(Z, out):
-    # compiled twice below: serially (prange is range there) and with parallel=True
+    # compiled twice below: serially (prange is range there) and with parallel=True.
+    # Per block of rows: z − m into out (row by row), exp over the block as one flat
+    # vectorised loop, then each row scaled by 1/Σ.
     R, C = Z.shape
     if C == 0:
         return out
-    for i in prange(R):
-        _softmax_row(Z, i, out, C)
+    one = Z.dtype.type(1.0)
+    for bi in prange((R + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK):
+        r0 = bi * ROWS_PER_BLOCK
+        r1 = min(r0 + ROWS_PER_BLOCK, R)
+        for i in range(r0, r1):
+            m = _max_row(Z, i, C)
+            for j in range(C):
+                out[i, j] = Z[i, j] - m
+        flat = out[r0:r1].reshape((r1 - r0) * C)
+        for k in range(flat.shape[0]):
+            flat[k] = _exp(flat[k])
+        for i in range(r0, r1):
+            r = one / _sum_row(out, i, C)
+            for j in range(C):
+                out[i, j] *= r
     return out
 
 
