@@ -14,18 +14,22 @@ input rows) at ``act_off[0]``, ``A_l`` (the output of layer l, the logits for
 the last layer) at ``act_off[l]``; the gradient w.r.t. ``A_l``'s pre-activation
 is at the same offset of ``delta_buf``.
 
-The forward pass always uses the registered jit kernels ``linear_sigmoid_jit`` and
-``linear_jit`` (BLAS). The backward pass has two code paths, chosen per mini-batch
-by its size ``nb``:
+The products go straight to BLAS ``sgemm``/``dgemm`` (``fastnn.kernels._blas.gemm``,
+no ``np.dot`` layout checks or copies). The forward pass is one gemm (beta = 0)
+per block of rows, with bias and activation applied to the block in cache. The
+backward pass has two code paths, chosen per mini-batch by its size ``nb``:
 
 * ``nb <= small_max``: hand-written axpy loops (they vectorise; the project compiles
   without ``reassoc``, so dot-product loops would not). With plain SGD
   (no momentum, weight decay or L1) the weight update is fused into the backward
   pass: ``W[k] -= (lr·dZ[i,k]) · A[i]`` row by row, with ``dA = dZ W`` computed
   from the old W first; no gradient buffer is written.
-* larger batches: the registered jit kernels ``linear_backward_jit`` and
-  ``hidden_delta_jit`` (BLAS per block of rows), then ``sgd_update_jit`` over the
-  flat weights and biases.
+* larger batches: ``dA = dZ W`` (gemm, from the old W) ⊙ H(1 − H); then, with plain
+  SGD, the update is fused into the weight-gradient GEMM: ``W ← W − lr·dZᵀA`` is
+  one gemm with alpha = −lr, beta = 1 accumulating into W (``b −= lr·Σ dZ`` in a
+  small loop); no gradient buffer is written and there is no separate pass over
+  the parameters. Otherwise ``dW = dZᵀA`` (gemm, beta = 0), ``db = Σ dZ`` and
+  ``sgd_update_jit`` over the flat weights and biases (momentum, weight decay, L1).
 
 Both compute the same mathematics (SPEC "Gradients"/"Updates"); results agree to
 rounding. Integer codes select activation and loss (see ``fastnn.model``):
@@ -41,9 +45,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels._blas import gemm
 from .kernels._config import jit
+from .kernels._scalar import sigmoid as _sig
 from .kernels.cross_entropy import sce_grad_labels_jit
-from .kernels.linear import hidden_delta_jit, linear_backward_jit, linear_jit, linear_sigmoid_jit
+from .kernels.linear import _block_rows
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 
@@ -158,6 +164,73 @@ def _update_small(dZ, A, W, b, lr):
 
 
 @jit
+def _forward(A, W, b, out, sigmoid):
+    """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b: one direct sgemm/dgemm (beta = 0) per
+    block of rows, bias and activation applied to the block while it is in cache."""
+    nb, D = A.shape
+    K = W.shape[0]
+    R = _block_rows(nb, K)
+    for i0 in range(0, nb, R):
+        i1 = min(i0 + R, nb)
+        blk = out[i0:i1]
+        gemm(True, False, K, i1 - i0, D, 1.0, W, D, A[i0:i1], D, 0.0, blk, K)   # blkᵀ = W A_blkᵀ
+        if sigmoid:
+            for i in range(i1 - i0):
+                for k in range(K):
+                    blk[i, k] = _sig(blk[i, k] + b[k])
+        else:
+            for i in range(i1 - i0):
+                for k in range(K):
+                    blk[i, k] += b[k]
+
+
+@jit
+def _delta(dZ, W, H, dA, sigmoid):
+    """dA = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W, per block of rows (direct gemm)."""
+    nb, K = dZ.shape
+    D = W.shape[1]
+    one = W.dtype.type(1.0)
+    R = _block_rows(nb, D)
+    for i0 in range(0, nb, R):
+        i1 = min(i0 + R, nb)
+        blk = dA[i0:i1]
+        gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, blk, D)  # blkᵀ = Wᵀ dZᵀ
+        if sigmoid:
+            for i in range(i1 - i0):
+                for d in range(D):
+                    h = H[i0 + i, d]
+                    blk[i, d] *= h * (one - h)
+
+
+@jit
+def _update_gemm(dZ, A, W, b, lr):
+    """Plain SGD fused into the weight-gradient GEMM: W ← W − lr dZᵀ A as one
+    gemm with alpha = −lr, beta = 1 (Wᵀ += −lr Aᵀ dZ column-major); b −= lr dZᵀ 1.
+    No gradient buffer is written."""
+    nb, K = dZ.shape
+    D = A.shape[1]
+    for k in range(K):
+        s = dZ[0, k]
+        for i in range(1, nb):
+            s += dZ[i, k]
+        b[k] -= lr * s
+    gemm(False, True, D, K, nb, -lr, A, D, dZ, K, 1.0, W, D)
+
+
+@jit
+def _grad_gemm(dZ, A, dW, db):
+    """dW = dZᵀ A (one gemm, beta = 0), db = dZᵀ 1 (overwritten)."""
+    nb, K = dZ.shape
+    D = A.shape[1]
+    gemm(False, True, D, K, nb, 1.0, A, D, dZ, K, 0.0, dW, D)
+    for k in range(K):
+        s = dZ[0, k]
+        for i in range(1, nb):
+            s += dZ[i, k]
+        db[k] = s
+
+
+@jit
 def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
                 small_max, act_buf, delta_buf, yb_buf, Yb_buf, stats):
@@ -170,6 +243,18 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
     stats : (3,) float64, written: [Σ loss·nb, number correct, failing step (−1: none)]
     A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
     """
+    _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
+                 small_max, True, act_buf, delta_buf, yb_buf, Yb_buf, stats)
+
+
+@jit
+def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
+                 small_max, fuse, act_buf, delta_buf, yb_buf, Yb_buf, stats):
+    """``train_epoch`` with one more switch: ``fuse`` (False: plain SGD on batches
+    above ``small_max`` writes the gradient and runs ``sgd_update_jit``, as the other
+    optimisers do; for tests of the fused path)."""
     T = params.dtype.type
     lr_ = T(lr)
     L = layers.shape[0]
@@ -186,6 +271,7 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
     for s in range(0, N, batch_size):
         nb = min(batch_size, N - s)
         small = nb <= small_max
+        fused = plain and (small or fuse)
         # gather the mini-batch (rows perm[s:s + nb]) into contiguous buffers
         A0 = act_buf[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
         for j in range(nb):
@@ -207,10 +293,7 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
             b = params[layers[l, 3]:layers[l, 3] + Kl]
             A = act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
             out = act_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
-            if hidden_code == 0 and l < L - 1:
-                linear_sigmoid_jit(A, W, b, out)
-            else:
-                linear_jit(A, W, b, out)
+            _forward(A, W, b, out, hidden_code == 0 and l < L - 1)
         Z = act_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         dZ = delta_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
@@ -219,7 +302,7 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
             break
         loss_sum += np.float64(loss) * nb
         n_correct += _correct(acc_code, Z, yb, Yb)
-        # backward (and, for plain SGD on small batches, the fused update)
+        # backward (and, for plain SGD, the fused update)
         for l in range(L - 1, -1, -1):
             Kl = layers[l, 0]
             Dl = layers[l, 1]
@@ -238,14 +321,13 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
                 else:
                     _grad_small(dZl, A, dW, db)
             else:
-                if l > 0 and hidden_code == 0:
-                    linear_backward_jit(dZl, A, W, dW, db, None)
-                    hidden_delta_jit(dZl, W, A, dA)
-                elif l > 0:
-                    linear_backward_jit(dZl, A, W, dW, db, dA)
+                if l > 0:
+                    _delta(dZl, W, A, dA, hidden_code == 0)         # with the old W
+                if fused:
+                    _update_gemm(dZl, A, W, b, lr_)
                 else:
-                    linear_backward_jit(dZl, A, W, dW, db, None)
-        if not (small and plain):
+                    _grad_gemm(dZl, A, dW, db)
+        if not fused:
             P = params.shape[0]
             sgd_update_jit(params[:n_weights], grads[:n_weights], lr, momentum,
                            velocity[:n_weights], weight_decay, l1, False)
