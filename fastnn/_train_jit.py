@@ -171,14 +171,18 @@ def _update_small(dZ, A, W, b, lr):
 @jit
 def _forward(A, W, b, out, sigmoid):
     """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b: one direct sgemm/dgemm (beta = 0) per
-    block of rows, bias and activation applied to the block while it is in cache."""
+    block of rows (np.dot, i.e. gemv, for a single row), bias and activation applied
+    to the block while it is in cache."""
     nb, D = A.shape
     K = W.shape[0]
     R = _block_rows(nb, K)
     for i0 in range(0, nb, R):
         i1 = min(i0 + R, nb)
         blk = out[i0:i1]
-        gemm(True, False, K, i1 - i0, D, 1.0, W, D, A[i0:i1], D, 0.0, blk, K)   # blkᵀ = W A_blkᵀ
+        if i1 - i0 == 1:
+            np.dot(A[i0:i1], W.T, blk)   # one row: Numba calls gemv, faster than gemm here
+        else:
+            gemm(True, False, K, i1 - i0, D, 1.0, W, D, A[i0:i1], D, 0.0, blk, K)  # blkᵀ = W A_blkᵀ
         if sigmoid:
             for i in range(i1 - i0):
                 for k in range(K):
