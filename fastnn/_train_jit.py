@@ -19,8 +19,8 @@ no ``np.dot`` layout checks or copies). The forward pass is one gemm (beta = 0)
 per block of rows, with bias and activation applied to the block in cache. The
 backward pass has two code paths, chosen per mini-batch by its size ``nb``:
 
-* ``nb <= small_max`` (``SMALL_MAX`` = 0: off by default, BLAS is faster even for
-  one row): hand-written axpy loops (they vectorise; the project compiles
+* ``nb <= small_max`` (``SMALL_MAX`` = 1: single rows only; BLAS is faster from two
+  rows up): hand-written axpy loops (they vectorise; the project compiles
   without ``reassoc``, so dot-product loops would not). With plain SGD
   (no momentum, weight decay or L1) the weight update is fused into the backward
   pass: ``W[k] -= (lr·dZ[i,k]) · A[i]`` row by row, with ``dA = dZ W`` computed
@@ -62,12 +62,12 @@ LOSS_SIGMOID_BCE = 1
 LOSS_SIGMOID_MSE = 2
 LOSS_IDENTITY_MSE = 3
 
-#: Mini-batches of at most this many rows use the hand-written loops. 0: never. With
-#: the direct gemm (and the fused SGD GEMM) BLAS is faster from one row up: on the
-#: 784-100-10 float32 epoch, small_max 4 -> 0 took batch 1 from ~1.25 to ~1.05 s,
-#: batch 2 from ~0.92 to ~0.70 s, batch 4 from ~0.76 to ~0.44 s (2-core SPR, OpenBLAS
-#: small-matrix kernels). The loops stay for tests and for other BLAS builds.
-SMALL_MAX = 0
+#: Mini-batches of at most this many rows use the hand-written loops. With the direct
+#: gemm (and the fused SGD GEMM) BLAS wins from two rows up: on the 784-100-10 float32
+#: epoch, small_max 4 -> 0 took batch 2 from ~0.92 to ~0.70 s and batch 4 from ~0.76
+#: to ~0.44 s; for one row the loops (with the gemv forward) are still ~10% faster
+#: (~1.05-1.1 s vs ~1.2 s). 2-core Sapphire Rapids, OpenBLAS small-matrix kernels.
+SMALL_MAX = 1
 
 
 @jit
