@@ -23,6 +23,8 @@ collected only where one call is expected within 0.2 s.
 """
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -45,10 +47,16 @@ def pytest_generate_tests(metafunc):
     # the loop implementation is slow by design: it is collected only where one call
     # is expected within the bound (judged from a call at the case's smallest size);
     # the rest are not generated at all (the report calls them "not run (too slow)")
+    # comparators from optional extras (torch, jax) appear only where installed
     params = [pytest.param(c, k, dt, id=f"{c.op}|{c.variant}|{c.shape}|{k}|{dt}".replace(" ", ""))
               for c in cases for k in B.contenders(c) for dt in dtypes
-              if k != "loop" or _gate(cfg, dt).allows(c, k)]
+              if _installed(k) and (k != "loop" or _gate(cfg, dt).allows(c, k))]
     metafunc.parametrize("case,contender,dtype", params)
+
+
+def _installed(contender) -> bool:
+    need = B.NEEDS.get(contender)
+    return need is None or importlib.util.find_spec(need) is not None
 
 
 def _enabled(config) -> bool:
@@ -65,8 +73,6 @@ def _gate(config, dtype):
 
 
 def test_kernel(benchmark, request, case, contender, dtype):
-    if contender in B.NEEDS:
-        pytest.importorskip(B.NEEDS[contender])
     if contender == "jax" and dtype == "float64":
         import jax
         jax.config.update("jax_enable_x64", True)
