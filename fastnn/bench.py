@@ -201,6 +201,8 @@ def contenders(case: Case) -> list:
     for n in IMPLS[needed[0]]:
         if n not in names and all(n in IMPLS[o] for o in needed):
             names.append(n)
+    if case.op == "train_step" and "jit" in names:
+        names.append("mlp")          # fastnn.MLP's compiled step (the jit training epoch)
     return names + list(EXTRAS.get(case.op, ()))
 
 
@@ -331,6 +333,8 @@ def setup(case: Case, contender: str, dtype, rng=None) -> Prepared:
         return _setup_api(case, contender, inp)
     if contender in ("scipy", "blas"):
         return _setup_numpy_extra(case, contender, inp)
+    if contender == "mlp":
+        return _setup_mlp_step(case, inp)
     K = {op: IMPLS[op][contender] for op in IMPLS if contender in IMPLS[op]}
     return _setup_impl(case, K, inp)
 
@@ -408,6 +412,23 @@ def _fastnn_train_step(K, inp):
             sgd(w, g, LR, 0.0, empty, 0.0, 0.0, False)
         return loss
     return step
+
+
+def _setup_mlp_step(case, inp) -> Prepared:
+    """One step of ``fastnn.MLP`` with ``impl="jit"``: its compiled epoch run over exactly
+    one mini-batch of B rows (no Python between the kernels, preallocated buffers), the
+    same parameters and plain SGD as the other contenders."""
+    from .model import MLP
+    X, y = inp["X"], inp["y"]
+    B = X.shape[0]
+    model = MLP([X.shape[1], inp["W1"].shape[0], inp["W2"].shape[0]], dtype=X.dtype, seed=0,
+                impl="jit")
+    model.set_parameters(weights=[inp["W1"], inp["W2"]], biases=[inp["b1"], inp["b2"]])
+    yv, Y, acc_code = model._check_y(y, B)
+    perm = np.arange(B, dtype=np.int64)
+    hp = {"lr": LR, "momentum": 0.0, "weight_decay": 0.0, "l1": 0.0}
+    bufs = model._jit_buffers(B)
+    return Prepared(lambda: model._epoch_jit(X, yv, Y, acc_code, perm, B, hp, bufs))
 
 
 def _setup_numpy_extra(case, contender, inp) -> Prepared:

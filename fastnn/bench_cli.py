@@ -182,7 +182,7 @@ def run(args) -> dict:
             results.extend(out["results"])
         _log(f"{g}: {len(tasks)} cases in {time.perf_counter() - t0:.1f} s")
     order = {c.id: i for i, c in enumerate(B.all_cases())}
-    rank = {k: i for i, k in enumerate(("loop", "vectorized", "jit", "scipy", "blas", "torch", "jax",
+    rank = {k: i for i, k in enumerate(("loop", "vectorized", "jit", "mlp", "scipy", "blas", "torch", "jax",
                                         "raw", "api_out", "api"))}
     results.sort(key=lambda r: (order[r["case"]], rank.get(r["contender"], 6.5), r["contender"]))
     record["results"] = results
@@ -444,7 +444,7 @@ def plot(record: dict, path: str) -> None:
     nrow = math.ceil(len(keys) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.9 * nrow), squeeze=False)
     names = sorted({r["contender"] for rs in panels.values() for r in rs},
-                   key=lambda n: (["loop", "vectorized", "jit", "scipy", "blas", "torch", "jax"] + [n]).index(n))
+                   key=lambda n: (["loop", "vectorized", "jit", "mlp", "scipy", "blas", "torch", "jax"] + [n]).index(n))
     colors = {n: f"C{i}" for i, n in enumerate(names)}
     for ax, key in zip(axes.flat, keys):
         rs = panels[key]

@@ -6,7 +6,7 @@ median of every contender, and jit's ratio to the fastest other contender.
 import json
 import sys
 
-COLS = ["loop", "vectorized", "jit", "scipy", "blas", "torch", "jax"]
+COLS = ["loop", "vectorized", "jit", "mlp", "scipy", "blas", "torch", "jax"]
 
 
 def fmt(s):
@@ -40,7 +40,7 @@ def main(path):
         row = rows[key]
         if "jit" not in row:
             continue
-        others = {k: v for k, v in row.items() if k not in ("jit", "loop") and v}
+        others = {k: v for k, v in row.items() if k not in ("jit", "mlp", "loop") and v}
         best = min(others, key=others.get) if others else None
         ratio = f"{others[best] / row['jit']:.2f}× ({best})" if best else ""
         cells = []
