@@ -32,7 +32,7 @@ def main(path):
         elif r["contender"] == "loop":
             rows[key]["loop"] = None
     s = d["settings"]
-    print(f"float{'32' if '32' in s.get('dtype', 'float32') else '64'}, {s.get('threads')} threads, "
+    print(f"float{'32' if '32' in s.get('dtype', 'float32') else '64'}, {s.get('threads')} thread(s), "
           f"median time per call; last column: the fastest other contender's time / jit's (> 1: jit is faster)\n")
     print("| operation | shape | " + " | ".join(COLS) + " | jit vs best other |")
     print("|---|---|" + "---:|" * (len(COLS) + 1))
