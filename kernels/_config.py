@@ -10,7 +10,7 @@ below; no other module passes options to ``numba.njit`` directly.
 * ``pjit``: ``parallel=True`` variants. Not cached: caching parallel functions has
   been known to segfault or miss permanently (pynndescent).
 * ``FASTMATH``: only flags that keep NaN and inf semantics. ``nnan``/``ninf``
-  (what ``fastmath=True`` includes) let LLVM fold ``isnan``/``isinf`` away and are
+  (what a bare ``fastmath`` switch turns on) let LLVM fold ``isnan``/``isinf`` away and are
   never used. ``reassoc`` is left out too: it lets LLVM rewrite ``(z − m) − lse``
   as ``z − (m + lse)``, which loses ``lse`` entirely when |m| is ~3e38 in float32
   (a test caught exactly that). Reductions that must vectorise use explicit
