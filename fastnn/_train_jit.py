@@ -153,15 +153,23 @@ def _grad_small(dZ, A, dW, db):
 
 
 @jit
-def _update_small(dZ, A, W, b, lr):
-    """Plain SGD fused with the gradient: W -= lr dZᵀ A, b -= lr dZᵀ 1."""
+def _bias_sgd(dZ, b, lr):
+    """b −= lr · Σ_i dZ[i] (column sums in row order)."""
     nb, K = dZ.shape
-    D = A.shape[1]
     for k in range(K):
         s = dZ[0, k]
         for i in range(1, nb):
             s += dZ[i, k]
         b[k] -= lr * s
+
+
+@jit
+def _update_small(dZ, A, W, b, lr):
+    """Plain SGD fused with the gradient: W -= lr dZᵀ A, b -= lr dZᵀ 1."""
+    nb, K = dZ.shape
+    D = A.shape[1]
+    _bias_sgd(dZ, b, lr)
+    for k in range(K):
         for i in range(nb):
             c = lr * dZ[i, k]
             for d in range(D):
@@ -218,11 +226,7 @@ def _update_gemm(dZ, A, W, b, lr):
     No gradient buffer is written."""
     nb, K = dZ.shape
     D = A.shape[1]
-    for k in range(K):
-        s = dZ[0, k]
-        for i in range(1, nb):
-            s += dZ[i, k]
-        b[k] -= lr * s
+    _bias_sgd(dZ, b, lr)
     gemm(False, True, D, K, nb, -lr, A, D, dZ, K, 1.0, W, D)
 
 

@@ -134,6 +134,18 @@ def _rows(name, Z):
     return Z, R, C
 
 
+def _over_rows(op, Z, out, impl):
+    """Validate Z (any ndim >= 1), allocate or check out, run ``op`` on (rows, last axis)."""
+    Z, R, C = _rows("Z", Z)
+    out = _elementwise_out(out, Z)
+    if Z.ndim == 2:
+        if R and C:
+            kernel(op, impl)(Z, out)
+    elif Z.size:
+        kernel(op, impl)(Z.reshape(R, C), out.reshape(R, C))
+    return out
+
+
 def softmax(Z, *, out=None, impl=None):
     """Softmax over the last axis, with the row maximum subtracted.
 
@@ -141,26 +153,12 @@ def softmax(Z, *, out=None, impl=None):
     the last axis (SPEC "Notation"). Any ndim >= 1; ``out`` may be Z (in place).
     NaN in a row gives a NaN row; a row of all −inf, or holding +inf, gives NaN.
     """
-    Z, R, C = _rows("Z", Z)
-    out = _elementwise_out(out, Z)
-    if Z.ndim == 2:
-        if R and C:
-            kernel("softmax", impl)(Z, out)
-    elif Z.size:
-        kernel("softmax", impl)(Z.reshape(R, C), out.reshape(R, C))
-    return out
+    return _over_rows("softmax", Z, out, impl)
 
 
 def log_softmax(Z, *, out=None, impl=None):
     """``log softmax(Z)`` over the last axis: ``Z − m − log Σ exp(Z − m)``; any ndim >= 1."""
-    Z, R, C = _rows("Z", Z)
-    out = _elementwise_out(out, Z)
-    if Z.ndim == 2:
-        if R and C:
-            kernel("log_softmax", impl)(Z, out)
-    elif Z.size:
-        kernel("log_softmax", impl)(Z.reshape(R, C), out.reshape(R, C))
-    return out
+    return _over_rows("log_softmax", Z, out, impl)
 
 
 def _logits_targets(Z, y):
