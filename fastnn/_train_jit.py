@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels._blas import gemm
-from .kernels._config import jit
+from .kernels._config import jit, wide_vectors
 from .kernels._scalar import sigmoid as _sig
 from .kernels.cross_entropy import sce_grad_labels_jit
 from .kernels.linear import _block_rows
@@ -181,6 +181,7 @@ def _forward(A, W, b, out, sigmoid):
     """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b: one direct sgemm/dgemm (beta = 0) per
     block of rows (np.dot, i.e. gemv, for a single row), bias and activation applied
     to the block while it is in cache."""
+    wide_vectors()   # the sigmoid loop below may use 512-bit vectors
     nb, D = A.shape
     K = W.shape[0]
     R = _block_rows(nb, K)

@@ -15,12 +15,22 @@ below; no other module passes options to ``numba.njit`` directly.
   as ``z − (m + lse)``, which loses ``lse`` entirely when |m| is ~3e38 in float32
   (a test caught exactly that). Reductions that must vectorise use explicit
   independent partial sums instead.
+* ``wide_vectors()``: called inside a kernel (every ``fast_exp`` calls it), it
+  marks the LLVM function being compiled ``"prefer-vector-width"="512"``. LLVM
+  prefers 256-bit vectors on AVX-512 CPUs (the ``prefer-256-bit`` tuning of
+  Skylake-X and later); per function, this attribute lets the loop vectoriser and
+  the backend use 512-bit ``zmm`` registers (exp: 1.5 → 2.7 G elements/s on one
+  core here). It changes no other function in the process (unlike
+  ``NUMBA_CPU_FEATURES=...,-prefer-256-bit``), and on CPUs without AVX-512 the
+  backend ignores it.
 """
 from __future__ import annotations
 
 import os
 
 import numba
+from numba import types
+from numba.extending import intrinsic
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
 
@@ -44,6 +54,17 @@ def jit(*args, **overrides):
     return numba.njit(*args, **opts)
 
 
+#: ``reassoc`` added: only for functions that do nothing but add up an array (see
+#: ``softmax._sum_contig``), so that LLVM may vectorise the sum; never for a function
+#: with any other arithmetic (the ``(z − m) − lse`` hazard in the module docstring).
+_SUM = dict(_SERIAL, fastmath=set(FASTMATH | {"reassoc"}))
+
+
+def jit_sum(fn):
+    """``jit`` with ``reassoc``, for plain summation loops only (see ``_SUM``)."""
+    return numba.njit(**_SUM)(fn)
+
+
 def jit_strict(fn):
     """``jit`` without FMA contraction (see ``_STRICT``)."""
     return numba.njit(**_STRICT)(fn)
@@ -61,3 +82,23 @@ def pjit(*args, **overrides):
     if args and callable(args[0]):
         return numba.njit(**opts)(args[0])
     return numba.njit(*args, **opts)
+
+
+#: The LLVM function attributes ``wide_vectors()`` sets (see the module docstring).
+WIDE_VECTOR_ATTRS = ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"')
+
+
+@intrinsic
+def wide_vectors(typingctx):
+    """Mark the enclosing compiled function for 512-bit vectors; emits no code.
+
+    Must be called from the function whose loops should use them: Numba outlines
+    a ``prange`` body into its own function, so call it inside the loop there."""
+    def codegen(context, builder, signature, args):
+        attrs = builder.function.attributes
+        for attr in WIDE_VECTOR_ATTRS:
+            # llvmlite's FunctionAttributes.add only accepts enum attributes;
+            # string attributes are printed verbatim, in sorted order.
+            set.add(attrs, attr)
+        return context.get_dummy_value()
+    return types.none(), codegen

@@ -98,7 +98,7 @@ from numba import types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
-from ._config import jit
+from ._config import jit, wide_vectors
 
 __all__ = ["fast_exp", "exp_inplace", "exp_into", "EXP_NAME", "EXP_MAX_REL_ERR",
            "EXP_DEGREE"]
@@ -265,6 +265,7 @@ def fast_exp(x):
 
     Returns the argument's type. See the module docstring for the algorithm and
     the error bound (``EXP_MAX_REL_ERR``)."""
+    wide_vectors()      # the calling kernel's loops may use 512-bit vectors
     lo, hi, log2e, half, c1, c2 = _consts(x)
     # Clamp (vmaxps/vminps).  A NaN passes through; its lane computes garbage
     # that the final select replaces by the NaN.

@@ -27,7 +27,8 @@ from numba import prange
 from ._config import jit, pjit
 from ._registry import register
 from ._scalar import exp as _exp
-from .softmax import PARALLEL_MIN_ELEMS, _exp_shift_row, _max_row, _row_max, _sum_row
+from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, _exp_shift_row, _flat_exp_shift,
+                      _max_row, _row_max, _sum_row)
 
 
 def as_dtype_scalar(x, dtype):
@@ -192,14 +193,63 @@ def sce_targets_jit(Z, Y):
     return Z.dtype.type(total / N)
 
 
+@jit(inline="always")
+def _sce_grad_labels_block(Z, y, dZ, r0, r1, C, inv_n):
+    """Rows r0..r1 of the gradient; returns the sum of their losses (float64, in
+    row order)."""
+    loss = 0.0
+    if C >= LONG_ROW:
+        for i in range(r0, r1):
+            loss += _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
+        return loss
+    _flat_exp_shift(Z, dZ, r0, r1, C)
+    for i in range(r0, r1):
+        m = _max_row(Z, i, C)
+        s = _sum_row(dZ, i, C)
+        r = inv_n / s
+        dr = dZ[i]
+        for j in range(C):
+            dr[j] *= r
+        dr[y[i]] -= inv_n
+        loss += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
+    return loss
+
+
+@jit(inline="always")
+def _sce_grad_targets_block(Z, Y, dZ, r0, r1, C, inv_n):
+    loss = 0.0
+    if C >= LONG_ROW:
+        for i in range(r0, r1):
+            loss += _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n)
+        return loss
+    _flat_exp_shift(Z, dZ, r0, r1, C)
+    for i in range(r0, r1):
+        m = _max_row(Z, i, C)
+        s = _sum_row(dZ, i, C)
+        w = _sum_row(Y, i, C)
+        r = w * inv_n / s
+        log_s = np.float64(np.log(s))
+        for j in range(C):
+            t = Y[i, j]
+            dZ[i, j] = dZ[i, j] * r - t * inv_n
+            if t != 0:
+                loss += np.float64(t) * ((np.float64(m) - np.float64(Z[i, j])) + log_s)
+    return loss
+
+
+# Blocks of max(1, BLOCK_ELEMS // C) rows (softmax.py): the serial kernels add the
+# blocks' losses in block order; the parallel ones write them to a buffer and add it
+# up in the same order afterwards, so the loss is bit-identical for any number of
+# threads and between the serial and parallel kernels.
 @jit
 def sce_grad_labels_jit(Z, y, dZ):
     """Serial, allocation-free (used inside the training epoch)."""
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    rows = max(1, BLOCK_ELEMS // C)
     total = 0.0
-    for i in range(N):
-        total += _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
+    for r0 in range(0, N, rows):
+        total += _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n)
     return Z.dtype.type(total / N)
 
 
@@ -207,25 +257,26 @@ def sce_grad_labels_jit(Z, y, dZ):
 def sce_grad_targets_jit(Z, Y, dZ):
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    rows = max(1, BLOCK_ELEMS // C)
     total = 0.0
-    for i in range(N):
-        total += _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n)
+    for r0 in range(0, N, rows):
+        total += _sce_grad_targets_block(Z, Y, dZ, r0, min(r0 + rows, N), C, inv_n)
     return Z.dtype.type(total / N)
 
 
-# Parallel over rows: per-row losses go to a buffer that is then summed in row
-# order, the same additions in the same order as the serial kernels: bit-identical
-# results for any number of threads.
 @pjit
 def _sce_grad_labels_parallel(Z, y, dZ):
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
-    losses = np.empty(N, np.float64)
-    for i in prange(N):
-        losses[i] = _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
+    rows = max(1, BLOCK_ELEMS // C)
+    nb = (N + rows - 1) // rows
+    losses = np.empty(nb, np.float64)
+    for bi in prange(nb):
+        r0 = bi * rows
+        losses[bi] = _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n)
     total = 0.0
-    for i in range(N):
-        total += losses[i]
+    for bi in range(nb):
+        total += losses[bi]
     return Z.dtype.type(total / N)
 
 
@@ -233,12 +284,15 @@ def _sce_grad_labels_parallel(Z, y, dZ):
 def _sce_grad_targets_parallel(Z, Y, dZ):
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
-    losses = np.empty(N, np.float64)
-    for i in prange(N):
-        losses[i] = _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n)
+    rows = max(1, BLOCK_ELEMS // C)
+    nb = (N + rows - 1) // rows
+    losses = np.empty(nb, np.float64)
+    for bi in prange(nb):
+        r0 = bi * rows
+        losses[bi] = _sce_grad_targets_block(Z, Y, dZ, r0, min(r0 + rows, N), C, inv_n)
     total = 0.0
-    for i in range(N):
-        total += losses[i]
+    for bi in range(nb):
+        total += losses[bi]
     return Z.dtype.type(total / N)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._config import jit
+from ._config import jit, wide_vectors
 from ._registry import register
 from ._scalar import sigmoid as _sig
 from .sigmoid import _sigmoid_py
@@ -135,6 +135,7 @@ def _block_rows(N, K):
 def _affine_blocks(X, W, b, out, act):
     """out = act(X Wᵀ + b), one block of rows at a time: BLAS computes the block, then
     bias (and, for act == 1, the sigmoid) is applied while the block is in cache."""
+    wide_vectors()   # the sigmoid loop below may use 512-bit vectors
     N = X.shape[0]
     K = W.shape[0]
     if N == 0 or K == 0:

@@ -22,9 +22,10 @@ import math
 
 import numpy as np
 
-from numba import prange
+from numba import prange, types
+from numba.extending import overload
 
-from ._config import jit, pjit
+from ._config import jit, jit_sum, pjit
 from ._registry import register
 from ._scalar import exp as _exp
 
@@ -93,119 +94,223 @@ def log_softmax_vectorized(Z, out):
 
 
 # --- Numba: per row, passes over a row that stays in L1 ---------------------------
-# The project compiles without ``reassoc`` (see _config.py), so LLVM keeps every
-# reduction in source order and cannot vectorise it. The reductions below keep 8
-# independent partial results instead (vectorised by LLVM's SLP pass); the exp
-# pass has no reduction and vectorises with the polynomial exp. Each row's result
-# depends only on that row: the same for any number of threads.
+# The project compiles without ``reassoc`` (see _config.py), so LLVM keeps a
+# floating-point reduction in source order and cannot vectorise it. Here:
+# * the row maximum is taken over integer keys (the float's bits, with the
+#   magnitude bits flipped for negative numbers: an order-preserving map), an
+#   integer max reduction that LLVM vectorises without any fast-math flag;
+# * sums go through ``_sum_contig``, the one function compiled with ``reassoc``
+#   (it only adds; LLVM then keeps 16-lane partial sums);
+# * every loop indexes a row view from 0, so no negative-index wraparound test
+#   keeps LLVM from proving the loads contiguous;
+# * in place (out is Z), the loops read and write one array: with two arrays at the
+#   same address LLVM's runtime alias check fails and it runs its scalar loop.
+# Each row's result depends only on that row: the same for any number of threads.
 #: Inputs of at least this many elements (R·C) go to the parallel kernels (the
 #: grain size PyTorch uses on the CPU too).
 PARALLEL_MIN_ELEMS = 1 << 15
+#: Rows at least this long use the vectorised reductions, and softmax handles them
+#: one row at a time (max, fused exp(z − m) and sum, scale); shorter rows use short
+#: unrolled reductions, and softmax handles them a block at a time, with one flat exp
+#: pass per block so that C = 10 leaves no scalar remainder per row.
+LONG_ROW = 64
+
+
+def _order_key(z):  # pragma: no cover - typing stub
+    raise NotImplementedError
+
+
+def _from_key(k):  # pragma: no cover - typing stub
+    raise NotImplementedError
+
+
+@overload(_order_key, inline="always")
+def _ov_order_key(z):
+    # b >= 0 (sign clear): key = b. b < 0: the magnitude bits flipped, so a larger
+    # magnitude gives a smaller key. Monotone over all non-NaN floats (−0 < +0 by
+    # one); a positive NaN sorts above +inf. The map is its own inverse.
+    if z == types.float32:
+        def key32(z):
+            b = np.float32(z).view(np.int32)
+            return np.int32(b ^ ((b >> np.int32(31)) & np.int32(0x7FFFFFFF)))
+        return key32
+    if z == types.float64:
+        def key64(z):
+            b = np.float64(z).view(np.int64)
+            return b ^ ((b >> np.int64(63)) & np.int64(0x7FFFFFFFFFFFFFFF))
+        return key64
+    return None
+
+
+@overload(_from_key, inline="always")
+def _ov_from_key(k):
+    if k == types.int32:
+        def val32(k):
+            return np.int32(k ^ ((k >> np.int32(31)) & np.int32(0x7FFFFFFF))).view(np.float32)
+        return val32
+    if k == types.int64:
+        def val64(k):
+            return np.int64(k ^ ((k >> np.int64(63)) & np.int64(0x7FFFFFFFFFFFFFFF))).view(np.float64)
+        return val64
+    return None
+
+
+@jit(inline="always")
+def _max_short(row, C):
+    """Row maximum for short rows: 4 partial maxima, no vector loop to set up."""
+    m0 = m1 = m2 = m3 = row[0]
+    for c in range(C // 4):
+        j = 4 * c
+        z = row[j]
+        m0 = z if z > m0 else m0
+        z = row[j + 1]
+        m1 = z if z > m1 else m1
+        z = row[j + 2]
+        m2 = z if z > m2 else m2
+        z = row[j + 3]
+        m3 = z if z > m3 else m3
+    for j in range(C - C % 4, C):
+        z = row[j]
+        m0 = z if z > m0 else m0
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    return m2 if m2 > m0 else m0
 
 
 @jit(inline="always")
 def _max_row(Z, i, C):
-    """max_j Z[i, j] (C >= 1). NaN need not win here: a NaN entry makes its own
+    """max_j Z[i, j] (C >= 1). A NaN need not win here: a NaN entry makes its own
     exp(z − m) NaN, and through the row sum the whole row NaN."""
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = Z[i, 0]
-    j = 0
-    while j + 8 <= C:
-        z = Z[i, j]
-        m0 = z if z > m0 else m0
-        z = Z[i, j + 1]
-        m1 = z if z > m1 else m1
-        z = Z[i, j + 2]
-        m2 = z if z > m2 else m2
-        z = Z[i, j + 3]
-        m3 = z if z > m3 else m3
-        z = Z[i, j + 4]
-        m4 = z if z > m4 else m4
-        z = Z[i, j + 5]
-        m5 = z if z > m5 else m5
-        z = Z[i, j + 6]
-        m6 = z if z > m6 else m6
-        z = Z[i, j + 7]
-        m7 = z if z > m7 else m7
-        j += 8
-    while j < C:
-        z = Z[i, j]
-        m0 = z if z > m0 else m0
-        j += 1
-    m0 = m1 if m1 > m0 else m0
-    m2 = m3 if m3 > m2 else m2
-    m4 = m5 if m5 > m4 else m4
-    m6 = m7 if m7 > m6 else m6
-    m0 = m2 if m2 > m0 else m0
-    m4 = m6 if m6 > m4 else m4
-    return m4 if m4 > m0 else m0
+    row = Z[i]
+    if C < LONG_ROW:
+        return _max_short(row, C)
+    m = _order_key(row[0])
+    for j in range(C):
+        k = _order_key(row[j])
+        m = k if k > m else m
+    return _from_key(m)
+
+
+@jit(inline="always")
+def _sum_short(row, C):
+    """Σ row[j] for short rows: 4 partial sums."""
+    zero = row.dtype.type(0.0)
+    s0 = s1 = s2 = s3 = zero
+    for c in range(C // 4):
+        j = 4 * c
+        s0 += row[j]
+        s1 += row[j + 1]
+        s2 += row[j + 2]
+        s3 += row[j + 3]
+    for j in range(C - C % 4, C):
+        s0 += row[j]
+    return (s0 + s1) + (s2 + s3)
+
+
+@jit_sum
+def _sum_contig(a):
+    """Σ a[j] for a 1-D contiguous array (LLVM: 16-lane partial sums)."""
+    s = a.dtype.type(0.0)
+    for j in range(a.shape[0]):
+        s += a[j]
+    return s
 
 
 @jit(inline="always")
 def _sum_row(E, i, C):
-    """Σ_j E[i, j] with 8 partial sums."""
-    zero = E.dtype.type(0.0)
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
-    j = 0
-    while j + 8 <= C:
-        s0 += E[i, j]
-        s1 += E[i, j + 1]
-        s2 += E[i, j + 2]
-        s3 += E[i, j + 3]
-        s4 += E[i, j + 4]
-        s5 += E[i, j + 5]
-        s6 += E[i, j + 6]
-        s7 += E[i, j + 7]
-        j += 8
-    while j < C:
-        s0 += E[i, j]
-        j += 1
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    """Σ_j E[i, j] (C is E.shape[1])."""
+    if C < LONG_ROW:
+        return _sum_short(E[i], C)
+    return _sum_contig(E[i])
 
 
 @jit(inline="always")
 def _exp_shift_row(Z, i, m, out, C):
-    """out[i, j] = exp(Z[i, j] − m); returns Σ_j out[i, j]."""
-    for j in range(C):
-        out[i, j] = _exp(Z[i, j] - m)
+    """out[i, j] = exp(Z[i, j] − m); returns Σ_j out[i, j]. out may be Z."""
+    zr = Z[i]
+    orow = out[i]
+    if zr.ctypes.data == orow.ctypes.data:
+        for j in range(C):
+            orow[j] = _exp(orow[j] - m)
+    else:
+        for j in range(C):
+            orow[j] = _exp(zr[j] - m)
     return _sum_row(out, i, C)
+
+
+@jit_sum
+def _sum_exp_contig(a):
+    """Σ exp(a[j]) for a 1-D contiguous array (fast_exp is written to tolerate
+    ``reassoc``; see _exp.py)."""
+    s = a.dtype.type(0.0)
+    for j in range(a.shape[0]):
+        s += _exp(a[j])
+    return s
 
 
 @jit(inline="always")
 def _log_softmax_row(Z, i, out, C):
     m = _max_row(Z, i, C)
-    s = _exp_shift_row(Z, i, m, out, C)     # out as scratch for exp(z − m)
-    lse = np.log(s)
-    for j in range(C):
-        out[i, j] = (Z[i, j] - m) - lse
+    zr = Z[i]
+    orow = out[i]
+    if zr.ctypes.data == orow.ctypes.data:
+        # in place: no scratch row, so z − m first, then Σ exp without storing it
+        for j in range(C):
+            orow[j] = orow[j] - m
+        lse = np.log(_sum_exp_contig(orow))
+        for j in range(C):
+            orow[j] = orow[j] - lse
+    else:
+        lse = np.log(_exp_shift_row(Z, i, m, out, C))    # out as scratch
+        for j in range(C):
+            orow[j] = (zr[j] - m) - lse
 
 
-#: Rows per block in softmax: a block's exp pass is one flat loop over ROWS_PER_BLOCK·C
-#: contiguous elements, so short rows (C = 10) do not leave a scalar remainder per row.
-ROWS_PER_BLOCK = 512
+#: Elements per block in softmax (16 KiB of float32): a block is max(1, BLOCK_ELEMS // C)
+#: whole rows, whose passes stay in L1. Blocks, not rows, are what the parallel kernel
+#: distributes over threads.
+BLOCK_ELEMS = 4096
+
+
+@jit(inline="always")
+def _flat_exp_shift(Z, dZ, r0, r1, C):
+    """dZ[i] = exp(Z[i] − max Z[i]) for rows r0..r1 (short rows): z − m row by row,
+    then one flat exp pass over the block, which vectorises whatever C is."""
+    for i in range(r0, r1):
+        m = _max_row(Z, i, C)
+        zr = Z[i]
+        dr = dZ[i]
+        for j in range(C):
+            dr[j] = zr[j] - m
+    flat = dZ[r0:r1].reshape((r1 - r0) * C)
+    for k in range(flat.shape[0]):
+        flat[k] = _exp(flat[k])
 
 
 def _softmax_rows(Z, out):
     # compiled twice below: serially (prange is range there) and with parallel=True.
-    # Per block of rows: z − m into out (row by row), exp over the block as one flat
-    # vectorised loop, then each row scaled by 1/Σ.
     R, C = Z.shape
     if C == 0:
         return out
     one = Z.dtype.type(1.0)
-    for bi in prange((R + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK):
-        r0 = bi * ROWS_PER_BLOCK
-        r1 = min(r0 + ROWS_PER_BLOCK, R)
-        for i in range(r0, r1):
-            m = _max_row(Z, i, C)
-            for j in range(C):
-                out[i, j] = Z[i, j] - m
-        flat = out[r0:r1].reshape((r1 - r0) * C)
-        for k in range(flat.shape[0]):
-            flat[k] = _exp(flat[k])
+    rows = max(1, BLOCK_ELEMS // C)
+    for bi in prange((R + rows - 1) // rows):
+        r0 = bi * rows
+        r1 = min(r0 + rows, R)
+        if C >= LONG_ROW:
+            for i in range(r0, r1):
+                m = _max_row(Z, i, C)
+                r = one / _exp_shift_row(Z, i, m, out, C)
+                orow = out[i]
+                for j in range(C):
+                    orow[j] *= r
+            continue
+        _flat_exp_shift(Z, out, r0, r1, C)
         for i in range(r0, r1):
             r = one / _sum_row(out, i, C)
+            orow = out[i]
             for j in range(C):
-                out[i, j] *= r
+                orow[j] *= r
     return out
 
 
