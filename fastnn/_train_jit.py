@@ -14,9 +14,12 @@ input rows) at ``act_off[0]``, ``A_l`` (the output of layer l, the logits for
 the last layer) at ``act_off[l]``; the gradient w.r.t. ``A_l``'s pre-activation
 is at the same offset of ``delta_buf``.
 
-The products go straight to BLAS ``sgemm``/``dgemm`` (``fastnn.kernels._blas.gemm``,
-no ``np.dot`` layout checks or copies). The forward pass is one gemm (beta = 0)
-per block of rows, with bias and activation applied to the block in cache. The
+The forward product of a batch of fewer than ``NT_MAX_ROWS`` rows is the
+register-tiled ``fastnn.kernels._gemm.gemm_nt`` (faster than BLAS there); larger
+batches and the backward products go straight to BLAS ``sgemm``/``dgemm``
+(``fastnn.kernels._blas.gemm``, no ``np.dot`` layout checks or copies), one gemm
+(beta = 0) per block of rows in the forward pass. Bias and activation are applied
+to each block in cache. The
 backward pass has two code paths, chosen per mini-batch by its size ``nb``:
 
 * ``nb <= small_max`` (``SMALL_MAX`` = 1: single rows only; BLAS is faster from two
@@ -48,6 +51,7 @@ import numpy as np
 
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
+from .kernels._gemm import NT_MAX_ROWS, gemm_nt
 from .kernels._scalar import sigmoid as _sig
 from .kernels.cross_entropy import sce_grad_labels_jit
 from .kernels.linear import _block_rows
@@ -178,18 +182,19 @@ def _update_small(dZ, A, W, b, lr):
 
 @jit
 def _forward(A, W, b, out, sigmoid):
-    """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b: one direct sgemm/dgemm (beta = 0) per
-    block of rows (np.dot, i.e. gemv, for a single row), bias and activation applied
-    to the block while it is in cache."""
+    """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of fewer than NT_MAX_ROWS rows:
+    the register-tiled gemm_nt (kernels/_gemm.py) for the whole batch. Larger ones: one
+    direct sgemm/dgemm (beta = 0) per block of rows. Bias and activation are applied to
+    each block while it is in cache."""
     wide_vectors()   # the sigmoid loop below may use 512-bit vectors
     nb, D = A.shape
     K = W.shape[0]
-    R = _block_rows(nb, K)
+    R = nb if nb < NT_MAX_ROWS else _block_rows(nb, K)
     for i0 in range(0, nb, R):
         i1 = min(i0 + R, nb)
         blk = out[i0:i1]
-        if i1 - i0 == 1:
-            np.dot(A[i0:i1], W.T, blk)   # one row: Numba calls gemv, faster than gemm here
+        if nb < NT_MAX_ROWS:
+            gemm_nt(A, W, out)
         else:
             gemm(True, False, K, i1 - i0, D, 1.0, W, D, A[i0:i1], D, 0.0, blk, K)  # blkᵀ = W A_blkᵀ
         if sigmoid:

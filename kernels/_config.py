@@ -54,15 +54,21 @@ def jit(*args, **overrides):
     return numba.njit(*args, **opts)
 
 
-#: ``reassoc`` added: only for functions that do nothing but add up an array (see
-#: ``softmax._sum_contig``), so that LLVM may vectorise the sum; never for a function
-#: with any other arithmetic (the ``(z − m) − lse`` hazard in the module docstring).
+#: ``reassoc`` added: only for functions whose floating-point arithmetic is sums and
+#: dot products (``softmax._sum_contig``, ``_gemm``), so that LLVM may vectorise the
+#: reductions; never for a function with any other arithmetic (the ``(z − m) − lse``
+#: hazard in the module docstring).
 _SUM = dict(_SERIAL, fastmath=set(FASTMATH | {"reassoc"}))
 
 
 def jit_sum(fn):
-    """``jit`` with ``reassoc``, for plain summation loops only (see ``_SUM``)."""
+    """``jit`` with ``reassoc``, for sums and dot products only (see ``_SUM``)."""
     return numba.njit(**_SUM)(fn)
+
+
+def pjit_sum(fn):
+    """``pjit`` with ``reassoc``, for sums and dot products only (see ``_SUM``)."""
+    return numba.njit(**dict(_PARALLEL, fastmath=set(FASTMATH | {"reassoc"})))(fn)
 
 
 def jit_strict(fn):

@@ -18,13 +18,16 @@ outputs (they never accumulate).
 The jit ``linear_sigmoid`` is fused: the matrix product is computed by BLAS one
 block of rows at a time, and bias + sigmoid are applied to that block while it is
 still in cache (no second pass over a full (N, K) temporary). ``hidden_delta``
-is fused the same way.
+is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
+``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
+larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._config import jit, wide_vectors
+from ._gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel
 from ._registry import register
 from ._scalar import sigmoid as _sig
 from .sigmoid import _sigmoid_py
@@ -131,10 +134,32 @@ def _block_rows(N, K):
     return min(r, max(N, 1))
 
 
+@jit(inline="always")
+def _bias_act_rows(out, b, act, i0, i1):
+    """out[i] = act(out[i] + b) for rows i0..i1 (act 1: sigmoid, 0: identity)."""
+    K = out.shape[1]
+    for i in range(i0, i1):
+        row = out[i]
+        if act == 1:
+            for k in range(K):
+                row[k] = _sig(row[k] + b[k])
+        else:
+            for k in range(K):
+                row[k] += b[k]
+
+
+@jit
+def _bias_act(out, b, act):
+    wide_vectors()   # the sigmoid loop may use 512-bit vectors
+    _bias_act_rows(out, b, act, 0, out.shape[0])
+    return out
+
+
 @jit
 def _affine_blocks(X, W, b, out, act):
-    """out = act(X Wᵀ + b), one block of rows at a time: BLAS computes the block, then
-    bias (and, for act == 1, the sigmoid) is applied while the block is in cache."""
+    """out = act(X Wᵀ + b). Short batches: gemm_nt, then bias (+ sigmoid) row by row.
+    Otherwise one block of rows at a time: BLAS computes the block, then bias (and,
+    for act == 1, the sigmoid) is applied while the block is in cache."""
     wide_vectors()   # the sigmoid loop below may use 512-bit vectors
     N = X.shape[0]
     K = W.shape[0]
@@ -142,33 +167,49 @@ def _affine_blocks(X, W, b, out, act):
         return out
     if X.shape[1] == 0:
         out[:] = 0
+    elif N < NT_MAX_ROWS:
+        gemm_nt(X, W, out)
+        _bias_act_rows(out, b, act, 0, N)
+        return out
     R = _block_rows(N, K)
     WT = W.T
     for i0 in range(0, N, R):
         i1 = min(i0 + R, N)
-        blk = out[i0:i1]
         if X.shape[1] > 0:
-            np.dot(X[i0:i1], WT, blk)
-        for i in range(i1 - i0):
-            if act == 1:
-                for k in range(K):
-                    blk[i, k] = _sig(blk[i, k] + b[k])
-            else:
-                for k in range(K):
-                    blk[i, k] += b[k]
+            np.dot(X[i0:i1], WT, out[i0:i1])
+        _bias_act_rows(out, b, act, i0, i1)
     return out
 
 
-@register("linear", "jit")
 @jit
 def linear_jit(X, W, b, out):
+    """Serial (also called from the compiled training epoch)."""
     return _affine_blocks(X, W, b, out, 0)
 
 
-@register("linear_sigmoid", "jit")
 @jit
 def linear_sigmoid_jit(X, W, b, out):
     return _affine_blocks(X, W, b, out, 1)
+
+
+def _parallel_nt(X, W):
+    N, D = X.shape
+    return 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS
+
+
+@register("linear", "jit")
+def linear_dispatch(X, W, b, out):
+    """Short batches with a large enough product: gemm_nt_parallel; else linear_jit."""
+    if _parallel_nt(X, W):
+        return _bias_act(gemm_nt_parallel(X, W, out), b, 0)
+    return linear_jit(X, W, b, out)
+
+
+@register("linear_sigmoid", "jit")
+def linear_sigmoid_dispatch(X, W, b, out):
+    if _parallel_nt(X, W):
+        return _bias_act(gemm_nt_parallel(X, W, out), b, 1)
+    return linear_sigmoid_jit(X, W, b, out)
 
 
 @jit
