@@ -26,6 +26,23 @@ __all__ = [
 
 
 def _layer_args(X, W, b):
+    # Fast path: C-contiguous float32/float64 ndarrays of one dtype and matching
+    # shapes, which is what the checks below would return unchanged.
+    if type(X) is np.ndarray and type(W) is np.ndarray:
+        dt = X.dtype
+        if (dt is v.F32 or dt is v.F64) and W.dtype is dt and X.ndim == 2 and W.ndim == 2:
+            N, D = X.shape
+            K, D2 = W.shape
+            if D2 == D and X.flags.c_contiguous and W.flags.c_contiguous:
+                if b is None:
+                    return X, W, _zeros(K, dt), N, K
+                if (type(b) is np.ndarray and b.dtype is dt and b.shape == (K,)
+                        and b.flags.c_contiguous):
+                    return X, W, b, N, K
+    return _layer_args_checked(X, W, b)
+
+
+def _layer_args_checked(X, W, b):
     X = v.floats("X", X, ndim=2, shape_hint=" (N, in_features); use X[None, :] for one sample")
     W = v.floats("W", W, X.dtype, ndim=2, shape_hint=" (out_features, in_features)")
     N, D = X.shape

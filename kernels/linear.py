@@ -192,22 +192,21 @@ def linear_sigmoid_jit(X, W, b, out):
     return _affine_blocks(X, W, b, out, 1)
 
 
-def _parallel_nt(X, W):
-    N, D = X.shape
-    return 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS
-
-
+# Short batches with a product of at least NT_PARALLEL_MIN_FMAS multiply-adds:
+# gemm_nt_parallel, then bias (+ sigmoid); otherwise the serial jit kernel. (The test is
+# written out in each function: it runs on every call.)
 @register("linear", "jit")
 def linear_dispatch(X, W, b, out):
-    """Short batches with a large enough product: gemm_nt_parallel; else linear_jit."""
-    if _parallel_nt(X, W):
+    N, D = X.shape
+    if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
         return _bias_act(gemm_nt_parallel(X, W, out), b, 0)
     return linear_jit(X, W, b, out)
 
 
 @register("linear_sigmoid", "jit")
 def linear_sigmoid_dispatch(X, W, b, out):
-    if _parallel_nt(X, W):
+    N, D = X.shape
+    if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
         return _bias_act(gemm_nt_parallel(X, W, out), b, 1)
     return linear_sigmoid_jit(X, W, b, out)
 
