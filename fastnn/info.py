@@ -5,6 +5,17 @@ import os
 import platform
 
 
+def _vector_width() -> str:
+    """What ``wide_vectors()`` gives the exp/softmax/sigmoid/gemm loops on this CPU."""
+    import llvmlite.binding as ll
+    feats = ll.get_host_cpu_features()
+    if feats.get("avx512f"):
+        return "512-bit (zmm) in the exp, softmax, sigmoid and gemm_nt loops; LLVM's 256-bit default elsewhere"
+    if feats.get("avx2") or feats.get("avx"):
+        return "256-bit (ymm): no AVX-512 on this CPU"
+    return "128-bit (SSE)"
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -73,7 +84,8 @@ def info() -> dict:
         "numba threads": str(numba.get_num_threads()),
         "SVML": "active" if USING_SVML else "off (llvmlite built without SVML)",
         "exp in jit kernels": EXP_NAME,
-        "fastmath flags": ", ".join(sorted(FASTMATH)),
+        "fastmath flags": ", ".join(sorted(FASTMATH)) + " (+ reassoc in sum and dot-product loops)",
+        "vector width": _vector_width(),
         "numba cache": cache_dir if CACHE else "disabled (FASTNN_NO_CACHE)",
         "BLAS": "; ".join(_blas()) or "none found",
         "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)") + (
