@@ -1,0 +1,52 @@
+"""Time to the first result of every jit kernel in ONE fresh process (warm Numba cache).
+
+    python benches/first_calls.py            # float32; run it twice: the first run may compile
+
+Prints ``import fastnn`` time and the summed first-call time of all registered jit
+kernels (the issue's cold-start requirement: under 1 s in total with the cache warm).
+"""
+import time
+
+t0 = time.perf_counter()
+import numpy as np  # noqa: E402
+
+import fastnn  # noqa: E402
+
+t_import = time.perf_counter() - t0
+
+rng = np.random.default_rng(0)
+f = np.float32
+X = rng.standard_normal((8, 5)).astype(f)
+W = rng.standard_normal((3, 5)).astype(f)
+b = np.zeros(3, f)
+Z = rng.standard_normal((8, 3)).astype(f)
+y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+Y = (rng.random((8, 3)) > 0.5).astype(f)
+H = fastnn.sigmoid(Z, impl="vectorized")
+w = rng.standard_normal(100).astype(f)
+calls = [
+    ("sigmoid", lambda: fastnn.sigmoid(Z)),
+    ("sigmoid_backward", lambda: fastnn.sigmoid_backward(Z, H)),
+    ("softmax", lambda: fastnn.softmax(Z)),
+    ("log_softmax", lambda: fastnn.log_softmax(Z)),
+    ("softmax_cross_entropy", lambda: fastnn.softmax_cross_entropy(Z, y)),
+    ("softmax_cross_entropy_grad", lambda: fastnn.softmax_cross_entropy_grad(Z, y)),
+    ("sigmoid_bce_grad", lambda: fastnn.sigmoid_bce_grad(Z, Y)),
+    ("sigmoid_mse_grad", lambda: fastnn.sigmoid_mse_grad(Z, Y)),
+    ("linear", lambda: fastnn.linear(X, W, b)),
+    ("linear_sigmoid", lambda: fastnn.linear_sigmoid(X, W, b)),
+    ("linear_backward", lambda: fastnn.linear_backward(Z, X, W)),
+    ("hidden_delta", lambda: fastnn.hidden_delta(Z, W, fastnn.sigmoid(X))),
+    ("sgd_update", lambda: fastnn.sgd_update(w, w.copy(), lr=0.1, momentum=0.9,
+                                             velocity=np.zeros_like(w))),
+]
+with fastnn.use_impl("jit"):
+    total = 0.0
+    for name, call in calls:
+        t = time.perf_counter()
+        call()
+        dt = time.perf_counter() - t
+        total += dt
+        print(f"{name:28s} {dt * 1e3:8.1f} ms")
+print(f"{'import fastnn':28s} {t_import * 1e3:8.1f} ms")
+print(f"{'first calls, all 13 kernels':28s} {total * 1e3:8.1f} ms")
