@@ -23,7 +23,8 @@ is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLA
 larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row. The
 registered jit ``linear``/``linear_sigmoid`` (``*_dispatch``) also run the bias and
 sigmoid of large outputs on Numba's threads after BLAS (OpenBLAS threads the product,
-but the sigmoid pass was serial: 1.4 of 5.9 ms for X (4096, 784), W (128, 784)).
+but the sigmoid pass was serial; X (4096, 784), W (128, 784), 2 threads, side by side:
+7.1-7.5 ms with the serial pass, 5.1-5.9 ms with the parallel one).
 """
 from __future__ import annotations
 
