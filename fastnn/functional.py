@@ -25,18 +25,21 @@ __all__ = [
 ]
 
 
+_ndarray, _F32, _F64 = np.ndarray, v.F32, v.F64     # (global names: cheaper lookups)
+
+
 def _layer_args(X, W, b):
     # Fast path: C-contiguous float32/float64 ndarrays of one dtype and matching
     # shapes, which is what the checks below would return unchanged.
-    if type(X) is np.ndarray and type(W) is np.ndarray:
+    if type(X) is _ndarray and type(W) is _ndarray:
         dt = X.dtype
-        if (dt is v.F32 or dt is v.F64) and W.dtype is dt and X.ndim == 2 and W.ndim == 2:
+        if (dt is _F32 or dt is _F64) and W.dtype is dt and X.ndim == 2 and W.ndim == 2:
             N, D = X.shape
             K, D2 = W.shape
             if D2 == D and X.flags.c_contiguous and W.flags.c_contiguous:
                 if b is None:
                     return X, W, _zeros(K, dt), N, K
-                if (type(b) is np.ndarray and b.dtype is dt and b.shape == (K,)
+                if (type(b) is _ndarray and b.dtype is dt and b.shape == (K,)
                         and b.flags.c_contiguous):
                     return X, W, b, N, K
     return _layer_args_checked(X, W, b)
@@ -71,6 +74,21 @@ def _zeros(K, dtype):
     return z
 
 
+def _layer_out(out, X, W, b, N, K):
+    """The (N, K) output of linear/linear_sigmoid: new, or ``out`` checked. Fast path
+    (no tuples built): a writeable C-contiguous array owning its memory, inputs that own
+    theirs (then overlap means identity)."""
+    if out is None:
+        return np.empty((N, K), X.dtype)
+    if (type(out) is _ndarray and out.base is None and out.dtype is X.dtype
+            and out.shape == (N, K) and X.base is None and W.base is None and b.base is None
+            and out is not X and out is not W and out is not b):
+        flags = out.flags
+        if flags.writeable and flags.c_contiguous:
+            return out
+    return v.out_array("out", out, (N, K), X.dtype, (("X", X), ("W", W), ("b", b)))
+
+
 def _new_or_out(out, shape, dtype, inputs):
     if out is None:
         return np.empty(shape, dtype)
@@ -92,7 +110,7 @@ def linear(X, W, b=None, *, out=None, impl=None):
     Z : (N, K) array of X's dtype
     """
     X, W, b, N, K = _layer_args(X, W, b)
-    out = _new_or_out(out, (N, K), X.dtype, (("X", X), ("W", W), ("b", b)))
+    out = _layer_out(out, X, W, b, N, K)
     return kernel("linear", impl)(X, W, b, out)
 
 
@@ -103,7 +121,7 @@ def linear_sigmoid(X, W, b=None, *, out=None, impl=None):
     bias and sigmoid to blocks of the product while they are in cache.
     """
     X, W, b, N, K = _layer_args(X, W, b)
-    out = _new_or_out(out, (N, K), X.dtype, (("X", X), ("W", W), ("b", b)))
+    out = _layer_out(out, X, W, b, N, K)
     return kernel("linear_sigmoid", impl)(X, W, b, out)
 
 
