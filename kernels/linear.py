@@ -20,19 +20,13 @@ block of rows at a time, and bias + sigmoid are applied to that block while it i
 still in cache (no second pass over a full (N, K) temporary). ``hidden_delta``
 is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
 ``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
-larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row. The
-registered jit ``linear``/``linear_sigmoid`` (``*_dispatch``) also run the bias and
-sigmoid of large outputs on Numba's threads after BLAS (OpenBLAS threads the product,
-but the sigmoid pass was serial; X (4096, 784), W (128, 784), 2 threads, side by side:
-7.1-7.5 ms with the serial pass, 5.1-5.9 ms with the parallel one).
+larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from numba import prange
-
-from ._config import jit, pjit, wide_vectors
+from ._config import jit, wide_vectors
 from ._gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel
 from ._registry import register
 from ._scalar import sigmoid as _sig
@@ -161,37 +155,6 @@ def _bias_act(out, b, act):
     return out
 
 
-#: Rows per task of the parallel bias/sigmoid pass (256 rows of 128: 128 KiB float32).
-EPILOGUE_ROWS = 256
-
-
-@pjit
-def _bias_act_parallel(out, b, act):
-    N = out.shape[0]
-    for t in prange((N + EPILOGUE_ROWS - 1) // EPILOGUE_ROWS):
-        wide_vectors()
-        i0 = t * EPILOGUE_ROWS
-        _bias_act_rows(out, b, act, i0, min(i0 + EPILOGUE_ROWS, N))
-    return out
-
-
-@jit
-def _product_blocks(X, W, out):
-    """out = X Wᵀ by BLAS, one call per block of rows (as _affine_blocks, no epilogue)."""
-    N = X.shape[0]
-    if W.shape[0] == 0:
-        return out
-    if X.shape[1] == 0:
-        out[:] = 0
-        return out
-    R = _block_rows(N, W.shape[0])
-    WT = W.T
-    for i0 in range(0, N, R):
-        i1 = min(i0 + R, N)
-        np.dot(X[i0:i1], WT, out[i0:i1])
-    return out
-
-
 @jit
 def _affine_blocks(X, W, b, out, act):
     """out = act(X Wᵀ + b). Short batches: gemm_nt, then bias (+ sigmoid) row by row.
@@ -230,33 +193,25 @@ def linear_sigmoid_jit(X, W, b, out):
 
 
 # Short batches with a product of at least NT_PARALLEL_MIN_FMAS multiply-adds:
-# gemm_nt_parallel, then bias (+ sigmoid). Large batches (NT_MAX_ROWS rows or more, at
-# least PARALLEL_EPILOGUE_ELEMS outputs): BLAS (threaded by OpenBLAS), then bias
-# (+ sigmoid) over blocks of rows on Numba's threads. Otherwise the serial jit kernel.
-# (The tests are written out in each function: they run on every call.)
-#: Outputs (N·K) from which large batches get the parallel bias/sigmoid pass.
-PARALLEL_EPILOGUE_ELEMS = 1 << 16
-
-
+# gemm_nt_parallel, then bias (+ sigmoid); otherwise the serial jit kernel. Large
+# batches keep the serial bias/sigmoid pass after BLAS: run on Numba's threads it
+# alternates Numba's OpenMP pool with OpenBLAS's on every call, and on these 2 cores
+# X (4096, 784), W (128, 784) took 8.0-9.8 ms instead of 4.8-5.8 ms (fastnn bench,
+# jit, side by side). (The size test is written out in each function: it runs on
+# every call.)
 @register("linear", "jit")
 def linear_dispatch(X, W, b, out):
     N, D = X.shape
-    if N < NT_MAX_ROWS:
-        if N > 0 and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
-            return _bias_act(gemm_nt_parallel(X, W, out), b, 0)
-    elif N * W.shape[0] >= PARALLEL_EPILOGUE_ELEMS:
-        return _bias_act_parallel(_product_blocks(X, W, out), b, 0)
+    if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
+        return _bias_act(gemm_nt_parallel(X, W, out), b, 0)
     return linear_jit(X, W, b, out)
 
 
 @register("linear_sigmoid", "jit")
 def linear_sigmoid_dispatch(X, W, b, out):
     N, D = X.shape
-    if N < NT_MAX_ROWS:
-        if N > 0 and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
-            return _bias_act(gemm_nt_parallel(X, W, out), b, 1)
-    elif N * W.shape[0] >= PARALLEL_EPILOGUE_ELEMS:
-        return _bias_act_parallel(_product_blocks(X, W, out), b, 1)
+    if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
+        return _bias_act(gemm_nt_parallel(X, W, out), b, 1)
     return linear_sigmoid_jit(X, W, b, out)
 
 
