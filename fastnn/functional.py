@@ -125,10 +125,20 @@ def linear_sigmoid(X, W, b=None, *, out=None, impl=None):
     return kernel("linear_sigmoid", impl)(X, W, b, out)
 
 
-def _elementwise_out(out, a):
+def _elementwise_out(out, a, inputs=()):
+    """New, or ``out`` checked. ``out`` may be one of the inputs exactly (same memory:
+    in place) but must not overlap any input partially: the jit loops would then read
+    elements they had already written."""
     if out is None:
         return np.empty(a.shape, a.dtype)
-    return v.out_array("out", out, a.shape, a.dtype)
+    out = v.out_array("out", out, a.shape, a.dtype)
+    for name, x in inputs:
+        if out is x or (out.base is None and x.base is None):
+            continue                     # the same array, or two that own their memory
+        if np.may_share_memory(out, x) and out.ctypes.data != x.ctypes.data:
+            raise ValueError(f"out: overlaps the input {name} partially; pass {name} itself "
+                             f"(in place) or an array that does not overlap it")
+    return out
 
 
 def sigmoid(Z, *, out=None, impl=None):
@@ -138,7 +148,7 @@ def sigmoid(Z, *, out=None, impl=None):
     input, NaN propagates. ``out`` may be Z itself (in place).
     """
     Z = v.floats("Z", Z)
-    out = _elementwise_out(out, Z)
+    out = _elementwise_out(out, Z, (("Z", Z),))
     kernel("sigmoid", impl)(Z.reshape(-1), out.reshape(-1))
     return out
 
@@ -152,7 +162,7 @@ def sigmoid_backward(dH, H, *, out=None, impl=None):
     H = v.floats("H", H)
     dH = v.floats("dH", dH, H.dtype)
     v.shape_is("dH", dH, H.shape, "to match H {}", H.shape)
-    out = _elementwise_out(out, H)
+    out = _elementwise_out(out, H, (("dH", dH), ("H", H)))
     kernel("sigmoid_backward", impl)(dH.reshape(-1), H.reshape(-1), out.reshape(-1))
     return out
 
@@ -172,7 +182,7 @@ def _rows(name, Z):
 def _over_rows(op, Z, out, impl):
     """Validate Z (any ndim >= 1), allocate or check out, run ``op`` on (rows, last axis)."""
     Z, R, C = _rows("Z", Z)
-    out = _elementwise_out(out, Z)
+    out = _elementwise_out(out, Z, (("Z", Z),))
     if Z.ndim == 2:
         if R and C:
             kernel(op, impl)(Z, out)

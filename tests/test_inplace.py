@@ -58,3 +58,18 @@ def test_sigmoid_in_place(n, impl, dtype, rng):
     expected = fastnn.sigmoid_backward(dH, H, impl=impl)
     fastnn.sigmoid_backward(dH, H, out=dH, impl=impl)
     assert_close(dH, expected, dtype, what="sigmoid_backward in place on dH")
+
+
+@pytest.mark.parametrize("op", ["sigmoid", "softmax", "log_softmax", "sigmoid_backward"])
+def test_partial_overlap_is_rejected_and_writes_nothing(op):
+    # out shifted by one element over the input: a jit loop would read values it had
+    # already overwritten. Exactly the input (in place) is fine; a partial overlap is not.
+    buf = np.linspace(-3, 3, 13).astype(np.float32)
+    before = buf.copy()
+    Z, out = buf[:-1].reshape(3, 4), buf[1:].reshape(3, 4)
+    with pytest.raises(ValueError, match="overlaps the input"):
+        if op == "sigmoid_backward":
+            fastnn.sigmoid_backward(Z, np.full((3, 4), 0.5, np.float32), out=out)
+        else:
+            getattr(fastnn, op)(Z, out=out)
+    assert np.array_equal(buf, before)
