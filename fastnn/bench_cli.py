@@ -476,7 +476,7 @@ def add_parser(subparsers) -> None:
         "bench", help="benchmark loop vs vectorized vs jit (and SciPy, PyTorch, JAX)",
         description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="a subset of sizes and fewer samples (under a minute on 2 cores)")
+                   help="a subset of sizes and fewer samples (about a minute on 2 cores)")
     p.add_argument("--ops", help=f"comma-separated operations: {', '.join(B.OP_ORDER)}")
     p.add_argument("--sizes", help="comma-separated sizes (256, 100k, 16M), shapes (Z(256,10)) "
                                    "or families (C=1000, plain)")
