@@ -132,13 +132,18 @@ def _elementwise_out(out, a, inputs=()):
     if out is None:
         return np.empty(a.shape, a.dtype)
     out = v.out_array("out", out, a.shape, a.dtype)
+    _no_partial_overlap("out", out, inputs)
+    return out
+
+
+def _no_partial_overlap(out_name, out, inputs):
+    """``out`` (written elementwise) may be an input exactly, but no partial overlap."""
     for name, x in inputs:
         if out is x or (out.base is None and x.base is None):
             continue                     # the same array, or two that own their memory
         if np.may_share_memory(out, x) and out.ctypes.data != x.ctypes.data:
-            raise ValueError(f"out: overlaps the input {name} partially; pass {name} itself "
+            raise ValueError(f"{out_name}: overlaps {name} partially; pass {name} itself "
                              f"(in place) or an array that does not overlap it")
-    return out
 
 
 def sigmoid(Z, *, out=None, impl=None):
@@ -426,6 +431,9 @@ def sgd_update(param, grad, lr, *, momentum=0.0, velocity=None, weight_decay=0.0
         vel = _EMPTY.get(dt)
         if vel is None:
             vel = _EMPTY[dt] = np.empty(0, dt)
+    _no_partial_overlap("param", param, (("grad", grad),))
+    if velocity is not None:
+        _no_partial_overlap("velocity", velocity, (("grad", grad),))
     p = param
     if p.ndim != 1:
         p, grad = p.reshape(-1), grad.reshape(-1)

@@ -67,9 +67,23 @@ def test_partial_overlap_is_rejected_and_writes_nothing(op):
     buf = np.linspace(-3, 3, 13).astype(np.float32)
     before = buf.copy()
     Z, out = buf[:-1].reshape(3, 4), buf[1:].reshape(3, 4)
-    with pytest.raises(ValueError, match="overlaps the input"):
+    with pytest.raises(ValueError, match="overlaps Z partially|overlaps dH partially"):
         if op == "sigmoid_backward":
             fastnn.sigmoid_backward(Z, np.full((3, 4), 0.5, np.float32), out=out)
         else:
             getattr(fastnn, op)(Z, out=out)
     assert np.array_equal(buf, before)
+
+
+def test_sgd_update_rejects_grad_overlapping_param_partially():
+    buf = np.linspace(-1, 1, 11).astype(np.float32)
+    before = buf.copy()
+    with pytest.raises(ValueError, match="param: overlaps grad partially"):
+        fastnn.sgd_update(buf[1:], buf[:-1], lr=0.1)
+    v = np.zeros(11, np.float32)
+    with pytest.raises(ValueError, match="velocity: overlaps grad partially"):
+        fastnn.sgd_update(np.ones(10, np.float32), v[:-1], lr=0.1, momentum=0.9, velocity=v[1:])
+    assert np.array_equal(buf, before) and not v.any()
+    w = np.ones(4, np.float32)
+    fastnn.sgd_update(w, w, lr=0.5)            # grad is param itself: w -= 0.5 w, elementwise
+    assert np.array_equal(w, np.full(4, 0.5, np.float32))
