@@ -52,9 +52,8 @@ import numpy as np
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
 from .kernels._gemm import NT_MAX_ROWS, gemm_nt
-from .kernels._scalar import sigmoid as _sig
 from .kernels.cross_entropy import sce_grad_labels_jit
-from .kernels.linear import _block_rows
+from .kernels.linear import _bias_act_rows, _block_rows
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 
@@ -185,26 +184,20 @@ def _forward(A, W, b, out, sigmoid):
     """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of fewer than NT_MAX_ROWS rows:
     the register-tiled gemm_nt (kernels/_gemm.py) for the whole batch. Larger ones: one
     direct sgemm/dgemm (beta = 0) per block of rows. Bias and activation are applied to
-    each block while it is in cache."""
-    wide_vectors()   # the sigmoid loop below may use 512-bit vectors
+    each block while it is in cache (linear.py's row pass)."""
+    wide_vectors()   # the sigmoid loop may use 512-bit vectors
     nb, D = A.shape
     K = W.shape[0]
-    R = nb if nb < NT_MAX_ROWS else _block_rows(nb, K)
+    act = 1 if sigmoid else 0
+    if nb < NT_MAX_ROWS:
+        gemm_nt(A, W, out)
+        _bias_act_rows(out, b, act, 0, nb)
+        return
+    R = _block_rows(nb, K)
     for i0 in range(0, nb, R):
         i1 = min(i0 + R, nb)
-        blk = out[i0:i1]
-        if nb < NT_MAX_ROWS:
-            gemm_nt(A, W, out)
-        else:
-            gemm(True, False, K, i1 - i0, D, 1.0, W, D, A[i0:i1], D, 0.0, blk, K)  # blkᵀ = W A_blkᵀ
-        if sigmoid:
-            for i in range(i1 - i0):
-                for k in range(K):
-                    blk[i, k] = _sig(blk[i, k] + b[k])
-        else:
-            for i in range(i1 - i0):
-                for k in range(K):
-                    blk[i, k] += b[k]
+        gemm(True, False, K, i1 - i0, D, 1.0, W, D, A[i0:i1], D, 0.0, out[i0:i1], K)  # blkᵀ = W A_blkᵀ
+        _bias_act_rows(out, b, act, i0, i1)
 
 
 @jit
