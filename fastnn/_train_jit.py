@@ -52,7 +52,7 @@ import numpy as np
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
 from .kernels._gemm import NT_MAX_ROWS, gemm_nt
-from .kernels.cross_entropy import sce_grad_labels_jit
+from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import _bias_act_rows, _block_rows
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
@@ -90,7 +90,7 @@ def identity_mse_grad_jit(Z, Y, dZ):
 @jit
 def _loss_grad(loss_code, Z, yb, Yb, dZ):
     if loss_code == 0:
-        return sce_grad_labels_jit(Z, yb, dZ)
+        return sce_grad_labels_rows(Z, yb, dZ)
     elif loss_code == 1:
         return sigmoid_bce_grad_jit(Z, Yb, dZ)
     elif loss_code == 2:

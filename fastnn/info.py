@@ -10,7 +10,8 @@ def _vector_width() -> str:
     import llvmlite.binding as ll
     feats = ll.get_host_cpu_features()
     if feats.get("avx512f"):
-        return "512-bit (zmm) in the exp, softmax, sigmoid and gemm_nt loops; LLVM's 256-bit default elsewhere"
+        return ("512-bit (zmm) in the exp, softmax, sigmoid and gemm_nt loops; LLVM's 256-bit "
+                "default elsewhere; short softmax rows transposed 16 at a time with vgatherdps")
     if feats.get("avx2") or feats.get("avx"):
         return "256-bit (ymm): no AVX-512 on this CPU"
     return "128-bit (SSE)"

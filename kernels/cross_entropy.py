@@ -27,8 +27,9 @@ from numba import prange
 from ._config import jit, pjit
 from ._registry import register
 from ._scalar import exp as _exp
-from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, _exp_shift_row, _flat_exp_shift,
-                      _max_row, _row_max, _sum_row)
+from ._gather import LANES, gather_cols16
+from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, _exp_shift_row, _exp_shift_T,
+                      _flat_exp_shift, _max_row, _row_max, _scale_T, _sum_row, _transposed_scratch)
 
 
 def as_dtype_scalar(x, dtype):
@@ -193,14 +194,44 @@ def sce_targets_jit(Z, Y):
     return Z.dtype.type(total / N)
 
 
-@jit(inline="always")
-def _sce_grad_labels_block(Z, y, dZ, r0, r1, C, inv_n):
+@jit
+def _sce_grad_labels_block(Z, y, dZ, r0, r1, C, inv_n, scratch):
     """Rows r0..r1 of the gradient; returns the sum of their losses (float64, in
-    row order)."""
+    row order). Whole groups of 16 short rows go through softmax.py's transposed
+    path when ``scratch`` has room for them (``ldt`` > 0), the rest row by row;
+    both give the same bits."""
     loss = 0.0
+    T, ms, tab, ldt = scratch
+    g = 0
+    if ldt > 0:
+        g = min(r1 - r0, ldt) // LANES * LANES
+        if g > 0:
+            _exp_shift_T(Z[r0:r0 + g].reshape(g * C), g, C, T, ldt, ms)
+            m = ms[0:g]
+            s = ms[ldt:ldt + g]
+            r = ms[2 * ldt:2 * ldt + g]      # free after _exp_shift_T
+            for i in range(g):
+                yi = y[r0 + i]
+                loss += (np.float64(m[i]) - np.float64(Z[r0 + i, yi])) + np.float64(np.log(s[i]))
+                r[i] = inv_n / s[i]
+            _scale_T(T, ldt, g, C, r)
+            db = dZ[r0:r0 + g].reshape(g * C)
+            for i0 in range(0, g, LANES):
+                gather_cols16(db, C, T, ldt, i0, tab)
+            for i in range(g):
+                dZ[r0 + i, y[r0 + i]] -= inv_n
+    return _sce_grad_labels_rows_part(Z, y, dZ, r0 + g, r1, C, inv_n, loss)
+
+
+@jit(inline="always")
+def _sce_grad_labels_rows_part(Z, y, dZ, r0, r1, C, inv_n, loss):
+    """Rows r0..r1 one at a time; returns ``loss`` plus their losses (float64, added
+    in row order)."""
     if C >= LONG_ROW:
         for i in range(r0, r1):
             loss += _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
+        return loss
+    if r0 == r1:
         return loss
     _flat_exp_shift(Z, dZ, r0, r1, C)
     for i in range(r0, r1):
@@ -215,7 +246,7 @@ def _sce_grad_labels_block(Z, y, dZ, r0, r1, C, inv_n):
     return loss
 
 
-@jit(inline="always")
+@jit
 def _sce_grad_targets_block(Z, Y, dZ, r0, r1, C, inv_n):
     loss = 0.0
     if C >= LONG_ROW:
@@ -242,14 +273,28 @@ def _sce_grad_targets_block(Z, Y, dZ, r0, r1, C, inv_n):
 # up in the same order afterwards, so the loss is bit-identical for any number of
 # threads and between the serial and parallel kernels.
 @jit
-def sce_grad_labels_jit(Z, y, dZ):
-    """Serial, allocation-free (used inside the training epoch)."""
+def sce_grad_labels_rows(Z, y, dZ):
+    """Serial and allocation-free (the training epoch's): every row on the row-by-row
+    path. The same bits as ``sce_grad_labels_jit``."""
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
     rows = max(1, BLOCK_ELEMS // C)
     total = 0.0
     for r0 in range(0, N, rows):
-        total += _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n)
+        total += _sce_grad_labels_rows_part(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, 0.0)
+    return Z.dtype.type(total / N)
+
+
+@jit
+def sce_grad_labels_jit(Z, y, dZ):
+    """Serial; short rows 16 at a time through the transposed path."""
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    rows = max(1, BLOCK_ELEMS // C)
+    total = 0.0
+    scratch = _transposed_scratch(Z, rows)
+    for r0 in range(0, N, rows):
+        total += _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, scratch)
     return Z.dtype.type(total / N)
 
 
@@ -273,7 +318,8 @@ def _sce_grad_labels_parallel(Z, y, dZ):
     losses = np.empty(nb, np.float64)
     for bi in prange(nb):
         r0 = bi * rows
-        losses[bi] = _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n)
+        losses[bi] = _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n,
+                                            _transposed_scratch(Z, rows))
     total = 0.0
     for bi in range(nb):
         total += losses[bi]

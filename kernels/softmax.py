@@ -25,7 +25,8 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from ._config import jit, jit_sum, pjit
+from ._config import jit, jit_sum, pjit, wide_vectors
+from ._gather import LANES, gather_cols16, gather_rows16
 from ._registry import register
 from ._scalar import exp as _exp
 
@@ -287,39 +288,143 @@ def _flat_exp_shift(Z, dZ, r0, r1, C):
         flat[k] = _exp(flat[k])
 
 
+#: Rows of at most this many elements go through the transposed path below (16 rows
+#: at a time); longer short rows keep the row-by-row path, which is faster there.
+TRANSPOSE_MAX_C = 16
+
+
+@jit
+def _transposed_scratch(Z, rows):
+    """Scratch for ``_exp_shift_T`` on blocks of ``rows`` rows: T (C·ldt), ms (5·ldt),
+    the gather table of ``gather_cols16`` and ldt (rows rounded up to 16). Empty
+    arrays where the rows are too long for the transposed path."""
+    C = Z.shape[1]
+    ldt = (rows + LANES - 1) // LANES * LANES if C <= TRANSPOSE_MAX_C else 0
+    tab = np.empty(LANES * C if ldt > 0 else 0, np.int32)
+    for k in range(tab.shape[0]):
+        tab[k] = (k % C) * ldt + k // C
+    return np.empty(C * ldt, Z.dtype), np.empty(5 * ldt, Z.dtype), tab, ldt
+
+
+@jit(inline="always")
+def _exp_shift_T(zb, g, C, T, ldt, ms):
+    """Short rows, 16 at a time, transposed (see _gather.py): for the first g rows
+    (a multiple of 16) of the flat row-major block ``zb`` (row length C):
+
+        T[j·ldt + i] = exp(z[i, j] − m_i),  ms[i] = m_i,  ms[ldt + i] = Σ_j T[j·ldt + i].
+
+    The maximum and the sum are taken over the same elements in the same order as
+    the row-by-row path (_max_short, and _sum_short's four partial sums), so both
+    paths give identical bits (tested); every loop here runs over contiguous lanes."""
+    wide_vectors()
+    zero = zb.dtype.type(0.0)
+    for i0 in range(0, g, LANES):
+        gather_rows16(T, ldt, zb, C, i0)
+    m = ms[0:g]
+    t = T[0:g]
+    for i in range(g):
+        m[i] = t[i]
+    for j in range(1, C):
+        t = T[j * ldt:j * ldt + g]
+        for i in range(g):
+            z = t[i]
+            m[i] = z if z > m[i] else m[i]
+    for q in range(4):
+        acc = ms[(1 + q) * ldt:(1 + q) * ldt + g]
+        for i in range(g):
+            acc[i] = zero
+    C4 = C - C % 4
+    for j in range(C):
+        q = j % 4 if j < C4 else 0
+        acc = ms[(1 + q) * ldt:(1 + q) * ldt + g]
+        t = T[j * ldt:j * ldt + g]
+        for i in range(g):
+            e = _exp(t[i] - m[i])
+            t[i] = e
+            acc[i] += e
+    s0 = ms[ldt:ldt + g]
+    s1 = ms[2 * ldt:2 * ldt + g]
+    s2 = ms[3 * ldt:3 * ldt + g]
+    s3 = ms[4 * ldt:4 * ldt + g]
+    for i in range(g):
+        s0[i] = (s0[i] + s1[i]) + (s2[i] + s3[i])
+
+
+@jit(inline="always")
+def _scale_T(T, ldt, g, C, r):
+    """T[j·ldt + i] *= r[i] for i < g, j < C."""
+    for j in range(C):
+        t = T[j * ldt:j * ldt + g]
+        for i in range(g):
+            t[i] *= r[i]
+
+
+@jit
+def _softmax_block(Z, out, r0, r1, C, scratch):
+    """softmax of rows r0..r1 (C >= 1); whole groups of 16 rows go through the
+    transposed path when ``scratch`` has room for them (``ldt`` > 0), the rest row by
+    row (both give the same bits)."""
+    one = Z.dtype.type(1.0)
+    g = 0
+    T, ms, tab, ldt = scratch
+    if ldt > 0:
+        g = min(r1 - r0, ldt) // LANES * LANES
+        if g > 0:
+            zb = Z[r0:r0 + g].reshape(g * C)
+            ob = out[r0:r0 + g].reshape(g * C)
+            _exp_shift_T(zb, g, C, T, ldt, ms)
+            r = ms[ldt:ldt + g]
+            for i in range(g):
+                r[i] = one / r[i]
+            _scale_T(T, ldt, g, C, r)
+            for i0 in range(0, g, LANES):
+                gather_cols16(ob, C, T, ldt, i0, tab)
+    r0 += g
+    if r0 == r1:
+        return
+    if C >= LONG_ROW:
+        for i in range(r0, r1):
+            m = _max_row(Z, i, C)
+            r = one / _exp_shift_row(Z, i, m, out, C)
+            orow = out[i]
+            for j in range(C):
+                orow[j] *= r
+        return
+    _flat_exp_shift(Z, out, r0, r1, C)
+    for i in range(r0, r1):
+        r = one / _sum_row(out, i, C)
+        orow = out[i]
+        for j in range(C):
+            orow[j] *= r
+
+
 def _softmax_rows(Z, out):
     # compiled twice below: serially (prange is range there) and with parallel=True.
     R, C = Z.shape
     if C == 0:
         return out
-    one = Z.dtype.type(1.0)
     rows = max(1, BLOCK_ELEMS // C)
     for bi in prange((R + rows - 1) // rows):
         r0 = bi * rows
-        r1 = min(r0 + rows, R)
-        if C >= LONG_ROW:
-            for i in range(r0, r1):
-                m = _max_row(Z, i, C)
-                r = one / _exp_shift_row(Z, i, m, out, C)
-                orow = out[i]
-                for j in range(C):
-                    orow[j] *= r
-            continue
-        _flat_exp_shift(Z, out, r0, r1, C)
-        for i in range(r0, r1):
-            r = one / _sum_row(out, i, C)
-            orow = out[i]
-            for j in range(C):
-                orow[j] *= r
+        # scratch per block (a few KiB): blocks are what threads share out
+        _softmax_block(Z, out, r0, min(r0 + rows, R), C, _transposed_scratch(Z, rows))
     return out
+
+
+@jit
+def _log_softmax_block(Z, out, r0, r1, C):
+    for i in range(r0, r1):
+        _log_softmax_row(Z, i, out, C)
 
 
 def _log_softmax_rows(Z, out):
     R, C = Z.shape
     if C == 0:
         return out
-    for i in prange(R):
-        _log_softmax_row(Z, i, out, C)
+    rows = max(1, BLOCK_ELEMS // C)
+    for bi in prange((R + rows - 1) // rows):
+        r0 = bi * rows
+        _log_softmax_block(Z, out, r0, min(r0 + rows, R), C)
     return out
 
 
