@@ -36,12 +36,6 @@ from ._config import jit, jit_sum, pjit_sum, wide_vectors
 NT_MAX_ROWS = 256
 #: Products of at least this many multiply-adds (B·N·K) use the parallel kernel.
 NT_PARALLEL_MIN_FMAS = 1 << 19
-#: ... and the parallel kernel keeps batches up to this many rows from BLAS: on one
-#: thread BLAS wins from 256 rows (X (256,784) W (128,784): tiles 673 µs, BLAS 574),
-#: on two the tiles still match or beat it there (two interleaved runs: 311 and
-#: 424 µs vs bare ``X @ W.T`` 465 and 455 µs, BLAS + bias + sigmoid 721 and 463 µs),
-#: and lose from about 384 rows (616 vs 607 µs; 448 rows: 743 vs 691 µs).
-NT_PARALLEL_MAX_ROWS = 320
 
 
 @jit(inline="always")
@@ -183,5 +177,4 @@ def gemm_nt_parallel(X, W, Z):
     return Z
 
 
-__all__ = ["gemm_nt", "gemm_nt_parallel", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS",
-           "NT_PARALLEL_MAX_ROWS"]
+__all__ = ["gemm_nt", "gemm_nt_parallel", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS"]

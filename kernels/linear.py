@@ -19,19 +19,15 @@ The jit ``linear_sigmoid`` is fused: the matrix product is computed by BLAS one
 block of rows at a time, and bias + sigmoid are applied to that block while it is
 still in cache (no second pass over a full (N, K) temporary). ``hidden_delta``
 is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
-``_gemm.gemm_nt`` (register-tiled dot products) computes X Wᵀ, then bias (+ sigmoid)
-is applied row by row; products of at least ``NT_PARALLEL_MIN_FMAS`` multiply-adds
-use the parallel tiles (``gemm_nt_parallel``, column blocks over threads), up to
-``NT_PARALLEL_MAX_ROWS`` rows (they beat two-thread BLAS a little further than one
-tile thread beats one BLAS thread). The tiles and BLAS round differently; the
-parallel and serial tiles give the same bits.
+``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
+larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._config import jit, wide_vectors
-from ._gemm import NT_MAX_ROWS, NT_PARALLEL_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel
+from ._gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel
 from ._registry import register
 from ._scalar import sigmoid as _sig
 from .sigmoid import _sigmoid_py
@@ -196,8 +192,7 @@ def linear_sigmoid_jit(X, W, b, out):
     return _affine_blocks(X, W, b, out, 1)
 
 
-# Batches under NT_PARALLEL_MAX_ROWS rows with a product of at least NT_PARALLEL_MIN_FMAS
-# multiply-adds:
+# Short batches with a product of at least NT_PARALLEL_MIN_FMAS multiply-adds:
 # gemm_nt_parallel, then bias (+ sigmoid); otherwise the serial jit kernel. Large
 # batches keep the serial bias/sigmoid pass after BLAS: run on Numba's threads it
 # alternates Numba's OpenMP pool with OpenBLAS's on every call, and on these 2 cores
@@ -207,7 +202,7 @@ def linear_sigmoid_jit(X, W, b, out):
 @register("linear", "jit")
 def linear_dispatch(X, W, b, out):
     N, D = X.shape
-    if 0 < N < NT_PARALLEL_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
+    if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
         return _bias_act(gemm_nt_parallel(X, W, out), b, 0)
     return linear_jit(X, W, b, out)
 
@@ -215,7 +210,7 @@ def linear_dispatch(X, W, b, out):
 @register("linear_sigmoid", "jit")
 def linear_sigmoid_dispatch(X, W, b, out):
     N, D = X.shape
-    if 0 < N < NT_PARALLEL_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
+    if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
         return _bias_act(gemm_nt_parallel(X, W, out), b, 1)
     return linear_sigmoid_jit(X, W, b, out)
 

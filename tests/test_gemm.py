@@ -12,8 +12,7 @@ import pytest
 
 import fastnn
 import reference as ref
-from fastnn.kernels._gemm import (NT_MAX_ROWS, NT_PARALLEL_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt,
-                                  gemm_nt_parallel)
+from fastnn.kernels._gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel
 from numerics import DTYPES, assert_close
 
 EPS = {np.dtype(np.float32): 2.0 ** -24, np.dtype(np.float64): 2.0 ** -53}
@@ -47,11 +46,9 @@ def test_gemm_nt_tiles_and_edges(dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("B", [1, 7, 64, NT_MAX_ROWS - 1, NT_MAX_ROWS, NT_PARALLEL_MAX_ROWS - 1,
-                               NT_PARALLEL_MAX_ROWS, 600])
+@pytest.mark.parametrize("B", [1, 7, 64, NT_MAX_ROWS - 1, NT_MAX_ROWS, 600])
 def test_linear_jit_paths(B, dtype, rng):
-    # 784-128: B = 1 serial tiles, 7+ parallel tiles, NT_PARALLEL_MAX_ROWS and above BLAS
-    # blocks (the serial kernel: BLAS from NT_MAX_ROWS)
+    # 784-128: B = 1 serial tiles, 7+ parallel tiles, NT_MAX_ROWS and above BLAS blocks
     X = rng.standard_normal((B, 784)).astype(dtype)
     W = (rng.standard_normal((128, 784)) * 0.05).astype(dtype)
     b = rng.standard_normal(128).astype(dtype)
