@@ -296,10 +296,14 @@ TRANSPOSE_MAX_C = 16
 @jit
 def _transposed_scratch(Z, rows):
     """Scratch for ``_exp_shift_T`` on blocks of ``rows`` rows: T (C·ldt), ms (5·ldt),
-    the gather table of ``gather_cols16`` and ldt (rows rounded up to 16). Empty
-    arrays where the rows are too long for the transposed path."""
-    C = Z.shape[1]
-    ldt = (rows + LANES - 1) // LANES * LANES if C <= TRANSPOSE_MAX_C else 0
+    the gather table of ``gather_cols16`` and ldt (rows, at most R, rounded up to 16).
+    Empty arrays where the rows are too long for the transposed path or there are
+    fewer than 16 of them."""
+    R, C = Z.shape
+    if R < LANES or C > TRANSPOSE_MAX_C:
+        rows = 0                   # no 16-row group: nothing to allocate (tiny inputs)
+    rows = min(rows, R)
+    ldt = (rows + LANES - 1) // LANES * LANES
     tab = np.empty(LANES * C if ldt > 0 else 0, np.int32)
     for k in range(tab.shape[0]):
         tab[k] = (k % C) * ldt + k // C
