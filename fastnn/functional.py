@@ -186,6 +186,20 @@ def _rows(name, Z):
 
 def _over_rows(op, Z, out, impl):
     """Validate Z (any ndim >= 1), allocate or check out, run ``op`` on (rows, last axis)."""
+    if type(Z) is _ndarray and Z.base is None:
+        # fast path, the common call: Z a 2-D C-contiguous float32/float64 array that owns
+        # its memory; out None or of the same kind (two arrays that own their memory are
+        # the same array or do not overlap). Anything else takes the general checks.
+        dt, shape = Z.dtype, Z.shape
+        if (dt is _F32 or dt is _F64) and len(shape) == 2 and Z.flags.c_contiguous:
+            if out is None:
+                out = np.empty(shape, dt)
+            elif not (type(out) is _ndarray and out.dtype is dt and out.shape == shape
+                      and out.base is None and out.flags.writeable and out.flags.c_contiguous):
+                out = _elementwise_out(out, Z, (("Z", Z),))
+            if shape[0] and shape[1]:
+                kernel(op, impl)(Z, out)
+            return out
     Z, R, C = _rows("Z", Z)
     out = _elementwise_out(out, Z, (("Z", Z),))
     if Z.ndim == 2:

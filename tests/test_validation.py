@@ -102,6 +102,16 @@ def test_elementwise_bad_input(op):
     raises(TypeError, "Z", fn, np.ones((2, 3), np.float16))
     raises(ValueError, "out", fn, np.ones((2, 3), f32), out=np.empty((3, 2), f32))
     raises(TypeError, "out", fn, np.ones((2, 3), f32), out=np.empty((2, 3), f64))
+    ro = np.empty((2, 3), f32)
+    ro.flags.writeable = False
+    raises(ValueError, "out", fn, np.ones((2, 3), f32), out=ro)
+    raises(ValueError, "out", fn, np.ones((2, 3), f32), out=np.empty((3, 2), f32).T)
+    raises(TypeError, "out", fn, np.ones((2, 3), f32), out=[[0.0] * 3] * 2)
+    Z = np.ones((4, 3), f32)
+    raises(ValueError, "out", fn, Z[:2], out=Z[1:3])           # partial overlap
+    before = Z.copy()
+    raises(ValueError, "out", fn, Z, out=np.empty((4, 3), f32).T.copy().T)
+    assert np.array_equal(Z, before)                            # nothing written
 
 
 def test_sigmoid_backward_bad_input():
