@@ -4,8 +4,9 @@
 
 Prints ``import fastnn`` time and the summed first-call time of all registered jit
 kernels (the issue's cold-start requirement: under 1 s in total with the cache warm),
-then the same for inputs large enough to take the parallel kernels (each a separate
-compiled function, cached too).
+then the same for inputs large enough to take the parallel kernels: those are compiled
+in every process (not cached: Numba's cached parallel code ran on one thread here), so
+this second total is their compile time, a few seconds each.
 """
 import time
 

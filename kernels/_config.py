@@ -7,15 +7,14 @@ below; no other module passes options to ``numba.njit`` directly.
   process), ``nogil=True`` (threads may call kernels concurrently),
   ``error_model="numpy"`` (division by zero gives inf/NaN as in NumPy, no Python
   exception check in the inner loop), and the safe fastmath subset.
-* ``pjit``: ``parallel=True`` variants, cached like the serial ones. Without the
-  cache, every process compiled each parallel kernel again on its first large
-  input: 2-8 s apiece here (log_softmax 6.5 s, gemm_nt_parallel 4.5 s); loaded
-  from the cache, 0.01-0.3 s. Checked with Numba 0.68: the cached kernels give the
-  same bits at 1 and 2 threads and under the ``workqueue`` threading layer
-  (tests/test_parallel.py run in fresh processes against a warm cache). Their
-  loop bodies call ordinary cached ``jit`` functions where they are large
-  (``softmax._softmax_block``, ...): inlining those into a ``prange`` body made
-  the parfor compile 3-10× slower.
+* ``pjit``: ``parallel=True`` variants, not cached. Numba 0.68 does cache them and
+  loads them, but the loaded code runs on one thread (measured: softmax of
+  (65536, 10) at 2 threads, cpu/wall 1.00 and 0.85-1.1 ms from the cache, 1.97 and
+  0.50 ms freshly compiled), and a cached serial function calling a parallel one
+  segfaulted when loaded. So each process compiles the parallel kernels it uses, on
+  their first large input. To keep that short their loop bodies call ordinary cached
+  ``jit`` functions where they are large (``softmax._softmax_block``, ...): with those
+  inlined into the ``prange`` body the parfor took 25-38 s to compile, now 2-3 s.
 * ``FASTMATH``: only flags that keep NaN and inf semantics. ``nnan``/``ninf``
   (what a bare ``fastmath`` switch turns on) let LLVM fold ``isnan``/``isinf`` away and are
   never used. ``reassoc`` is left out too: it lets LLVM rewrite ``(z − m) − lse``
@@ -48,7 +47,7 @@ _SERIAL = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=set(FASTMA
 #: Without "contract": no fused multiply-add, so ``w - lr * g`` rounds twice exactly
 #: as NumPy's ``w -= lr * g`` does (bit-for-bit agreement of the sgd_update kernels).
 _STRICT = dict(_SERIAL, fastmath=set(FASTMATH - {"contract"}))
-_PARALLEL = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=set(FASTMATH),
+_PARALLEL = dict(cache=False, nogil=True, error_model="numpy", fastmath=set(FASTMATH),
                  parallel=True)
 
 
@@ -89,7 +88,7 @@ def pjit_strict(fn):
 
 
 def pjit(*args, **overrides):
-    """``numba.njit(parallel=True)`` with the project's options (cached, see above)."""
+    """``numba.njit(parallel=True)`` with the project's options, never cached (see above)."""
     opts = dict(_PARALLEL)
     opts.update(overrides)
     if args and callable(args[0]):
