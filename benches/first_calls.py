@@ -43,14 +43,22 @@ calls = [
     ("sgd_update", lambda: fastnn.sgd_update(w, w.copy(), lr=0.1, momentum=0.9,
                                              velocity=np.zeros_like(w))),
 ]
-with fastnn.use_impl("jit"):
+
+
+def first_calls(named_calls) -> float:
+    """Run each call once under impl="jit", print its time; return the sum (s)."""
     total = 0.0
-    for name, call in calls:
-        t = time.perf_counter()
-        call()
-        dt = time.perf_counter() - t
-        total += dt
-        print(f"{name:28s} {dt * 1e3:8.1f} ms")
+    with fastnn.use_impl("jit"):
+        for name, call in named_calls:
+            t = time.perf_counter()
+            call()
+            dt = time.perf_counter() - t
+            total += dt
+            print(f"{name:28s} {dt * 1e3:8.1f} ms")
+    return total
+
+
+total = first_calls(calls)
 print(f"{'import fastnn':28s} {t_import * 1e3:8.1f} ms")
 print(f"{'first calls, all 13 kernels':28s} {total * 1e3:8.1f} ms")
 
@@ -70,12 +78,5 @@ large = [
     ("sgd_update 2^19 momentum", lambda: fastnn.sgd_update(wl, wl.copy(), lr=0.1, momentum=0.9,
                                                            velocity=np.zeros_like(wl))),
 ]
-with fastnn.use_impl("jit"):
-    total_l = 0.0
-    for name, call in large:
-        t = time.perf_counter()
-        call()
-        dt = time.perf_counter() - t
-        total_l += dt
-        print(f"{name:28s} {dt * 1e3:8.1f} ms")
+total_l = first_calls(large)
 print(f"{'first calls, parallel paths':28s} {total_l * 1e3:8.1f} ms")

@@ -1,4 +1,4 @@
-"""Transposing 16 short rows at a time with AVX-512 gathers and scatters.
+"""Transposing 16 short rows at a time with AVX-512 gathers.
 
 Why
 ---
@@ -10,12 +10,12 @@ shifted exponentials, the row sums and the scaling are plain loops over
 contiguous lanes, which LLVM vectorises. LLVM's loop vectoriser will not emit
 a gather for the strided loads (its cost model declines, checked in the
 assembly), so the two transposes are written here as Numba intrinsics that emit
-``llvm.masked.gather`` / ``llvm.masked.scatter`` directly (``vgatherdps`` /
-``vscatterdps`` with 32-bit indices on AVX-512; LLVM lowers them to scalar code on
-CPUs without gathers, so the results are the same everywhere).
+``llvm.masked.gather`` directly (``vgatherdps`` with 32-bit indices on AVX-512; LLVM
+lowers it to scalar code on CPUs without gathers, so the results are the same
+everywhere). Both directions gather: a scatter was slower here.
 
-    gather_rows16(T, ldt, Z, C, i0)    T[j*ldt + i0 + l] = Z[(i0 + l)*C + j]
-    scatter_rows16(Z, C, T, ldt, i0)   Z[(i0 + l)*C + j] = T[j*ldt + i0 + l]
+    gather_rows16(T, ldt, Z, C, i0)         T[j*ldt + i0 + l] = Z[(i0 + l)*C + j]
+    gather_cols16(Z, C, T, ldt, i0, tab)    Z[(i0 + l)*C + j] = T[j*ldt + i0 + l]
 
 for l < 16 and j < C. ``Z`` and ``T`` are 1-D C-contiguous arrays of one float
 dtype. No bounds are checked: the callers guarantee (i0 + 16)·C <= Z.size,
@@ -48,14 +48,18 @@ def _vector_gep(builder, base, index_vec, vec_ptr_type):
     return gep
 
 
+def _splat(builder, x):
+    """<16 x i32> with every lane the integer ``x`` (truncated to 32 bits)."""
+    v = ir.VectorType(_I32, LANES)
+    one = builder.insert_element(ir.Constant(v, ir.Undefined), builder.trunc(x, _I32),
+                                 ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, ir.Constant(v, ir.Undefined), ir.Constant(v, [0] * LANES))
+
+
 def _lane_offsets(builder, C):
     """<16 x i32> [0, C, 2C, ..., 15C]."""
-    v = ir.VectorType(_I32, LANES)
-    c32 = builder.trunc(C, _I32)
-    splat = builder.insert_element(ir.Constant(v, ir.Undefined), c32, ir.Constant(_I32, 0))
-    splat = builder.shuffle_vector(splat, ir.Constant(v, ir.Undefined),
-                                   ir.Constant(v, [0] * LANES))
-    return builder.mul(splat, ir.Constant(v, list(range(LANES)))), splat
+    return builder.mul(_splat(builder, C),
+                       ir.Constant(ir.VectorType(_I32, LANES), list(range(LANES))))
 
 
 def _typecheck(T, Z):
@@ -78,6 +82,13 @@ def _common(context, builder, sig, args, t_pos, z_pos):
     return tptr, zptr, fty, vf, vp, mask, align, suffix
 
 
+def _gather_fn(builder, vf, vp, mask, suffix):
+    """The ``llvm.masked.gather`` declaration for 16 lanes of the vector type ``vf``."""
+    return cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vf, [vp, _I32, mask.type, vf]),
+        "llvm.masked.gather." + suffix)
+
+
 @intrinsic
 def gather_rows16(typingctx, T, ldt, Z, C, i0):
     """T[j*ldt + i0 + l] = Z[(i0 + l)*C + j] for l < 16, j < C (see module docstring)."""
@@ -87,68 +98,23 @@ def gather_rows16(typingctx, T, ldt, Z, C, i0):
     def codegen(context, builder, sig, args):
         _, ldt_v, _, c_v, i0_v = args
         tptr, zptr, fty, vf, vp, mask, align, suffix = _common(context, builder, sig, args, 0, 2)
-        gfn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vf, [vp, _I32, mask.type, vf]),
-            "llvm.masked.gather." + suffix)
+        gfn = _gather_fn(builder, vf, vp, mask, suffix)
         ldt_v = context.cast(builder, ldt_v, sig.args[1], types.intp)
         c_v = context.cast(builder, c_v, sig.args[3], types.intp)
         i0_v = context.cast(builder, i0_v, sig.args[4], types.intp)
-        offs, _ = _lane_offsets(builder, c_v)
+        offs = _lane_offsets(builder, c_v)
         zrow = builder.gep(zptr, [builder.mul(i0_v, c_v)])      # &Z[i0*C]
         tcol = builder.gep(tptr, [i0_v])                          # &T[i0]
         undef = ir.Constant(vf, ir.Undefined)
-        vj = ir.VectorType(_I32, LANES)
         with cgutils.for_range(builder, c_v) as loop:
             j = loop.index
-            j32 = builder.trunc(j, _I32)
-            sj = builder.insert_element(ir.Constant(vj, ir.Undefined), j32, ir.Constant(_I32, 0))
-            sj = builder.shuffle_vector(sj, ir.Constant(vj, ir.Undefined),
-                                        ir.Constant(vj, [0] * LANES))
-            ptrs = _vector_gep(builder, zrow, builder.add(offs, sj), vp)
+            ptrs = _vector_gep(builder, zrow, builder.add(offs, _splat(builder, j)), vp)
             val = builder.call(gfn, [ptrs, align, mask, undef])
             dst = builder.gep(tcol, [builder.mul(j, ldt_v)])
             builder.store(val, builder.bitcast(dst, vf.as_pointer()), align=align.constant)
         return context.get_dummy_value()
 
     return types.none(T, ldt, Z, C, i0), codegen
-
-
-@intrinsic
-def scatter_rows16(typingctx, Z, C, T, ldt, i0):
-    """Z[(i0 + l)*C + j] = T[j*ldt + i0 + l] for l < 16, j < C (see module docstring)."""
-    if not _typecheck(T, Z):
-        return None
-
-    def codegen(context, builder, sig, args):
-        _, c_v, _, ldt_v, i0_v = args
-        tptr, zptr, fty, vf, vp, mask, align, suffix = _common(context, builder, sig, args, 2, 0)
-        sfn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [vf, vp, _I32, mask.type]),
-            "llvm.masked.scatter." + suffix)
-        ldt_v = context.cast(builder, ldt_v, sig.args[3], types.intp)
-        c_v = context.cast(builder, c_v, sig.args[1], types.intp)
-        i0_v = context.cast(builder, i0_v, sig.args[4], types.intp)
-        offs, _ = _lane_offsets(builder, c_v)
-        zrow = builder.gep(zptr, [builder.mul(i0_v, c_v)])
-        tcol = builder.gep(tptr, [i0_v])
-        vj = ir.VectorType(_I32, LANES)
-        with cgutils.for_range(builder, c_v) as loop:
-            j = loop.index
-            j32 = builder.trunc(j, _I32)
-            sj = builder.insert_element(ir.Constant(vj, ir.Undefined), j32, ir.Constant(_I32, 0))
-            sj = builder.shuffle_vector(sj, ir.Constant(vj, ir.Undefined),
-                                        ir.Constant(vj, [0] * LANES))
-            src = builder.gep(tcol, [builder.mul(j, ldt_v)])
-            val = builder.load(builder.bitcast(src, vf.as_pointer()), align=align.constant)
-            ptrs = _vector_gep(builder, zrow, builder.add(offs, sj), vp)
-            builder.call(sfn, [val, ptrs, align, mask])
-        return context.get_dummy_value()
-
-    return types.none(Z, C, T, ldt, i0), codegen
-
-
-def transpose_table(C, ldt, tab):  # pragma: no cover - jit helper, see below
-    raise NotImplementedError
 
 
 @intrinsic
@@ -164,15 +130,11 @@ def gather_cols16(typingctx, Z, C, T, ldt, i0, tab):
         _, c_v, _, ldt_v, i0_v, tab_v = args
         tptr, zptr, fty, vf, vp, mask, align, suffix = _common(context, builder, sig, args, 2, 0)
         tabptr = context.make_array(sig.args[5])(context, builder, tab_v).data
-        gfn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vf, [vp, _I32, mask.type, vf]),
-            "llvm.masked.gather." + suffix)
+        gfn = _gather_fn(builder, vf, vp, mask, suffix)
         c_v = context.cast(builder, c_v, sig.args[1], types.intp)
         i0_v = context.cast(builder, i0_v, sig.args[4], types.intp)
         vi = ir.VectorType(_I32, LANES)
-        si = builder.insert_element(ir.Constant(vi, ir.Undefined), builder.trunc(i0_v, _I32),
-                                    ir.Constant(_I32, 0))
-        si = builder.shuffle_vector(si, ir.Constant(vi, ir.Undefined), ir.Constant(vi, [0] * LANES))
+        si = _splat(builder, i0_v)
         zrow = builder.gep(zptr, [builder.mul(i0_v, c_v)])
         undef = ir.Constant(vf, ir.Undefined)
         with cgutils.for_range(builder, c_v) as loop:
