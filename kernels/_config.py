@@ -96,6 +96,21 @@ def pjit(*args, **overrides):
     return numba.njit(*args, **opts)
 
 
+def _target_features():
+    """The CPU features Numba compiles for (``NUMBA_CPU_FEATURES`` if set, else the
+    host's, as ``numba.core.codegen.CPUCodegen`` does)."""
+    from numba.core import codegen, config
+    if config.CPU_FEATURES is not None:
+        return config.CPU_FEATURES
+    return codegen.get_host_cpu_features()
+
+
+#: Whether the compile target has AVX-512F: ``fast_exp`` then scales by 2^n with one
+#: ``vscalefps``/``vscalefpd`` (see _exp.py). Numba's cache is keyed by the CPU's name
+#: and features, so code compiled with one choice is never loaded for the other.
+HAS_AVX512 = "+avx512f" in _target_features().split(",")
+
+
 #: The LLVM function attributes ``wide_vectors()`` sets (see the module docstring).
 WIDE_VECTOR_ATTRS = ('"prefer-vector-width"="512"', '"min-legal-vector-width"="512"')
 

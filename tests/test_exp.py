@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numba.core.errors import TypingError
 
-from fastnn.kernels._config import jit
+from fastnn.kernels._config import HAS_AVX512, jit
 from fastnn.kernels._exp import (EXP_MAX_REL_ERR, EXP_NAME, exp_inplace, exp_into,
                                  fast_exp)
 
@@ -239,7 +239,77 @@ def test_loop_is_vectorised_without_calls(dtype):
     body = _fresh_loop_ir(dtype)
     assert re.search(r"<\d+ x (float|double)>", body), "loop not vectorised"
     calls = set(re.findall(r"call [^\n]*?@([\w.]+)", body))
-    assert all(c.startswith("llvm.floor") for c in calls), calls
+    allowed = ("llvm.floor", "llvm.ldexp") if HAS_AVX512 else ("llvm.floor",)
+    assert all(c.startswith(allowed) for c in calls), calls
+
+
+@pytest.mark.skipif(not HAS_AVX512, reason="vscalef is an AVX-512 instruction")
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_scaling_is_one_vscalef(dtype):
+    # On AVX-512 the 2^n scaling is llvm.ldexp, lowered to one vscalefps/pd per vector.
+    def loop(x, out):
+        for i in range(x.shape[0]):
+            out[i] = fast_exp(x[i])
+
+    kernel = jit(cache=False)(loop)
+    x = np.ones(64, dtype)
+    kernel(x, np.empty_like(x))
+    asm = kernel.inspect_asm(kernel.signatures[0])
+    suffix = "ps" if dtype == np.float32 else "pd"
+    assert re.search(rf"vscalef{suffix}\s+%zmm", asm)
+
+
+_FALLBACK_CHECK = """
+import numpy as np
+from fastnn.kernels._config import HAS_AVX512
+from fastnn.kernels._exp import exp_into
+assert not HAS_AVX512
+for dt, lo, hi in ((np.float32, -104.0, 89.0), (np.float64, -746.0, 710.0)):
+    x = np.concatenate([np.linspace(lo, hi, 400_001, dtype=dt),
+                        np.array([np.inf, -np.inf, np.nan, 0.0, 1e30, -1e30], dt)])
+    out = np.empty_like(x)
+    exp_into(x, out)
+    print(dt.__name__, " ".join(repr(float(v)) for v in out))
+"""
+
+
+def test_fallback_without_avx512_matches():
+    # Without AVX-512F (NUMBA_CPU_FEATURES with every avx512 feature off) fast_exp
+    # scales with integer arithmetic instead of vscalef: same accuracy and special
+    # values. Run in a fresh process, compiled in memory only.
+    import os
+    import subprocess
+    import sys
+
+    from fastnn.kernels._config import _target_features
+    feats = ",".join(("-" + f[1:]) if f[1:].startswith("avx512") else f
+                     for f in _target_features().split(",") if f)
+    env = dict(os.environ, NUMBA_CPU_FEATURES=feats, FASTNN_NO_CACHE="1")
+    res = subprocess.run([sys.executable, "-c", _FALLBACK_CHECK], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in res.stdout.strip().splitlines())
+    for dt, lo, hi in ((np.float32, -104.0, 89.0), (np.float64, -746.0, 710.0)):
+        got = np.array([float(v) for v in lines[dt.__name__].split()], dt)
+        x = np.linspace(lo, hi, 400_001, dtype=dt)
+        ref, wide = _reference(x)
+        fi = np.finfo(dt)
+        g = got[:x.size]
+        normal = (ref >= fi.tiny) & (ref <= fi.max)
+        rel = np.abs(g[normal].astype(ref.dtype) - ref[normal]) / ref[normal]
+        slack = 0.0 if wide else float(fi.eps) / 2
+        assert float(rel.max()) <= EXP_MAX_REL_ERR[np.dtype(dt).name] + slack
+        sub = ref < fi.tiny
+        err = np.abs(g[sub].astype(ref.dtype) - ref[sub])
+        assert np.all(err <= fi.smallest_subnormal + EXP_MAX_REL_ERR[np.dtype(dt).name]
+                      * ref[sub])
+        assert np.all(g[ref > fi.max] == np.inf)
+        tail = got[x.size:]
+        assert tail[0] == np.inf and tail[1] == 0.0 and np.isnan(tail[2])
+        assert tail[3] == 1.0 and tail[4] == np.inf and tail[5] == 0.0
+        # and the same values as this process's path wherever the result is normal
+        np.testing.assert_allclose(g[normal], _fast(x)[normal],
+                                   rtol=2 * EXP_MAX_REL_ERR[np.dtype(dt).name])
 
 
 # --------------------------------------------------------------------------
