@@ -4,9 +4,9 @@
 
 Prints ``import fastnn`` time and the summed first-call time of all registered jit
 kernels (the issue's cold-start requirement: under 1 s in total with the cache warm),
-then the same for inputs large enough to take the parallel kernels: those are compiled
-in every process (not cached: Numba's cached parallel code ran on one thread here), so
-this second total is their compile time, a few seconds each.
+then the same for inputs large enough to take the parallel kernels (cached as well, each
+under its own entry: see ``kernels/_config.py``; 0.13 s for the six here, against 15 s
+when they were compiled in every process).
 """
 import time
 

@@ -7,14 +7,21 @@ below; no other module passes options to ``numba.njit`` directly.
   process), ``nogil=True`` (threads may call kernels concurrently),
   ``error_model="numpy"`` (division by zero gives inf/NaN as in NumPy, no Python
   exception check in the inner loop), and the safe fastmath subset.
-* ``pjit``: ``parallel=True`` variants, not cached. Numba 0.68 does cache them and
-  loads them, but the loaded code runs on one thread (measured: softmax of
-  (65536, 10) at 2 threads, cpu/wall 1.00 and 0.85-1.1 ms from the cache, 1.97 and
-  0.50 ms freshly compiled), and a cached serial function calling a parallel one
-  segfaulted when loaded. So each process compiles the parallel kernels it uses, on
-  their first large input. To keep that short their loop bodies call ordinary cached
-  ``jit`` functions where they are large (``softmax._softmax_block``, ...): with those
-  inlined into the ``prange`` body the parfor took 25-38 s to compile, now 2-3 s.
+* ``pjit``: ``parallel=True`` variants, cached like the rest. Numba's cache index
+  is keyed by the Python function (qualified name, first line, bytecode), the
+  signature and the CPU, *not* by the compile options: a serial and a parallel
+  dispatcher made from one Python function (``softmax_serial = jit(_softmax_rows)``,
+  ``softmax_parallel = pjit(_softmax_rows)``) share one cache entry, and the
+  parallel one loads whatever the other wrote. That was measured here as "cached
+  parallel code runs on one thread" (softmax (65536, 10), 2 threads: cpu/wall 1.00,
+  1.1 ms, against 1.97 and 0.50 ms freshly compiled) and, with a serial function
+  calling a parallel one, a segfault on reload; for a session the parallel kernels
+  were therefore left uncached and compiled in every process (2-4 s each). The
+  ``pjit`` decorators now compile a copy of the function under its own name
+  (``<name>__parallel``, ``_parallel_copy``), so each variant has its own entry.
+  Their loop bodies still call ordinary cached ``jit`` functions where they are large
+  (``softmax._softmax_block``, ...): inlined into the ``prange`` body the parfor took
+  25-38 s to compile with an empty cache, 2-3 s this way.
 * ``FASTMATH``: only flags that keep NaN and inf semantics. ``nnan``/``ninf``
   (what a bare ``fastmath`` switch turns on) let LLVM fold ``isnan``/``isinf`` away and are
   never used. ``reassoc`` is left out too: it lets LLVM rewrite ``(z − m) − lse``
@@ -33,6 +40,7 @@ below; no other module passes options to ``numba.njit`` directly.
 from __future__ import annotations
 
 import os
+import types as pytypes
 
 import numba
 from numba import types
@@ -47,8 +55,21 @@ _SERIAL = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=set(FASTMA
 #: Without "contract": no fused multiply-add, so ``w - lr * g`` rounds twice exactly
 #: as NumPy's ``w -= lr * g`` does (bit-for-bit agreement of the sgd_update kernels).
 _STRICT = dict(_SERIAL, fastmath=set(FASTMATH - {"contract"}))
-_PARALLEL = dict(cache=False, nogil=True, error_model="numpy", fastmath=set(FASTMATH),
+_PARALLEL = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=set(FASTMATH),
                  parallel=True)
+
+
+def _parallel_copy(fn):
+    """``fn`` under the name ``<name>__parallel``: the same code, but its own entry in
+    Numba's cache, which does not tell serial from parallel builds apart (module
+    docstring)."""
+    g = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "__parallel",
+                             fn.__defaults__, fn.__closure__)
+    g.__qualname__ = fn.__qualname__ + "__parallel"
+    g.__module__ = fn.__module__
+    g.__doc__ = fn.__doc__
+    g.__kwdefaults__ = fn.__kwdefaults__
+    return g
 
 
 def jit(*args, **overrides):
@@ -74,7 +95,8 @@ def jit_sum(fn):
 
 def pjit_sum(fn):
     """``pjit`` with ``reassoc``, for sums and dot products only (see ``_SUM``)."""
-    return numba.njit(**dict(_PARALLEL, fastmath=set(FASTMATH | {"reassoc"})))(fn)
+    return numba.njit(**dict(_PARALLEL, fastmath=set(FASTMATH | {"reassoc"})))(
+        _parallel_copy(fn))
 
 
 def jit_strict(fn):
@@ -84,16 +106,18 @@ def jit_strict(fn):
 
 def pjit_strict(fn):
     """``pjit`` without FMA contraction (see ``_STRICT``)."""
-    return numba.njit(**dict(_PARALLEL, fastmath=set(FASTMATH - {"contract"})))(fn)
+    return numba.njit(**dict(_PARALLEL, fastmath=set(FASTMATH - {"contract"})))(
+        _parallel_copy(fn))
 
 
 def pjit(*args, **overrides):
-    """``numba.njit(parallel=True)`` with the project's options, never cached (see above)."""
+    """``numba.njit(parallel=True)`` with the project's options, compiled from a renamed
+    copy of the function so that its cache entry is its own (see above)."""
     opts = dict(_PARALLEL)
     opts.update(overrides)
     if args and callable(args[0]):
-        return numba.njit(**opts)(args[0])
-    return numba.njit(*args, **opts)
+        return numba.njit(**opts)(_parallel_copy(args[0]))
+    return lambda fn: numba.njit(*args, **opts)(_parallel_copy(fn))
 
 
 def _target_features():

@@ -67,3 +67,63 @@ def test_sgd_update(dtype, kw, threads):
     w_ref, _ = ref.sgd_update(w0, g, 0.05, kw.get("momentum", 0.0), v0, kw.get("weight_decay", 0.0),
                               kw.get("l1", 0.0), kw.get("nesterov", False))
     assert_close(w1, w_ref, dtype, scale=np.abs(w0) + 0.2)
+
+
+# --- the parallel builds are cached, each under its own entry ------------------------
+# Numba's cache index does not record compile options, so a serial and a parallel
+# dispatcher made from one Python function once shared an entry: the parallel one
+# loaded the serial build and ran on one thread. ``_config.pjit*`` compile a renamed
+# copy. A fresh process must load every parallel kernel from the cache as a parallel
+# build (Numba re-registers its parfors on load: ``_reload_parfors``) without compiling.
+_PARALLEL_KERNELS = """
+import numpy as np
+from fastnn.kernels import cross_entropy as ce, sgd, softmax
+from fastnn.kernels._gemm import gemm_nt_parallel
+Z = np.ones((64, 10), np.float32)
+y = np.zeros(64, np.int64)
+p = np.ones(64, np.float32)
+X = np.ones((8, 16), np.float32)
+W = np.ones((12, 16), np.float32)
+calls = [
+    (softmax.softmax_parallel, (Z, np.empty_like(Z))),
+    (softmax.log_softmax_parallel, (Z, np.empty_like(Z))),
+    (ce._sce_grad_labels_parallel, (Z, y, np.empty_like(Z))),
+    (ce._sce_grad_targets_parallel, (Z, Z / 10, np.empty_like(Z))),
+    (sgd.sgd_update_parallel, (p, p.copy(), 0.1, 0.9, p.copy(), 0.0, 0.0, False)),
+    (gemm_nt_parallel, (X, W, np.empty((8, 12), np.float32))),
+]
+for fn, args in calls:
+    fn(*args)
+    cres = list(fn.overloads.values())[0]
+    hits = sum(fn.stats.cache_hits.values())
+    parfors = any(getattr(f, "__name__", "") == "_reload_parfors" for f in cres.reload_init)
+    print(fn.py_func.__qualname__, hits, parfors)
+"""
+
+
+def test_parallel_kernels_load_their_own_cache_entries():
+    import subprocess
+    import sys
+
+    from fastnn.kernels import _config
+    from fastnn.kernels._gemm import gemm_nt, gemm_nt_parallel
+    if not _config.CACHE:
+        pytest.skip("FASTNN_NO_CACHE is set: nothing is cached")
+    pairs = [(softmax.softmax_serial, softmax.softmax_parallel),
+             (softmax.log_softmax_serial, softmax.log_softmax_parallel),
+             (sgd.sgd_update_jit, sgd.sgd_update_parallel)]
+    for ser, par in pairs:
+        assert par.targetoptions.get("parallel")
+        assert par.py_func.__qualname__ == ser.py_func.__qualname__ + "__parallel"
+    assert gemm_nt_parallel.py_func.__qualname__ != gemm_nt.py_func.__qualname__
+    outs = []
+    for _ in range(2):      # the first run may compile and write the cache; the second loads
+        res = subprocess.run([sys.executable, "-c", _PARALLEL_KERNELS], capture_output=True,
+                             text=True, timeout=900)
+        assert res.returncode == 0, res.stderr[-3000:]
+        outs.append([line.split() for line in res.stdout.strip().splitlines()])
+    assert len(outs[1]) == 6
+    for name, hits, parfors in outs[1]:
+        assert name.endswith("__parallel")
+        assert hits == "1", (name, "not loaded from the cache")
+        assert parfors == "True", (name, "the cache held a serial build")
