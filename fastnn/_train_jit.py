@@ -47,15 +47,31 @@ rounding. Integer codes select activation and loss (see ``fastnn.model``):
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
-from .kernels._gemm import NT_MAX_ROWS, gemm_nt
+from .kernels._gemm import NT_MAX_ROWS, gemm_nt, gemm_nt_parallel
 from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import _bias_act_rows, _block_rows
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
+
+#: Forward products of at least this many multiply-adds (nb·K·D) in a batch of fewer
+#: than NT_MAX_ROWS rows run on all of Numba's threads (gemm_nt_parallel, the same bits
+#: as gemm_nt). 784-100-10 at 2 threads, three alternating pairs of runs of
+#: ``fastnn bench --ops train_step --contenders mlp``: batch 64 (5.0M multiply-adds)
+#: 232/243/304 µs per step against 260/283/330 serial. Alone, the parallel tiles win
+#: even at batch 10 (20 vs 26 µs), but in the epoch, between OpenBLAS calls, a batch-10
+#: step with them took 78-98 µs instead of 42-57: small batches stay serial.
+EPOCH_PARALLEL_MIN_FMAS = 1 << 22
+
+# The epoch is cached and calls a parallel kernel. A cached function that reaches
+# parfor code must not run before Numba's threading layer is up: loaded from the cache
+# (which does not launch it, unlike compiling), the epoch segfaulted in a fresh process
+# (tests/test_model.py runs one). numba.get_num_threads() launches the layer (once; ~20 ms).
+numba.get_num_threads()
 
 HIDDEN_SIGMOID = 0
 HIDDEN_IDENTITY = 1
@@ -190,7 +206,10 @@ def _forward(A, W, b, out, sigmoid):
     K = W.shape[0]
     act = 1 if sigmoid else 0
     if nb < NT_MAX_ROWS:
-        gemm_nt(A, W, out)
+        if nb * K * D >= EPOCH_PARALLEL_MIN_FMAS:
+            gemm_nt_parallel(A, W, out)     # the same bits as gemm_nt
+        else:
+            gemm_nt(A, W, out)
         _bias_act_rows(out, b, act, 0, nb)
         return
     R = _block_rows(nb, K)

@@ -339,3 +339,33 @@ def test_jit_epoch_allocates_nothing_per_step():
     # 100 steps or 2000 steps: the same (constant, per call) number of allocations
     assert all(counts[i] == counts[i + 1] for i in range(0, len(counts), 2)), counts
     assert max(counts) <= 20, counts
+
+
+_EPOCH_FROM_CACHE = """
+import numpy as np
+from fastnn.model import MLP
+rng = np.random.default_rng(5)
+X = rng.random((192, 784), dtype=np.float32)
+y = rng.integers(0, 10, 192)
+m = MLP([784, 100, 10], impl="jit", seed=4)
+m.fit(X, y, epochs=1, batch_size=64, lr=0.1)     # 64·100·784 ≥ EPOCH_PARALLEL_MIN_FMAS
+print(m._params.tobytes().hex())
+"""
+
+
+def test_cached_epoch_with_parallel_forward_in_a_fresh_process():
+    # The compiled epoch calls the parallel forward tiles at batch 64. Loaded from
+    # Numba's cache into a fresh process (which does not start Numba's threading
+    # layer, unlike compiling) it segfaulted until _train_jit started the layer on
+    # import. Two runs: the first may compile and write the cache, the second loads it.
+    # Both must give the parameters this process gets.
+    assert 64 * 100 * 784 >= tj.EPOCH_PARALLEL_MIN_FMAS
+    runs = []
+    for _ in range(2):
+        res = subprocess.run([sys.executable, "-c", _EPOCH_FROM_CACHE], capture_output=True,
+                             text=True, timeout=600)
+        assert res.returncode == 0, (res.returncode, res.stderr[-3000:])
+        runs.append(res.stdout.strip().splitlines()[-1])
+    ns = {}
+    exec(_EPOCH_FROM_CACHE.replace("print(", "here = ("), ns)
+    assert runs[0] == runs[1] == ns["here"]
