@@ -15,7 +15,8 @@ the last layer) at ``act_off[l]``; the gradient w.r.t. ``A_l``'s pre-activation
 is at the same offset of ``delta_buf``.
 
 The forward product of a batch of fewer than ``NT_MAX_ROWS`` rows is the
-register-tiled ``fastnn.kernels._gemm.gemm_nt`` (faster than BLAS there); larger
+register-tiled ``fastnn.kernels._gemm.gemm_nt`` (faster than BLAS there; its parallel
+variant from ``EPOCH_PARALLEL_MIN_FMAS`` multiply-adds, with the same bits); larger
 batches and the backward products go straight to BLAS ``sgemm``/``dgemm``
 (``fastnn.kernels._blas.gemm``, no ``np.dot`` layout checks or copies), one gemm
 (beta = 0) per block of rows in the forward pass. Bias and activation are applied
