@@ -205,10 +205,9 @@ def _numba_type(dtype):
     return {np.float32: types.float32, np.float64: types.float64}[dtype]
 
 
-def _fresh_loop_ir(dtype):
-    """LLVM IR of the compiled loop ``out[i] = fast_exp(x[i])`` (project flags).
-
-    Compiled without the on-disk cache: Numba cannot inspect cached code."""
+def _fresh_loop(dtype):
+    """The loop ``out[i] = fast_exp(x[i])`` compiled for dtype (project flags), without
+    the on-disk cache: Numba cannot inspect cached code."""
     def loop(x, out):
         for i in range(x.shape[0]):
             out[i] = fast_exp(x[i])
@@ -216,6 +215,12 @@ def _fresh_loop_ir(dtype):
     kernel = jit(cache=False)(loop)
     x = np.ones(8, dtype)
     kernel(x, np.empty_like(x))
+    return kernel
+
+
+def _fresh_loop_ir(dtype):
+    """LLVM IR of ``_fresh_loop(dtype)``'s loop function."""
+    kernel = _fresh_loop(dtype)
     llvm = kernel.inspect_llvm(kernel.signatures[0])
     body = llvm[llvm.index("\ndefine"):]  # the first function is the loop itself
     return body[:body.index("\n}")]
@@ -247,13 +252,7 @@ def test_loop_is_vectorised_without_calls(dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_scaling_is_one_vscalef(dtype):
     # On AVX-512 the 2^n scaling is llvm.ldexp, lowered to one vscalefps/pd per vector.
-    def loop(x, out):
-        for i in range(x.shape[0]):
-            out[i] = fast_exp(x[i])
-
-    kernel = jit(cache=False)(loop)
-    x = np.ones(64, dtype)
-    kernel(x, np.empty_like(x))
+    kernel = _fresh_loop(dtype)
     asm = kernel.inspect_asm(kernel.signatures[0])
     suffix = "ps" if dtype == np.float32 else "pd"
     assert re.search(rf"vscalef{suffix}\s+%zmm", asm)
