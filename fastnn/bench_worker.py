@@ -25,7 +25,7 @@ def apply_threads(threads: int, torch_too: bool = False, numba_too: bool = True)
     OpenMP pool of one library beside another's is what this isolation avoids."""
     got = {}
     try:
-        import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS, the one Numba's np.dot calls)
+        import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS too, so that its threads are set as well)
         from threadpoolctl import threadpool_info, threadpool_limits
         apply_threads._keep = threadpool_limits(limits=threads)     # keep the limit in force
         got["blas"] = [f"{d.get('internal_api')} {d.get('version')}: {d.get('num_threads')} threads"

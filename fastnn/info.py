@@ -28,6 +28,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _gemm_library():
+    from .kernels._blas import GEMM_LIBRARY
+    return GEMM_LIBRARY
+
+
 def _blas() -> list:
     try:
         from threadpoolctl import threadpool_info
@@ -39,7 +44,7 @@ def _blas() -> list:
             return [f"{b.get('name')} {b.get('version')} (threadpoolctl not installed: threads unknown)"]
         except Exception:  # pragma: no cover
             return ["unknown"]
-    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, which Numba's np.dot uses)
+    import scipy.linalg  # noqa: F401  (loads SciPy's BLAS too, so that both are listed)
     out = []
     for d in threadpool_info():
         if d.get("user_api") == "blas":
@@ -89,6 +94,7 @@ def info() -> dict:
         "vector width": _vector_width(),
         "numba cache": cache_dir if CACHE else "disabled (FASTNN_NO_CACHE)",
         "BLAS": "; ".join(_blas()) or "none found",
+        "BLAS of the jit kernels": _gemm_library(),
         "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)") + (
             "; at import: " + "; ".join(f"{k} {v}" for k, v in _blas_threads.REPORT.items())
             if _blas_threads.REPORT else ""),

@@ -15,8 +15,8 @@ outputs (they never accumulate).
     hidden_delta(dZ, W, H, out)             out (N, D) = (dZ W) ⊙ H ⊙ (1 − H)
                                             dZ (N, K), W (K, D), H (N, D)
 
-The jit ``linear_sigmoid`` is fused: the matrix product is computed by BLAS one
-block of rows at a time, and bias + sigmoid are applied to that block while it is
+The jit ``linear_sigmoid`` is fused: the matrix product is computed by BLAS (the
+direct ``_blas.gemm``: NumPy's own OpenBLAS where it can be found) one block of rows at a time, and bias + sigmoid are applied to that block while it is
 still in cache (no second pass over a full (N, K) temporary). ``hidden_delta``
 is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
 ``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._blas import gemm
 from ._config import jit, wide_vectors
 from ._gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel
 from ._registry import register
@@ -172,11 +173,11 @@ def _affine_blocks(X, W, b, out, act):
         _bias_act_rows(out, b, act, 0, N)
         return out
     R = _block_rows(N, K)
-    WT = W.T
+    D = X.shape[1]
     for i0 in range(0, N, R):
         i1 = min(i0 + R, N)
-        if X.shape[1] > 0:
-            np.dot(X[i0:i1], WT, out[i0:i1])
+        if D > 0:       # blkᵀ = W X_blkᵀ (column-major, see _blas.py)
+            gemm(True, False, K, i1 - i0, D, 1.0, W, D, X[i0:i1], D, 0.0, out[i0:i1], K)
         _bias_act_rows(out, b, act, i0, i1)
     return out
 
@@ -233,13 +234,13 @@ def linear_backward_jit(dZ, X, W, dW, db, dX):
     if N == 0 or D == 0 or K == 0:
         dW[:] = 0
     else:
-        np.dot(dZ.T, X, dW)
+        gemm(False, True, D, K, N, 1.0, X, D, dZ, K, 0.0, dW, D)     # dWᵀ = Xᵀ dZ
     _col_sums(dZ, db)
     if dX is not None:
         if K == 0:
             dX[:] = 0
         elif N > 0 and D > 0:
-            np.dot(dZ, W, dX)
+            gemm(False, False, D, N, K, 1.0, W, D, dZ, K, 0.0, dX, D)  # dXᵀ = Wᵀ dZᵀ
     return dW, db, dX
 
 
@@ -258,7 +259,7 @@ def hidden_delta_jit(dZ, W, H, out):
     for i0 in range(0, N, R):
         i1 = min(i0 + R, N)
         blk = out[i0:i1]
-        np.dot(dZ[i0:i1], W, blk)
+        gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, blk, D)  # blkᵀ = Wᵀ dZ_blkᵀ
         for i in range(i1 - i0):
             for d in range(D):
                 h = H[i0 + i, d]

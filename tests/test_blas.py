@@ -126,3 +126,58 @@ def test_gemm_callers_are_cached(tmp_path):
         assert r.returncode == 0, r.stderr
         out.append(r.stdout.split())
     assert out[0] == ["0", "1"] and out[1] == ["1", "0"], out
+
+
+def test_gemm_uses_numpys_openblas_when_bundled():
+    # NumPy's wheels bundle OpenBLAS (ILP64); where this NumPy has one, fastnn's direct
+    # gemm must call it (the library a bare X @ W.T uses), not SciPy's.
+    import glob
+
+    from fastnn.kernels import _blas
+    bundled = glob.glob(str(Path(np.__file__).parent.parent / "numpy.libs" / "libscipy_openblas64_*"))
+    if os.environ.get("FASTNN_BLAS", "").lower() == "scipy" or not bundled:
+        assert _blas.GEMM_LIBRARY.startswith("SciPy's")
+    else:
+        assert _blas.GEMM_LIBRARY.startswith("NumPy's"), _blas.GEMM_LIBRARY
+
+
+_SCIPY_PATH = """
+import numpy as np
+from fastnn.kernels import _blas
+from fastnn.kernels.linear import linear_backward_jit, linear_sigmoid_jit, hidden_delta_jit
+assert _blas.GEMM_LIBRARY.startswith("SciPy's"), _blas.GEMM_LIBRARY
+rng = np.random.default_rng(2)
+for dt in (np.float32, np.float64):
+    N, K, D = 300, 7, 19                   # 300 rows: linear_sigmoid takes the BLAS path
+    X = rng.standard_normal((N, D)).astype(dt)
+    W = rng.standard_normal((K, D)).astype(dt)
+    b = rng.standard_normal(K).astype(dt)
+    dZ = rng.standard_normal((N, K)).astype(dt)
+    H = rng.random((N, D)).astype(dt)
+    out = np.empty((N, K), dt)
+    dW, db, dX = np.empty((K, D), dt), np.empty(K, dt), np.empty((N, D), dt)
+    hd = np.empty((N, D), dt)
+    linear_sigmoid_jit(X, W, b, out)
+    linear_backward_jit(dZ, X, W, dW, db, dX)
+    hidden_delta_jit(dZ, W, H, hd)
+    x, w, z = X.astype(np.float64), W.astype(np.float64), dZ.astype(np.float64)
+    tol = 1e-5 if dt == np.float32 else 1e-12
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-(x @ w.T + b))), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dW, z.T @ x, rtol=tol, atol=tol * 30)
+    np.testing.assert_allclose(dX, z @ w, rtol=tol, atol=tol * 30)
+    np.testing.assert_allclose(hd, (z @ w) * H * (1 - H), rtol=tol, atol=tol * 30)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("cache", ["0", "1"])
+def test_scipy_blas_through_the_shim(cache):
+    # FASTNN_BLAS=scipy (as on a platform without NumPy's bundled OpenBLAS): compiled code
+    # still calls the 64-bit-integer symbol, now a shim to SciPy's 32-bit sgemm/dgemm.
+    # With FASTNN_NO_CACHE=0 the process loads what this one compiled against NumPy's
+    # BLAS: the cached code must not depend on which library stands behind the symbol.
+    env = dict(os.environ, FASTNN_BLAS="scipy", FASTNN_NO_CACHE="1" if cache == "0" else "0")
+    r = subprocess.run([sys.executable, "-c", _SCIPY_PATH], capture_output=True, text=True,
+                       env=env, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.strip().endswith("ok")
