@@ -33,7 +33,7 @@ NumPy's own OpenBLAS when it can be found (NumPy's wheels bundle one, with 64-bi
 integers, as ``numpy.libs/libscipy_openblas64_*.so``, symbols ``scipy_sgemm_64_``):
 the library ``X @ W.T`` uses, so fastnn and a bare NumPy product are the same code, and
 here the faster of the two: OpenBLAS 0.3.31 against SciPy's 0.3.30, dZᵀX with
-(4096, 128) and (4096, 784) operands 5.4 vs 7.5 ms at 2 threads, 5-15% at 64-256
+(4096, 128) and (4096, 784) operands 5.2 vs 7.5 ms at 2 threads, 5-15% at 64-256
 rows. Otherwise (another platform, a NumPy built against another BLAS, or
 ``FASTNN_BLAS=scipy``) SciPy's OpenBLAS from ``scipy.linalg.cython_blas``, through a
 small compiled shim that passes the 64-bit integers on as 32-bit ones.
@@ -75,9 +75,9 @@ from ._config import CACHE, jit
 
 #: Symbol names: the 64-bit-integer ABI that compiled code calls, and SciPy's
 #: 32-bit-integer sgemm/dgemm (called by the shim when NumPy's BLAS is not used). The
-#: 32-bit names are the ones compiled code called before fastnn 0.1's switch to
-#: NumPy's BLAS, so code cached then (Numba does not notice a callee's change) still
-#: finds the function it was compiled for.
+#: 32-bit names are the ones compiled code called before the switch to NumPy's BLAS,
+#: so code cached then (Numba does not notice a callee's change) still finds the
+#: function it was compiled for.
 _SYMBOLS = {("s", 64): "fastnn_blas64_sgemm", ("d", 64): "fastnn_blas64_dgemm",
             ("s", 32): "fastnn_blas_sgemm", ("d", 32): "fastnn_blas_dgemm"}
 
@@ -102,7 +102,7 @@ def _numpy_ilp64_gemm():
     loaded libraries are found in /proc/self/maps)."""
     try:
         with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "libscipy_openblas64_" in line})
+            paths = sorted({line.split()[-1] for line in f})
     except OSError:
         return None, None
     for path in paths:
@@ -219,7 +219,7 @@ for _p in "sd":
 _numpy_fns, _numpy_path = (None, None)
 if os.environ.get("FASTNN_BLAS", "numpy").lower() != "scipy":
     _numpy_fns, _numpy_path = _numpy_ilp64_gemm()
-_SHIMS = {}
+_SHIMS = {}     # the shims' cfunc objects, kept alive while their addresses are registered
 if _numpy_fns is not None:
     for _p in "sd":
         ll.add_symbol(_SYMBOLS[(_p, 64)], _numpy_fns[_p])

@@ -16,7 +16,8 @@ outputs (they never accumulate).
                                             dZ (N, K), W (K, D), H (N, D)
 
 The jit ``linear_sigmoid`` is fused: the matrix product is computed by BLAS (the
-direct ``_blas.gemm``: NumPy's own OpenBLAS where it can be found) one block of rows at a time, and bias + sigmoid are applied to that block while it is
+direct ``_blas.gemm``: NumPy's own OpenBLAS where it can be found) one block of rows
+at a time, and bias + sigmoid are applied to that block while it is
 still in cache (no second pass over a full (N, K) temporary). ``hidden_delta``
 is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
 ``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
