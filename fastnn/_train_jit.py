@@ -15,26 +15,27 @@ the last layer) at ``act_off[l]``; the gradient w.r.t. ``A_l``'s pre-activation
 is at the same offset of ``delta_buf``.
 
 The forward product of a batch of fewer than ``NT_MAX_ROWS`` rows is the
-register-tiled ``fastnn.kernels._gemm.gemm_nt`` (faster than BLAS there; its parallel
-variant from ``EPOCH_PARALLEL_MIN_FMAS`` multiply-adds, with the same bits); larger
-batches and the backward products go straight to BLAS ``sgemm``/``dgemm``
-(``fastnn.kernels._blas.gemm``, no ``np.dot`` layout checks or copies), one gemm
-(beta = 0) per block of rows in the forward pass. Bias and activation are applied
-to each block in cache. The
-backward pass has two code paths, chosen per mini-batch by its size ``nb``:
+register-tiled ``fastnn.kernels._gemm.gemm_nt`` (faster than BLAS there); larger
+batches go straight to BLAS ``sgemm``/``dgemm`` (``fastnn.kernels._blas.gemm``, no
+``np.dot`` layout checks or copies), one gemm (beta = 0) per block of rows. Bias and
+activation are applied to each block in cache. The backward pass of a layer has two
+code paths, chosen by the batch size ``nb`` and the product's size ``nb·K·D``
+(``policy()``):
 
-* ``nb <= small_max`` (``SMALL_MAX`` = 1: single rows only; BLAS is faster from two
-  rows up): hand-written axpy loops (they vectorise; the project compiles
-  without ``reassoc``, so dot-product loops would not). With plain SGD
-  (no momentum, weight decay or L1) the weight update is fused into the backward
-  pass: ``W[k] -= (lr·dZ[i,k]) · A[i]`` row by row, with ``dA = dZ W`` computed
-  from the old W first; no gradient buffer is written.
-* otherwise: ``dA = dZ W`` (gemm, from the old W) ⊙ H(1 − H); then, with plain
-  SGD, the update is fused into the weight-gradient GEMM: ``W ← W − lr·dZᵀA`` is
-  one gemm with alpha = −lr, beta = 1 accumulating into W (``b −= lr·Σ dZ`` in a
-  small loop); no gradient buffer is written and there is no separate pass over
-  the parameters. Otherwise ``dW = dZᵀA`` (gemm, beta = 0), ``db = Σ dZ`` and
-  ``sgd_update_jit`` over the flat weights and biases (momentum, weight decay, L1).
+* tiles, for ``nb <= SMALL_MAX`` and ``nb·K·D > TILE_MIN_FMAS``: the register-tiled
+  ``gemm_tn_acc`` (``Out += alpha·CᵀA``), no BLAS call. ``dA = dZ W`` (from the old
+  W) ⊙ H(1 − H); with plain SGD (no momentum, weight decay or L1) the update is
+  ``W += (−lr)·dZᵀA`` straight into the weights (``b −= lr·Σ dZ`` in a small loop),
+  no gradient buffer written; otherwise ``dW = dZᵀA``, ``db = Σ dZ``.
+* BLAS otherwise: ``dA = dZ W`` (gemm, from the old W) ⊙ H(1 − H); with plain SGD the
+  update is fused into the weight-gradient GEMM: ``W ← W − lr·dZᵀA`` is one gemm with
+  alpha = −lr, beta = 1 accumulating into W; otherwise ``dW = dZᵀA`` (gemm, beta = 0)
+  and ``db = Σ dZ``.
+
+Products of at least ``EPOCH_PARALLEL_MIN_FMAS`` multiply-adds in the tiles run on all
+of Numba's threads, with the same bits as the serial tiles. Without plain SGD, the
+gradients are then applied by ``sgd_update_jit`` over the flat weights and biases
+(momentum, weight decay, L1).
 
 Both compute the same mathematics (SPEC "Gradients"/"Updates"); results agree to
 rounding. Integer codes select activation and loss (see ``fastnn.model``):
@@ -53,20 +54,17 @@ import numpy as np
 
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
-from .kernels._gemm import NT_MAX_ROWS, gemm_nt, gemm_nt_parallel
+from .kernels._gemm import (NT_MAX_ROWS, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
+                             gemm_tn_acc_parallel)
 from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import _bias_act_rows, _block_rows
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 
-#: Forward products of at least this many multiply-adds (nb·K·D) in a batch of fewer
-#: than NT_MAX_ROWS rows run on all of Numba's threads (gemm_nt_parallel, the same bits
-#: as gemm_nt). 784-100-10 at 2 threads, three alternating pairs of runs of
-#: ``fastnn bench --ops train_step --contenders mlp``: batch 64 (5.0M multiply-adds)
-#: 232/243/304 µs per step against 260/283/330 serial. Alone, the parallel tiles win
-#: even at batch 10 (20 vs 26 µs), but in the epoch, between OpenBLAS calls, a batch-10
-#: step with them took 78-98 µs instead of 42-57: small batches stay serial.
-EPOCH_PARALLEL_MIN_FMAS = 1 << 22
+#: Products of at least this many multiply-adds (nb·K·D) in a batch of fewer than
+#: NT_MAX_ROWS rows run on all of Numba's threads (gemm_nt_parallel and
+#: gemm_tn_acc_parallel, the same bits as the serial tiles); see ``policy``.
+EPOCH_PARALLEL_MIN_FMAS = 1_500_000
 
 # The epoch is cached and calls a parallel kernel. A cached function that reaches
 # parfor code must not run before Numba's threading layer is up: loaded from the cache
@@ -82,12 +80,32 @@ LOSS_SIGMOID_BCE = 1
 LOSS_SIGMOID_MSE = 2
 LOSS_IDENTITY_MSE = 3
 
-#: Mini-batches of at most this many rows use the hand-written loops. With the direct
-#: gemm (and the fused SGD GEMM) BLAS wins from two rows up: on the 784-100-10 float32
-#: epoch, small_max 4 -> 0 took batch 2 from ~0.92 to ~0.70 s and batch 4 from ~0.76
-#: to ~0.44 s; for one row the loops (with the gemv forward) are still ~10% faster
-#: (~1.05-1.1 s vs ~1.2 s). 2-core Sapphire Rapids, OpenBLAS small-matrix kernels.
-SMALL_MAX = 1
+#: The backward products and the weight update of a layer use the compiled tiles
+#: (kernels/_gemm.py ``gemm_tn_acc``, no BLAS call) when the batch has at most SMALL_MAX
+#: rows and the product more than TILE_MIN_FMAS multiply-adds; otherwise the direct
+#: BLAS gemm. Below 100³ multiply-adds OpenBLAS (AVX-512 builds) runs its unthreaded
+#: small-matrix kernels, which beat the tiles; above it, it packs and threads, and
+#: on these short batches the tiles win (see ``policy`` for the figures).
+SMALL_MAX = NT_MAX_ROWS - 1
+TILE_MIN_FMAS = 100 ** 3
+
+
+def policy():
+    """The thresholds ``train_epoch`` takes, as an int64 array: [SMALL_MAX, TILE_MIN_FMAS,
+    EPOCH_PARALLEL_MIN_FMAS] (read at each call, so tests can move them).
+
+    Measured on the 784-100-10 float32 epoch (60,000 rows, plain SGD, 2 threads), the
+    tiles against BLAS for the backward pass, alternating in one process (python
+    benches/epoch_paths.py): batch 8 / 12, under 100³: 0.28 / 0.25 s with BLAS, 0.32 /
+    0.26 s with tiles; batch 16 / 32 / 64 / 128 / 255: 0.53 / 0.47 / 0.26 / 0.24 / 0.21 s
+    with BLAS, 0.24 / 0.24 / 0.19 / 0.19 / 0.18 s with tiles (the batches from 16 up ran
+    OpenBLAS's threaded path, which costs more than it gives on these shapes). Parallel
+    tiles against serial ones for the first layer (alternating, one process): batch 10 /
+    16 / 24 / 32: 0.31 / 0.26 / 0.21 / 0.22 s against 0.29 / 0.25 / 0.24 / 0.27 s, hence
+    EPOCH_PARALLEL_MIN_FMAS = 1.5M (batch 20 and up here). Small batches stay serial: a
+    parallel region costs ~2.5 µs to start, and a batch-10 product takes 15-20 µs on
+    one core."""
+    return np.array([SMALL_MAX, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS], np.int64)
 
 
 @jit
@@ -137,42 +155,6 @@ def _correct(acc_code, Z, yb, Yb):
 
 
 @jit
-def _delta_small(dZ, W, H, dA, sigmoid):
-    """dA = (dZ W) ⊙ H ⊙ (1 − H) for a sigmoid layer H, dZ W for identity."""
-    nb, K = dZ.shape
-    D = W.shape[1]
-    one = W.dtype.type(1.0)
-    for i in range(nb):
-        for d in range(D):
-            dA[i, d] = 0
-        for k in range(K):
-            c = dZ[i, k]
-            for d in range(D):
-                dA[i, d] += c * W[k, d]
-        if sigmoid:
-            for d in range(D):
-                h = H[i, d]
-                dA[i, d] *= h * (one - h)
-
-
-@jit
-def _grad_small(dZ, A, dW, db):
-    """dW = dZᵀ A, db = dZᵀ 1 (overwritten)."""
-    nb, K = dZ.shape
-    D = A.shape[1]
-    for k in range(K):
-        s = dZ[0, k]
-        for d in range(D):
-            dW[k, d] = s * A[0, d]
-        for i in range(1, nb):
-            c = dZ[i, k]
-            s += c
-            for d in range(D):
-                dW[k, d] += c * A[i, d]
-        db[k] = s
-
-
-@jit
 def _bias_sgd(dZ, b, lr):
     """b −= lr · Σ_i dZ[i] (column sums in row order)."""
     nb, K = dZ.shape
@@ -184,20 +166,43 @@ def _bias_sgd(dZ, b, lr):
 
 
 @jit
-def _update_small(dZ, A, W, b, lr):
-    """Plain SGD fused with the gradient: W -= lr dZᵀ A, b -= lr dZᵀ 1."""
+def _bias_grad(dZ, db):
+    """db = Σ_i dZ[i] (column sums in row order)."""
     nb, K = dZ.shape
-    D = A.shape[1]
-    _bias_sgd(dZ, b, lr)
     for k in range(K):
-        for i in range(nb):
-            c = lr * dZ[i, k]
-            for d in range(D):
-                W[k, d] -= c * A[i, d]
+        s = dZ[0, k]
+        for i in range(1, nb):
+            s += dZ[i, k]
+        db[k] = s
 
 
 @jit
-def _forward(A, W, b, out, sigmoid):
+def _acc(C, A, Out, alpha, parallel):
+    """Out += alpha · Cᵀ A (kernels/_gemm.py tiles; the parallel kernel gives the same bits)."""
+    if parallel:
+        gemm_tn_acc_parallel(C, A, Out, alpha)
+    else:
+        gemm_tn_acc(C, A, Out, alpha)
+
+
+@jit
+def _delta_tiles(dZ, W, H, dA, sigmoid, parallel):
+    """dA = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W: rows of dA as combinations of the
+    rows of W (``gemm_tn_acc`` with C = dZᵀ), no BLAS call."""
+    wide_vectors()
+    nb, D = dA.shape
+    one = W.dtype.type(1.0)
+    dA[:] = 0
+    _acc(dZ.T, W, dA, 1.0, parallel)
+    if sigmoid:
+        for i in range(nb):
+            for d in range(D):
+                h = H[i, d]
+                dA[i, d] *= h * (one - h)
+
+
+@jit
+def _forward(A, W, b, out, sigmoid, par_min):
     """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of fewer than NT_MAX_ROWS rows:
     the register-tiled gemm_nt (kernels/_gemm.py) for the whole batch. Larger ones: one
     direct sgemm/dgemm (beta = 0) per block of rows. Bias and activation are applied to
@@ -207,7 +212,7 @@ def _forward(A, W, b, out, sigmoid):
     K = W.shape[0]
     act = 1 if sigmoid else 0
     if nb < NT_MAX_ROWS:
-        if nb * K * D >= EPOCH_PARALLEL_MIN_FMAS:
+        if nb * K * D >= par_min:
             gemm_nt_parallel(A, W, out)     # the same bits as gemm_nt
         else:
             gemm_nt(A, W, out)
@@ -255,38 +260,35 @@ def _grad_gemm(dZ, A, dW, db):
     nb, K = dZ.shape
     D = A.shape[1]
     gemm(False, True, D, K, nb, 1.0, A, D, dZ, K, 0.0, dW, D)
-    for k in range(K):
-        s = dZ[0, k]
-        for i in range(1, nb):
-            s += dZ[i, k]
-        db[k] = s
+    _bias_grad(dZ, db)
 
 
 @jit
 def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                small_max, act_buf, delta_buf, yb_buf, Yb_buf, stats):
+                policy, act_buf, delta_buf, yb_buf, Yb_buf, stats):
     """Run one epoch; see the module docstring.
 
     params, grads, velocity : (P,) flat buffers (velocity updated when momentum > 0)
     X : (N, D0) inputs;  y : (N,) int64 labels or (0,);  Y : (N, K) float targets or (0, K)
     perm : (N,) int64 order of the rows;  batch_size >= 1
+    policy : (3,) int64, ``policy()``: [small_max, tile_min_fmas, parallel_min_fmas]
     act_buf, delta_buf : flat, batch_size · Σ widths;  yb_buf (batch_size,), Yb_buf (batch_size, K)
     stats : (3,) float64, written: [Σ loss·nb, number correct, failing step (−1: none)]
     A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
     """
     _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
                  acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                 small_max, True, act_buf, delta_buf, yb_buf, Yb_buf, stats)
+                 policy, True, act_buf, delta_buf, yb_buf, Yb_buf, stats)
 
 
 @jit
 def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
                  acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                 small_max, fuse, act_buf, delta_buf, yb_buf, Yb_buf, stats):
-    """``train_epoch`` with one more switch: ``fuse`` (False: plain SGD on batches
-    above ``small_max`` writes the gradient and runs ``sgd_update_jit``, as the other
-    optimisers do; for tests of the fused path)."""
+                 policy, fuse, act_buf, delta_buf, yb_buf, Yb_buf, stats):
+    """``train_epoch`` with one more switch: ``fuse`` (False: plain SGD writes the
+    gradient and runs ``sgd_update_jit``, as the other optimisers do; for tests of the
+    fused paths)."""
     T = params.dtype.type
     lr_ = T(lr)
     L = layers.shape[0]
@@ -294,6 +296,8 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     D0 = X.shape[1]
     K = Yb_buf.shape[1]
     plain = momentum == 0 and weight_decay == 0 and l1 == 0
+    fused = plain and fuse
+    small_max, tile_min, par_min = policy[0], policy[1], policy[2]
     have_y = y.shape[0] > 0
     have_Y = Y.shape[0] > 0
     loss_sum = 0.0
@@ -302,8 +306,6 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     step = 0
     for s in range(0, N, batch_size):
         nb = min(batch_size, N - s)
-        small = nb <= small_max
-        fused = plain and (small or fuse)
         # gather the mini-batch (rows perm[s:s + nb]) into contiguous buffers
         A0 = act_buf[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
         for j in range(nb):
@@ -325,7 +327,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
             b = params[layers[l, 3]:layers[l, 3] + Kl]
             A = act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
             out = act_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
-            _forward(A, W, b, out, hidden_code == 0 and l < L - 1)
+            _forward(A, W, b, out, hidden_code == 0 and l < L - 1, par_min)
         Z = act_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         dZ = delta_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
@@ -345,13 +347,18 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
             dW = grads[layers[l, 2]:layers[l, 2] + Kl * Dl].reshape((Kl, Dl))
             db = grads[layers[l, 3]:layers[l, 3] + Kl]
             dA = delta_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))   # unused for l = 0
-            if small:
+            fmas = nb * Kl * Dl
+            if nb <= small_max and fmas > tile_min:
+                par = fmas >= par_min
                 if l > 0:
-                    _delta_small(dZl, W, A, dA, hidden_code == 0)   # with the old W
-                if plain:
-                    _update_small(dZl, A, W, b, lr_)
+                    _delta_tiles(dZl, W, A, dA, hidden_code == 0, par)   # with the old W
+                if fused:
+                    _bias_sgd(dZl, b, lr_)
+                    _acc(dZl, A, W, -lr_, par)                  # W −= lr dZᵀ A
                 else:
-                    _grad_small(dZl, A, dW, db)
+                    dW[:] = 0
+                    _acc(dZl, A, dW, 1.0, par)                  # dW = dZᵀ A
+                    _bias_grad(dZl, db)
             else:
                 if l > 0:
                     _delta(dZl, W, A, dA, hidden_code == 0)         # with the old W

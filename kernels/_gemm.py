@@ -25,12 +25,33 @@ Z must not overlap X or W; B, N >= 1; K may be 0 (Z = 0).
 
     gemm_nt(X, W, Z)            serial
     gemm_nt_parallel(X, W, Z)   column blocks of 6 spread over Numba's threads
+
+``Out += alpha · Cᵀ A`` (``gemm_tn_acc``) is the other product of training: the weight
+update ``W −= lr · dZᵀ A`` (C = dZ, alpha = −lr), the weight gradient (Out = dW zeroed
+first, alpha = 1) and, with C = dZᵀ and A = W, ``dA = dZ W``. Each row of Out gains a
+combination of rows of A, ``Out[o] += Σ_j (alpha·C[j, o]) A[j]``: contiguous rows, no
+reduction, so the loop over a row vectorises without ``reassoc``. ``_acc_4x4`` holds 4
+rows of A and 4 rows of Out in flight with 16 broadcast coefficients: per vector of the
+row, 8 loads, 16 multiply-adds and 4 stores (the 4 rows of Out, 12.5 KiB for 784
+float32, stay in L1 while the rows of A go past 4 at a time); 2- and 1-row tiles for the
+last n_in mod 4 rows of A, 1-row tiles of Out for its last n_out mod 4 rows. Measured on
+one thread here, Out (100, 784), A (10, 784), 64-byte aligned: ~13-16 µs against 13-18 µs
+for OpenBLAS's sgemm with beta = 1 (which packs its operands first); unaligned rows cost
+these tiles up to 2x, so fastnn.MLP allocates its parameters 64-byte aligned. Every
+element of Out is updated by one fixed sequence of multiply-adds, in the order of j: the
+serial and parallel kernels give the same bits, whatever the number of threads.
+
+    gemm_tn_acc(C, A, Out, alpha)            serial
+    gemm_tn_acc_parallel(C, A, Out, alpha)   blocks of 4 rows of Out over Numba's threads
+
+Raw kernels: C (n_in, n_out) (any strides: dZᵀ is a transposed view), A (n_in, D) and
+Out (n_out, D) C-contiguous, one float dtype; Out must not overlap C or A.
 """
 from __future__ import annotations
 
 from numba import prange
 
-from ._config import jit, jit_sum, pjit_sum, wide_vectors
+from ._config import jit, jit_sum, pjit, pjit_sum, wide_vectors
 
 #: Batches of at least this many rows go to BLAS instead (measured above).
 NT_MAX_ROWS = 256
@@ -177,4 +198,137 @@ def gemm_nt_parallel(X, W, Z):
     return Z
 
 
-__all__ = ["gemm_nt", "gemm_nt_parallel", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS"]
+
+@jit(inline="always")
+def _acc_4x4(C, A, Out, o, j, D, alpha):
+    c00, c01, c02, c03 = alpha * C[j, o], alpha * C[j + 1, o], alpha * C[j + 2, o], alpha * C[j + 3, o]
+    o1, o2, o3 = o + 1, o + 2, o + 3
+    c10, c11, c12, c13 = alpha * C[j, o1], alpha * C[j + 1, o1], alpha * C[j + 2, o1], alpha * C[j + 3, o1]
+    c20, c21, c22, c23 = alpha * C[j, o2], alpha * C[j + 1, o2], alpha * C[j + 2, o2], alpha * C[j + 3, o2]
+    c30, c31, c32, c33 = alpha * C[j, o3], alpha * C[j + 1, o3], alpha * C[j + 2, o3], alpha * C[j + 3, o3]
+    j1, j2, j3 = j + 1, j + 2, j + 3
+    for d in range(D):
+        x0, x1, x2, x3 = A[j, d], A[j1, d], A[j2, d], A[j3, d]
+        t = Out[o, d]
+        t += c00 * x0
+        t += c01 * x1
+        t += c02 * x2
+        t += c03 * x3
+        Out[o, d] = t
+        t = Out[o1, d]
+        t += c10 * x0
+        t += c11 * x1
+        t += c12 * x2
+        t += c13 * x3
+        Out[o1, d] = t
+        t = Out[o2, d]
+        t += c20 * x0
+        t += c21 * x1
+        t += c22 * x2
+        t += c23 * x3
+        Out[o2, d] = t
+        t = Out[o3, d]
+        t += c30 * x0
+        t += c31 * x1
+        t += c32 * x2
+        t += c33 * x3
+        Out[o3, d] = t
+
+
+@jit(inline="always")
+def _acc_2x4(C, A, Out, o, j, D, alpha):
+    o1, o2, o3 = o + 1, o + 2, o + 3
+    j1 = j + 1
+    c00, c01 = alpha * C[j, o], alpha * C[j1, o]
+    c10, c11 = alpha * C[j, o1], alpha * C[j1, o1]
+    c20, c21 = alpha * C[j, o2], alpha * C[j1, o2]
+    c30, c31 = alpha * C[j, o3], alpha * C[j1, o3]
+    for d in range(D):
+        x0, x1 = A[j, d], A[j1, d]
+        t = Out[o, d]
+        t += c00 * x0
+        t += c01 * x1
+        Out[o, d] = t
+        t = Out[o1, d]
+        t += c10 * x0
+        t += c11 * x1
+        Out[o1, d] = t
+        t = Out[o2, d]
+        t += c20 * x0
+        t += c21 * x1
+        Out[o2, d] = t
+        t = Out[o3, d]
+        t += c30 * x0
+        t += c31 * x1
+        Out[o3, d] = t
+
+
+@jit(inline="always")
+def _acc_1x4(C, A, Out, o, j, D, alpha):
+    o1, o2, o3 = o + 1, o + 2, o + 3
+    c0, c1, c2, c3 = alpha * C[j, o], alpha * C[j, o1], alpha * C[j, o2], alpha * C[j, o3]
+    for d in range(D):
+        x0 = A[j, d]
+        Out[o, d] += c0 * x0
+        Out[o1, d] += c1 * x0
+        Out[o2, d] += c2 * x0
+        Out[o3, d] += c3 * x0
+
+
+@jit(inline="always")
+def _acc_1x1(C, A, Out, o, j, D, alpha):
+    c0 = alpha * C[j, o]
+    for d in range(D):
+        Out[o, d] += c0 * A[j, d]
+
+
+@jit
+def _acc_row_block(C, A, Out, alpha, r):
+    """Rows 4r .. 4r+3 of Out (r < n_out // 4), or its single edge row
+    n_out − n_out % 4 + r' for r = n_out // 4 + r'. Not inlined: the parallel kernel's
+    loop body calls this one compiled function, as the serial kernel does (same bits)."""
+    wide_vectors()
+    n_in, n_out = C.shape
+    D = A.shape[1]
+    a = Out.dtype.type(alpha)
+    n4 = n_out // 4
+    if r < n4:
+        o = 4 * r
+        j4 = n_in - n_in % 4
+        for j in range(0, j4, 4):
+            _acc_4x4(C, A, Out, o, j, D, a)
+        j = j4
+        if n_in - j >= 2:
+            _acc_2x4(C, A, Out, o, j, D, a)
+            j += 2
+        if j < n_in:
+            _acc_1x4(C, A, Out, o, j, D, a)
+    else:
+        o = 4 * n4 + (r - n4)
+        for j in range(n_in):
+            _acc_1x1(C, A, Out, o, j, D, a)
+
+
+@jit(inline="always")
+def n_row_blocks(n_out):
+    return n_out // 4 + n_out % 4
+
+
+@jit
+def gemm_tn_acc(C, A, Out, alpha):
+    """Out += alpha · Cᵀ A, serial."""
+    for r in range(n_row_blocks(C.shape[1])):
+        _acc_row_block(C, A, Out, alpha, r)
+    return Out
+
+
+@pjit
+def gemm_tn_acc_parallel(C, A, Out, alpha):
+    """Out += alpha · Cᵀ A, blocks of rows of Out over threads."""
+    for r in prange(n_row_blocks(C.shape[1])):
+        _acc_row_block(C, A, Out, alpha, r)
+    return Out
+
+
+__all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel", "NT_MAX_ROWS",
+           "NT_PARALLEL_MIN_FMAS"]

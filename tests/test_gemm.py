@@ -1,5 +1,5 @@
-"""The register-tiled ``Z = X Wᵀ`` kernels (kernels/_gemm.py) and the paths of the jit
-linear kernels that use them.
+"""The register-tiled ``Z = X Wᵀ`` and ``Out += alpha·Cᵀ A`` kernels (kernels/_gemm.py) and
+the paths of the jit linear kernels that use them.
 
 Every tile shape and edge is reached (B mod 4 and N mod 6 over all residues, K = 0, 1
 and longer than one 16-lane vector); serial and parallel kernels give identical bits;
@@ -12,7 +12,8 @@ import pytest
 
 import fastnn
 import reference as ref
-from fastnn.kernels._gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel
+from fastnn.kernels._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel,
+                                  gemm_tn_acc, gemm_tn_acc_parallel)
 from numerics import DTYPES, assert_close
 
 EPS = {np.dtype(np.float32): 2.0 ** -24, np.dtype(np.float64): 2.0 ** -53}
@@ -68,3 +69,59 @@ def test_linear_jit_same_bits_serial_and_parallel(B, rng):
     serial = linear.linear_sigmoid_jit(X, W, b, np.empty((B, 120), np.float32))
     dispatched = fastnn.linear_sigmoid(X, W, b, impl="jit")   # parallel tiles / BLAS
     assert np.array_equal(serial, dispatched)
+
+
+ACC_SHAPES = [(n_in, n_out, D) for n_in in range(1, 10) for n_out in (1, 3, 4, 5, 8, 11)
+              for D in (0, 1, 17)]
+ACC_SHAPES += [(10, 100, 784), (33, 128, 784), (255, 10, 100), (2, 3, 2000)]
+
+
+def _check_acc(new, old, C, A, alpha):
+    """|new − (old + alpha·CᵀA)| within n_in fused (or 2·n_in unfused) roundings."""
+    C64, A64 = C.astype(np.float64), A.astype(np.float64)
+    exact = old.astype(np.float64) + alpha * (C64.T @ A64)
+    scale = np.abs(old).astype(np.float64) + abs(alpha) * (np.abs(C64).T @ np.abs(A64))
+    bound = (2 * C.shape[0] + 2) * EPS[new.dtype] * scale + 1e-300
+    err = np.abs(new.astype(np.float64) - exact)
+    assert (err <= bound).all(), f"max error / bound {np.max(err / bound):.2f}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_tn_acc_tiles_and_edges(dtype, rng):
+    """Every tile (4x4, 2x4, 1x4, 1x1) and edge: n_in mod 4 and n_out mod 4 over all
+    residues, D = 0, 1 and past one vector; serial and parallel give the same bits."""
+    for n_in, n_out, D in ACC_SHAPES:
+        C = rng.standard_normal((n_in, n_out)).astype(dtype)
+        A = rng.standard_normal((n_in, D)).astype(dtype)
+        old = rng.standard_normal((n_out, D)).astype(dtype)
+        alpha = -0.37
+        out, outp = old.copy(), old.copy()
+        gemm_tn_acc(C, A, out, alpha)
+        gemm_tn_acc_parallel(C, A, outp, alpha)
+        assert out.dtype == dtype
+        assert np.array_equal(out, outp), (n_in, n_out, D)
+        _check_acc(out, old, C, A, alpha)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_tn_acc_transposed_coefficients(dtype, rng):
+    """dA = dZ W as the epoch computes it: C = dZᵀ (a transposed, F-ordered view)."""
+    dZ = rng.standard_normal((7, 10)).astype(dtype)
+    W = rng.standard_normal((10, 33)).astype(dtype)
+    dA = np.zeros((7, 33), dtype)
+    gemm_tn_acc(dZ.T, W, dA, 1.0)
+    _check_acc(dA, np.zeros_like(dA), dZ.T, W, 1.0)
+    dAp = np.zeros_like(dA)
+    gemm_tn_acc_parallel(dZ.T, W, dAp, 1.0)
+    assert np.array_equal(dA, dAp)
+
+
+def test_gemm_tn_acc_writes_only_out(rng):
+    C = rng.standard_normal((5, 6)).astype(np.float32)
+    A = rng.standard_normal((5, 20)).astype(np.float32)
+    C0, A0 = C.copy(), A.copy()
+    big = np.full((8, 20), 7.0, np.float32)             # Out = big[1:7]: rows 0 and 7 untouched
+    gemm_tn_acc(C, A, big[1:7], 1.0)
+    assert np.array_equal(C, C0) and np.array_equal(A, A0)
+    assert (big[0] == 7).all() and (big[7] == 7).all()
+    _check_acc(big[1:7], np.full((6, 20), 7.0, np.float32), C, A, 1.0)

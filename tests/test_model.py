@@ -57,15 +57,43 @@ def test_same_trajectory_in_every_implementation(sizes, kw, kind, fit):
         assert m._rng.bit_generator.state == ref._rng.bit_generator.state
 
 
-@pytest.mark.parametrize("small_max", (0, 1000))
+#: (SMALL_MAX, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS): BLAS only; serial tiles; parallel tiles
+PATHS = {"blas": (0, 0, 1 << 62), "tiles": (1000, 0, 1 << 62), "parallel_tiles": (1000, 0, 0)}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
 @pytest.mark.parametrize("momentum", (0.0, 0.5))
-def test_jit_small_and_blas_paths_agree(monkeypatch, small_max, momentum):
+def test_jit_tile_and_blas_paths_agree(monkeypatch, path, momentum):
     ref, _ = _train([5, 4, 3, 3], {}, "labels", "vectorized", epochs=2, batch_size=3, lr=0.3,
                     momentum=momentum)
-    monkeypatch.setattr(tj, "SMALL_MAX", small_max)
+    for name, value in zip(("SMALL_MAX", "TILE_MIN_FMAS", "EPOCH_PARALLEL_MIN_FMAS"), PATHS[path]):
+        monkeypatch.setattr(tj, name, value)
     m, _ = _train([5, 4, 3, 3], {}, "labels", "jit", epochs=2, batch_size=3, lr=0.3,
                   momentum=momentum)
     np.testing.assert_allclose(m._params, ref._params, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", (1, 7, 40))
+@pytest.mark.parametrize("dt", (np.float32, np.float64))
+def test_jit_parallel_tiles_give_the_serial_bits(monkeypatch, batch_size, dt):
+    """Every product on the tiles, serial, then parallel: the same trained parameters,
+    bit for bit (each element has one fixed order of multiply-adds)."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((83, 37)).astype(dt)      # 37: not a whole number of vectors
+    y = rng.integers(0, 5, 83)
+    runs = []
+    for par_min in (1 << 62, 0):
+        with monkeypatch.context() as mp:
+            mp.setattr(tj, "TILE_MIN_FMAS", 0)
+            mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", par_min)
+            m = MLP([37, 9, 6, 5], dtype=dt, seed=2, impl="jit")   # 9 and 6 rows: edge tiles
+            m.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
+            runs.append(m)
+    np.testing.assert_array_equal(runs[0]._params, runs[1]._params)
+    v = MLP([37, 9, 6, 5], dtype=dt, seed=2, impl="vectorized")
+    v.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
+    tol = dict(rtol=1e-9, atol=1e-12) if dt == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(runs[0]._params, v._params, **tol)
 
 
 def test_float32_trajectories_agree():

@@ -1,0 +1,50 @@
+"""The compiled epoch's backward pass on BLAS or on the tiles, side by side in one process.
+
+    python benches/epoch_paths.py [--batches 8,12,16,32,64,128,255] [--rounds 4]
+
+784-100-10 sigmoid/softmax MLP, 60,000 random float32 samples, plain SGD. For each batch
+size, epochs alternate between two policies (``fastnn._train_jit.policy``): every
+backward product on the direct BLAS gemm, or every one on ``gemm_tn_acc`` tiles
+(parallel from ``EPOCH_PARALLEL_MIN_FMAS``); the forward pass is the same in both.
+Prints the median and best seconds per epoch of each. Feeds ``TILE_MIN_FMAS``.
+"""
+import argparse
+import time
+
+import numpy as np
+
+import fastnn
+from fastnn import _train_jit as tj
+
+p = argparse.ArgumentParser()
+p.add_argument("--batches", default="8,12,16,32,64,128,255")
+p.add_argument("--rounds", type=int, default=4)
+args = p.parse_args()
+
+rng = np.random.default_rng(0)
+N = 60_000
+X = rng.random((N, 784), dtype=np.float32)
+y = rng.integers(0, 10, N)
+no_targets = np.zeros((0, 10), np.float32)
+par_min = tj.EPOCH_PARALLEL_MIN_FMAS
+policies = {"blas": np.array([0, 0, par_min], np.int64),
+            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, par_min], np.int64)}
+for B in (int(b) for b in args.batches.split(",")):
+    m = fastnn.MLP([784, 100, 10], dtype=np.float32, seed=0, impl="jit")
+    act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = m._jit_buffers(B)
+
+    def run(perm, policy, X=X, y=y):
+        t0 = time.perf_counter()
+        tj.train_epoch(m._params, m._grads, m._velocity, m._n_weights, m._layers, act_off,
+                       m._hcode, m._lcode, 1, X, y, no_targets, perm, B, 0.05, 0.0, 0.0, 0.0,
+                       policy, act_buf, delta_buf, yb_buf, Yb_buf, stats)
+        return time.perf_counter() - t0
+
+    for pol in policies.values():                    # warm-up (compiles or loads the cache)
+        run(rng.permutation(1000).astype(np.int64), pol, X[:1000], y[:1000])
+    times = {k: [] for k in policies}
+    for r in range(args.rounds):
+        for k in (("blas", "tiles") if r % 2 == 0 else ("tiles", "blas")):
+            times[k].append(run(rng.permutation(N).astype(np.int64), policies[k]))
+    print(f"batch {B:3d}: " + "  ".join(
+        f"{k} {np.median(v):.3f} s (best {min(v):.3f})" for k, v in times.items()), flush=True)
