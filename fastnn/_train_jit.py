@@ -54,8 +54,8 @@ import numpy as np
 
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
-from .kernels._gemm import (NT_MAX_ROWS, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
-                             gemm_tn_acc_parallel)
+from .kernels._gemm import (NT_MAX_ROWS, TN_PARALLEL_MIN_FMAS, TN_TILE_MIN_FMAS, gemm_nt,
+                             gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
 from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import _bias_act_rows, _block_rows
 from .kernels.sgd import sgd_update_jit
@@ -64,7 +64,7 @@ from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 #: Products of at least this many multiply-adds (nb·K·D) in a batch of fewer than
 #: NT_MAX_ROWS rows run on all of Numba's threads (gemm_nt_parallel and
 #: gemm_tn_acc_parallel, the same bits as the serial tiles); see ``policy``.
-EPOCH_PARALLEL_MIN_FMAS = 1_500_000
+EPOCH_PARALLEL_MIN_FMAS = TN_PARALLEL_MIN_FMAS
 
 # The epoch is cached and calls a parallel kernel. A cached function that reaches
 # parfor code must not run before Numba's threading layer is up: loaded from the cache
@@ -87,7 +87,7 @@ LOSS_IDENTITY_MSE = 3
 #: small-matrix kernels, which beat the tiles; above it, it packs and threads, and
 #: on these short batches the tiles win (see ``policy`` for the figures).
 SMALL_MAX = NT_MAX_ROWS - 1
-TILE_MIN_FMAS = 100 ** 3
+TILE_MIN_FMAS = TN_TILE_MIN_FMAS
 
 
 def policy():

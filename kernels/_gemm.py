@@ -57,6 +57,13 @@ from ._config import jit, jit_sum, pjit, pjit_sum, wide_vectors
 NT_MAX_ROWS = 256
 #: Products of at least this many multiply-adds (B·N·K) use the parallel kernel.
 NT_PARALLEL_MIN_FMAS = 1 << 19
+#: Callers use gemm_tn_acc for products of more than this many multiply-adds: below it,
+#: OpenBLAS (AVX-512 builds) runs its unthreaded small-matrix kernels (M·N·K <= 100³),
+#: which beat these tiles; above it, it packs and threads, and on batches of fewer than
+#: NT_MAX_ROWS rows the tiles win (fastnn/_train_jit.py ``policy`` has the figures).
+TN_TILE_MIN_FMAS = 100 ** 3
+#: ... and the parallel kernel from this many (a parallel region costs ~2.5 µs to start).
+TN_PARALLEL_MIN_FMAS = 1_500_000
 
 
 @jit(inline="always")
@@ -331,4 +338,4 @@ def gemm_tn_acc_parallel(C, A, Out, alpha):
 
 
 __all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel", "NT_MAX_ROWS",
-           "NT_PARALLEL_MIN_FMAS"]
+           "NT_PARALLEL_MIN_FMAS", "TN_TILE_MIN_FMAS", "TN_PARALLEL_MIN_FMAS"]

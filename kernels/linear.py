@@ -22,6 +22,10 @@ still in cache (no second pass over a full (N, K) temporary). ``hidden_delta``
 is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
 ``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
 larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
+``linear_backward`` and ``hidden_delta`` on such batches, when their products are above
+OpenBLAS's small-matrix range (``_gemm.TN_TILE_MIN_FMAS``), use ``_gemm.gemm_tn_acc`` for
+dW = dZᵀX and dZ W (OpenBLAS's threaded path on these shapes is slower, and its pool
+alternates with Numba's in a training step).
 """
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ import numpy as np
 
 from ._blas import gemm
 from ._config import jit, wide_vectors
-from ._gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel
+from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, TN_PARALLEL_MIN_FMAS, TN_TILE_MIN_FMAS,
+                    gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
 from ._registry import register
 from ._scalar import sigmoid as _sig
 from .sigmoid import _sigmoid_py
@@ -227,7 +232,6 @@ def _col_sums(dZ, db):
             db[k] += dZ[i, k]
 
 
-@register("linear_backward", "jit")
 @jit
 def linear_backward_jit(dZ, X, W, dW, db, dX):
     N, K = dZ.shape
@@ -245,7 +249,33 @@ def linear_backward_jit(dZ, X, W, dW, db, dX):
     return dW, db, dX
 
 
-@register("hidden_delta", "jit")
+@jit
+def _backward_tiles(dZ, X, W, dW, db, dX, parallel):
+    """linear_backward with dW = dZᵀ X and dX = dZ W as gemm_tn_acc tiles (no BLAS)."""
+    dW[:] = 0
+    if parallel:
+        gemm_tn_acc_parallel(dZ, X, dW, 1.0)
+    else:
+        gemm_tn_acc(dZ, X, dW, 1.0)
+    _col_sums(dZ, db)
+    if dX is not None:
+        dX[:] = 0
+        if parallel:
+            gemm_tn_acc_parallel(dZ.T, W, dX, 1.0)
+        else:
+            gemm_tn_acc(dZ.T, W, dX, 1.0)
+    return dW, db, dX
+
+
+@register("linear_backward", "jit")
+def linear_backward_dispatch(dZ, X, W, dW, db, dX):
+    N, K = dZ.shape
+    fmas = N * K * X.shape[1]
+    if N < NT_MAX_ROWS and fmas > TN_TILE_MIN_FMAS:
+        return _backward_tiles(dZ, X, W, dW, db, dX, fmas >= TN_PARALLEL_MIN_FMAS)
+    return linear_backward_jit(dZ, X, W, dW, db, dX)
+
+
 @jit
 def hidden_delta_jit(dZ, W, H, out):
     N, K = dZ.shape
@@ -266,3 +296,30 @@ def hidden_delta_jit(dZ, W, H, out):
                 h = H[i0 + i, d]
                 blk[i, d] *= h * (one - h)
     return out
+
+
+@jit
+def _hidden_delta_tiles(dZ, W, H, out, parallel):
+    """hidden_delta with dZ W as gemm_tn_acc tiles (no BLAS), then ⊙ H ⊙ (1 − H)."""
+    wide_vectors()
+    N, D = out.shape
+    out[:] = 0
+    if parallel:
+        gemm_tn_acc_parallel(dZ.T, W, out, 1.0)
+    else:
+        gemm_tn_acc(dZ.T, W, out, 1.0)
+    one = H.dtype.type(1.0)
+    for i in range(N):
+        for d in range(D):
+            h = H[i, d]
+            out[i, d] *= h * (one - h)
+    return out
+
+
+@register("hidden_delta", "jit")
+def hidden_delta_dispatch(dZ, W, H, out):
+    N, K = dZ.shape
+    fmas = N * K * W.shape[1]
+    if N < NT_MAX_ROWS and fmas > TN_TILE_MIN_FMAS:
+        return _hidden_delta_tiles(dZ, W, H, out, fmas >= TN_PARALLEL_MIN_FMAS)
+    return hidden_delta_jit(dZ, W, H, out)

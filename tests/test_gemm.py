@@ -125,3 +125,26 @@ def test_gemm_tn_acc_writes_only_out(rng):
     assert np.array_equal(C, C0) and np.array_equal(A, A0)
     assert (big[0] == 7).all() and (big[7] == 7).all()
     _check_acc(big[1:7], np.full((6, 20), 7.0, np.float32), C, A, 1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B", [1, 7, 12, 64, NT_MAX_ROWS - 1, NT_MAX_ROWS, 600])
+def test_backward_jit_paths(B, dtype, rng):
+    """784-128: B = 1, 7 BLAS (small-matrix range), 12 serial tiles, 64 and 255 parallel
+    tiles, NT_MAX_ROWS and above BLAS; each against the float64 reference."""
+    from fastnn.kernels._gemm import TN_PARALLEL_MIN_FMAS, TN_TILE_MIN_FMAS
+    fmas = B * 128 * 784
+    assert (B < NT_MAX_ROWS and fmas > TN_TILE_MIN_FMAS) == (12 <= B < NT_MAX_ROWS)
+    assert (fmas >= TN_PARALLEL_MIN_FMAS) == (B >= 64)
+    X = rng.standard_normal((B, 784)).astype(dtype)
+    H = rng.random((B, 784)).astype(dtype)
+    W = (rng.standard_normal((128, 784)) * 0.05).astype(dtype)
+    dZ = rng.standard_normal((B, 128)).astype(dtype)
+    dW, db, dX = fastnn.linear_backward(dZ, X, W, impl="jit")
+    rW, rb, rX = ref.linear_backward(dZ, X, W)
+    n = np.sqrt(B)
+    assert_close(dW, rW, dtype, scale=10.0 * n, what=f"dW B={B}")
+    assert_close(db, rb, dtype, scale=10.0 * n, what=f"db B={B}")
+    assert_close(dX, rX, dtype, scale=10.0, what=f"dX B={B}")
+    assert_close(fastnn.hidden_delta(dZ, W, H, impl="jit"), ref.hidden_delta(dZ, W, H), dtype,
+                 scale=10.0, what=f"hidden_delta B={B}")
