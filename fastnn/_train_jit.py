@@ -15,10 +15,11 @@ the last layer) at ``act_off[l]``; the gradient w.r.t. ``A_l``'s pre-activation
 is at the same offset of ``delta_buf``.
 
 The forward product of a batch of fewer than ``NT_MAX_ROWS`` rows is the
-register-tiled ``fastnn.kernels._gemm.gemm_nt`` (faster than BLAS there); larger
-batches go straight to BLAS ``sgemm``/``dgemm`` (``fastnn.kernels._blas.gemm``, no
-``np.dot`` layout checks or copies), one gemm (beta = 0) per block of rows. Bias and
-activation are applied to each block in cache. The backward pass of a layer has two
+register-tiled ``fastnn.kernels._gemm.gemm_nt`` when it has more than
+``TILE_MIN_FMAS`` multiply-adds (faster than BLAS there); other products go straight
+to BLAS ``sgemm``/``dgemm`` (``fastnn.kernels._blas.gemm``, no ``np.dot`` layout
+checks or copies), one gemm (beta = 0) per block of rows. Bias and activation are
+applied to each block in cache. The backward pass of a layer has two
 code paths, chosen by the batch size ``nb`` and the product's size ``nb·K·D``
 (``policy()``):
 
@@ -54,7 +55,7 @@ import numpy as np
 
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
-from .kernels._gemm import (NT_MAX_ROWS, TN_PARALLEL_MIN_FMAS, TN_TILE_MIN_FMAS, gemm_nt,
+from .kernels._gemm import (NT_MAX_ROWS, TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, gemm_nt,
                              gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
 from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import _bias_act_rows, _block_rows
@@ -80,31 +81,35 @@ LOSS_SIGMOID_BCE = 1
 LOSS_SIGMOID_MSE = 2
 LOSS_IDENTITY_MSE = 3
 
-#: The backward products and the weight update of a layer use the compiled tiles
-#: (kernels/_gemm.py ``gemm_tn_acc``, no BLAS call) when the batch has at most SMALL_MAX
-#: rows and the product more than TILE_MIN_FMAS multiply-adds; otherwise the direct
-#: BLAS gemm. Below 100³ multiply-adds OpenBLAS (AVX-512 builds) runs its unthreaded
-#: small-matrix kernels, which beat the tiles; above it, it packs and threads, and
-#: on these short batches the tiles win (see ``policy`` for the figures).
+#: The products of a layer (forward, backward, weight update) use the compiled tiles
+#: (kernels/_gemm.py ``gemm_nt``/``gemm_tn_acc``, no BLAS call) when the batch has at
+#: most SMALL_MAX rows and the product more than TILE_MIN_FMAS multiply-adds; otherwise
+#: the direct BLAS gemm. At most 100³ multiply-adds OpenBLAS (AVX-512 builds) runs its
+#: unthreaded small-matrix kernels, which beat the tiles; above it, it packs and
+#: threads, and on these short batches the tiles win (see ``policy`` for the figures).
 SMALL_MAX = NT_MAX_ROWS - 1
-TILE_MIN_FMAS = TN_TILE_MIN_FMAS
+TILE_MIN_FMAS = SMALL_GEMM_FMAS
 
 
 def policy():
     """The thresholds ``train_epoch`` takes, as an int64 array: [SMALL_MAX, TILE_MIN_FMAS,
     EPOCH_PARALLEL_MIN_FMAS] (read at each call, so tests can move them).
 
-    Measured on the 784-100-10 float32 epoch (60,000 rows, plain SGD, 2 threads), the
-    tiles against BLAS for the backward pass, alternating in one process (python
-    benches/epoch_paths.py): batch 8 / 12, under 100³: 0.28 / 0.25 s with BLAS, 0.32 /
-    0.26 s with tiles; batch 16 / 32 / 64 / 128 / 255: 0.53 / 0.47 / 0.26 / 0.24 / 0.21 s
-    with BLAS, 0.24 / 0.24 / 0.19 / 0.19 / 0.18 s with tiles (the batches from 16 up ran
-    OpenBLAS's threaded path, which costs more than it gives on these shapes). Parallel
-    tiles against serial ones for the first layer (alternating, one process): batch 10 /
-    16 / 24 / 32: 0.31 / 0.26 / 0.21 / 0.22 s against 0.29 / 0.25 / 0.24 / 0.27 s, hence
-    EPOCH_PARALLEL_MIN_FMAS = 1.5M (batch 20 and up here). Small batches stay serial: a
-    parallel region costs ~2.5 µs to start, and a batch-10 product takes 15-20 µs on
-    one core."""
+    Measured on the 784-100-10 float32 epoch (60,000 rows, plain SGD, 2 threads), epochs
+    alternating in one process (python benches/epoch_paths.py and variants of it):
+
+    * backward on the tiles against BLAS (forward on gemm_nt in both): batch 8 / 12,
+      under 100³: 0.32 / 0.26 s with tiles, 0.28 / 0.25 s with BLAS; batch 16 / 32 / 64 /
+      128 / 255: 0.24 / 0.24 / 0.19 / 0.19 / 0.18 s with tiles, 0.53 / 0.47 / 0.26 / 0.24
+      / 0.21 s with BLAS (OpenBLAS's threaded path, which costs more than it gives on
+      these shapes);
+    * everything on BLAS against everything on the tiles, under 100³: batch 1 / 2 / 4 /
+      10: 0.92 / 0.50 / 0.37 / 0.22 s against 1.08 / 0.59 / 0.40 / 0.26 s;
+    * parallel tiles against serial ones for the first layer: batch 10 / 16 / 24 / 32:
+      0.31 / 0.26 / 0.21 / 0.22 s against 0.29 / 0.25 / 0.24 / 0.27 s, hence
+      EPOCH_PARALLEL_MIN_FMAS = 1.5M (batch 20 and up here). A parallel region costs
+      ~2.5 µs to start, and a batch-10 product takes 11-20 µs on one core.
+    """
     return np.array([SMALL_MAX, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS], np.int64)
 
 
@@ -202,16 +207,17 @@ def _delta_tiles(dZ, W, H, dA, sigmoid, parallel):
 
 
 @jit
-def _forward(A, W, b, out, sigmoid, par_min):
-    """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of fewer than NT_MAX_ROWS rows:
-    the register-tiled gemm_nt (kernels/_gemm.py) for the whole batch. Larger ones: one
-    direct sgemm/dgemm (beta = 0) per block of rows. Bias and activation are applied to
-    each block while it is in cache (linear.py's row pass)."""
+def _forward(A, W, b, out, sigmoid, tile_min, par_min):
+    """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of fewer than NT_MAX_ROWS rows
+    with a product above tile_min multiply-adds: the register-tiled gemm_nt
+    (kernels/_gemm.py) for the whole batch. Otherwise one direct sgemm/dgemm (beta = 0)
+    per block of rows. Bias and activation are applied to each block while it is in
+    cache (linear.py's row pass)."""
     wide_vectors()   # the sigmoid loop may use 512-bit vectors
     nb, D = A.shape
     K = W.shape[0]
     act = 1 if sigmoid else 0
-    if nb < NT_MAX_ROWS:
+    if nb < NT_MAX_ROWS and nb * K * D > tile_min:
         if nb * K * D >= par_min:
             gemm_nt_parallel(A, W, out)     # the same bits as gemm_nt
         else:
@@ -327,7 +333,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
             b = params[layers[l, 3]:layers[l, 3] + Kl]
             A = act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
             out = act_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
-            _forward(A, W, b, out, hidden_code == 0 and l < L - 1, par_min)
+            _forward(A, W, b, out, hidden_code == 0 and l < L - 1, tile_min, par_min)
         Z = act_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         dZ = delta_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         loss = _loss_grad(loss_code, Z, yb, Yb, dZ)

@@ -12,8 +12,10 @@ step of k 10 loads for 24 multiply-adds, so loads do not limit it. The k loop is
 loop of scalar multiply-adds; compiled with ``reassoc`` (``_config.jit_sum``: dot products
 and sums only) LLVM vectorises it into 16-lane partial sums (``wide_vectors``: 512-bit
 ``zmm`` registers), 24 vector accumulators, and adds each up at the end. The 6 rows of W
-(18.8 KiB for K = 784) stay in L1 while the rows of X stream past from L2. Edges: 1×6
-tiles for the last B mod 4 rows, 4×1 and 1×1 tiles for the last N mod 6 columns.
+(18.8 KiB for K = 784) stay in L1 while the rows of X stream past from L2. Edges: a 2×6
+tile and a 1×6 tile for the last B mod 4 rows (1×6 tiles alone, 7 loads for 6
+multiply-adds, made rows 8-9 of a batch of 10 cost as much as rows 0-7), 4×1 and 1×1
+tiles for the last N mod 6 columns.
 
 Each output element is one tile's dot product, always summed in the same order: the
 result does not depend on the number of threads, and the serial and parallel kernels give
@@ -57,11 +59,14 @@ from ._config import jit, jit_sum, pjit, pjit_sum, wide_vectors
 NT_MAX_ROWS = 256
 #: Products of at least this many multiply-adds (B·N·K) use the parallel kernel.
 NT_PARALLEL_MIN_FMAS = 1 << 19
-#: Callers use gemm_tn_acc for products of more than this many multiply-adds: below it,
-#: OpenBLAS (AVX-512 builds) runs its unthreaded small-matrix kernels (M·N·K <= 100³),
-#: which beat these tiles; above it, it packs and threads, and on batches of fewer than
-#: NT_MAX_ROWS rows the tiles win (fastnn/_train_jit.py ``policy`` has the figures).
-TN_TILE_MIN_FMAS = 100 ** 3
+#: Products of at most this many multiply-adds go to BLAS rather than to these tiles, in
+#: both directions: OpenBLAS (AVX-512 builds) runs them on its unthreaded small-matrix
+#: kernels (M·N·K <= 100³), which match or beat the tiles (X (10, 784) W (100, 784),
+#: one process, alternating: 11-11.7 µs against 12.4-13.2 µs; 2 rows: 2.8 vs 4.3 µs).
+#: Above it OpenBLAS packs and threads, and on batches of fewer than NT_MAX_ROWS rows the
+#: tiles win by far (16 rows: 20-25 µs against 68-92 µs; fastnn/_train_jit.py ``policy``
+#: has the epoch's figures).
+SMALL_GEMM_FMAS = 100 ** 3
 #: ... and the parallel kernel from this many (a parallel region costs ~2.5 µs to start).
 TN_PARALLEL_MIN_FMAS = 1_500_000
 
@@ -115,6 +120,39 @@ def _dot_4x6(X, W, Z, i, j, K):
     Z[i + 2, j + 3], Z[i + 2, j + 4], Z[i + 2, j + 5] = a23, a24, a25
     Z[i + 3, j], Z[i + 3, j + 1], Z[i + 3, j + 2] = a30, a31, a32
     Z[i + 3, j + 3], Z[i + 3, j + 4], Z[i + 3, j + 5] = a33, a34, a35
+
+
+@jit(inline="always")
+def _dot_2x6(X, W, Z, i, j, K):
+    x0, x1 = X[i], X[i + 1]
+    w0, w1, w2, w3, w4, w5 = W[j], W[j + 1], W[j + 2], W[j + 3], W[j + 4], W[j + 5]
+    z = Z.dtype.type(0.0)
+    a00 = a01 = a02 = a03 = a04 = a05 = z
+    a10 = a11 = a12 = a13 = a14 = a15 = z
+    for k in range(K):
+        p, q = x0[k], x1[k]
+        w = w0[k]
+        a00 += p * w
+        a10 += q * w
+        w = w1[k]
+        a01 += p * w
+        a11 += q * w
+        w = w2[k]
+        a02 += p * w
+        a12 += q * w
+        w = w3[k]
+        a03 += p * w
+        a13 += q * w
+        w = w4[k]
+        a04 += p * w
+        a14 += q * w
+        w = w5[k]
+        a05 += p * w
+        a15 += q * w
+    Z[i, j], Z[i, j + 1], Z[i, j + 2] = a00, a01, a02
+    Z[i, j + 3], Z[i, j + 4], Z[i, j + 5] = a03, a04, a05
+    Z[i + 1, j], Z[i + 1, j + 1], Z[i + 1, j + 2] = a10, a11, a12
+    Z[i + 1, j + 3], Z[i + 1, j + 4], Z[i + 1, j + 5] = a13, a14, a15
 
 
 @jit(inline="always")
@@ -172,7 +210,11 @@ def _column_block(X, W, Z, c):
         j = 6 * c
         for i in range(0, b4, 4):
             _dot_4x6(X, W, Z, i, j, K)
-        for i in range(b4, B):
+        i = b4
+        if B - i >= 2:
+            _dot_2x6(X, W, Z, i, j, K)
+            i += 2
+        if i < B:
             _dot_1x6(X, W, Z, i, j, K)
     else:
         j = 6 * n6 + (c - n6)
@@ -338,4 +380,4 @@ def gemm_tn_acc_parallel(C, A, Out, alpha):
 
 
 __all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel", "NT_MAX_ROWS",
-           "NT_PARALLEL_MIN_FMAS", "TN_TILE_MIN_FMAS", "TN_PARALLEL_MIN_FMAS"]
+           "NT_PARALLEL_MIN_FMAS", "SMALL_GEMM_FMAS", "TN_PARALLEL_MIN_FMAS"]

@@ -23,7 +23,7 @@ is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLA
 ``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
 larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
 ``linear_backward`` and ``hidden_delta`` on such batches, when their products are above
-OpenBLAS's small-matrix range (``_gemm.TN_TILE_MIN_FMAS``), use ``_gemm.gemm_tn_acc`` for
+OpenBLAS's small-matrix range (``_gemm.SMALL_GEMM_FMAS``), use ``_gemm.gemm_tn_acc`` for
 dW = dZᵀX and dZ W (OpenBLAS's threaded path on these shapes is slower, and its pool
 alternates with Numba's in a training step).
 """
@@ -33,7 +33,7 @@ import numpy as np
 
 from ._blas import gemm
 from ._config import jit, wide_vectors
-from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, TN_PARALLEL_MIN_FMAS, TN_TILE_MIN_FMAS,
+from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS,
                     gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
 from ._registry import register
 from ._scalar import sigmoid as _sig
@@ -174,7 +174,7 @@ def _affine_blocks(X, W, b, out, act):
         return out
     if X.shape[1] == 0:
         out[:] = 0
-    elif N < NT_MAX_ROWS:
+    elif N < NT_MAX_ROWS and N * K * X.shape[1] > SMALL_GEMM_FMAS:
         gemm_nt(X, W, out)
         _bias_act_rows(out, b, act, 0, N)
         return out
@@ -271,7 +271,7 @@ def _backward_tiles(dZ, X, W, dW, db, dX, parallel):
 def linear_backward_dispatch(dZ, X, W, dW, db, dX):
     N, K = dZ.shape
     fmas = N * K * X.shape[1]
-    if N < NT_MAX_ROWS and fmas > TN_TILE_MIN_FMAS:
+    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS:
         return _backward_tiles(dZ, X, W, dW, db, dX, fmas >= TN_PARALLEL_MIN_FMAS)
     return linear_backward_jit(dZ, X, W, dW, db, dX)
 
@@ -320,6 +320,6 @@ def _hidden_delta_tiles(dZ, W, H, out, parallel):
 def hidden_delta_dispatch(dZ, W, H, out):
     N, K = dZ.shape
     fmas = N * K * W.shape[1]
-    if N < NT_MAX_ROWS and fmas > TN_TILE_MIN_FMAS:
+    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS:
         return _hidden_delta_tiles(dZ, W, H, out, fmas >= TN_PARALLEL_MIN_FMAS)
     return hidden_delta_jit(dZ, W, H, out)

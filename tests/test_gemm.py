@@ -49,7 +49,8 @@ def test_gemm_nt_tiles_and_edges(dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B", [1, 7, 64, NT_MAX_ROWS - 1, NT_MAX_ROWS, 600])
 def test_linear_jit_paths(B, dtype, rng):
-    # 784-128: B = 1 serial tiles, 7+ parallel tiles, NT_MAX_ROWS and above BLAS blocks
+    # 784-128: B = 1 BLAS (small-matrix range, SMALL_GEMM_FMAS), 7+ parallel tiles, NT_MAX_ROWS
+    # and above BLAS blocks
     X = rng.standard_normal((B, 784)).astype(dtype)
     W = (rng.standard_normal((128, 784)) * 0.05).astype(dtype)
     b = rng.standard_normal(128).astype(dtype)
@@ -132,9 +133,9 @@ def test_gemm_tn_acc_writes_only_out(rng):
 def test_backward_jit_paths(B, dtype, rng):
     """784-128: B = 1, 7 BLAS (small-matrix range), 12 serial tiles, 64 and 255 parallel
     tiles, NT_MAX_ROWS and above BLAS; each against the float64 reference."""
-    from fastnn.kernels._gemm import TN_PARALLEL_MIN_FMAS, TN_TILE_MIN_FMAS
+    from fastnn.kernels._gemm import TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS
     fmas = B * 128 * 784
-    assert (B < NT_MAX_ROWS and fmas > TN_TILE_MIN_FMAS) == (12 <= B < NT_MAX_ROWS)
+    assert (B < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS) == (12 <= B < NT_MAX_ROWS)
     assert (fmas >= TN_PARALLEL_MIN_FMAS) == (B >= 64)
     X = rng.standard_normal((B, 784)).astype(dtype)
     H = rng.random((B, 784)).astype(dtype)
