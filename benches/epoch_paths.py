@@ -1,12 +1,13 @@
-"""The compiled epoch's backward pass on BLAS or on the tiles, side by side in one process.
+"""The compiled epoch's products on BLAS or on the tiles, side by side in one process.
 
-    python benches/epoch_paths.py [--batches 8,12,16,32,64,128,255] [--rounds 4]
+    python benches/epoch_paths.py [--batches 1,10,16,32,64,128,255] [--rounds 4]
 
 784-100-10 sigmoid/softmax MLP, 60,000 random float32 samples, plain SGD. For each batch
-size, epochs alternate between two policies (``fastnn._train_jit.policy``): every
-backward product on the direct BLAS gemm, or every one on ``gemm_tn_acc`` tiles
-(parallel from ``EPOCH_PARALLEL_MIN_FMAS``); the forward pass is the same in both.
-Prints the median and best seconds per epoch of each. Feeds ``TILE_MIN_FMAS``.
+size, epochs alternate between three policies (``fastnn._train_jit.policy``): every
+product on the direct BLAS gemm; every one on the tiles (``gemm_nt``, ``gemm_tn_acc``,
+parallel from ``EPOCH_PARALLEL_MIN_FMAS``); and the default, which picks per product
+(BLAS up to ``TILE_MIN_FMAS`` multiply-adds, tiles above). Prints the median and best
+seconds per epoch of each.
 """
 import argparse
 import time
@@ -17,7 +18,7 @@ import fastnn
 from fastnn import _train_jit as tj
 
 p = argparse.ArgumentParser()
-p.add_argument("--batches", default="8,12,16,32,64,128,255")
+p.add_argument("--batches", default="1,10,16,32,64,128,255")
 p.add_argument("--rounds", type=int, default=4)
 args = p.parse_args()
 
@@ -28,7 +29,8 @@ y = rng.integers(0, 10, N)
 no_targets = np.zeros((0, 10), np.float32)
 par_min = tj.EPOCH_PARALLEL_MIN_FMAS
 policies = {"blas": np.array([0, 0, par_min], np.int64),
-            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, par_min], np.int64)}
+            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, par_min], np.int64),
+            "default": tj.policy()}
 for B in (int(b) for b in args.batches.split(",")):
     m = fastnn.MLP([784, 100, 10], dtype=np.float32, seed=0, impl="jit")
     act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = m._jit_buffers(B)
@@ -43,8 +45,9 @@ for B in (int(b) for b in args.batches.split(",")):
     for pol in policies.values():                    # warm-up (compiles or loads the cache)
         run(rng.permutation(1000).astype(np.int64), pol, X[:1000], y[:1000])
     times = {k: [] for k in policies}
+    order = list(policies)
     for r in range(args.rounds):
-        for k in (("blas", "tiles") if r % 2 == 0 else ("tiles", "blas")):
+        for k in (order if r % 2 == 0 else order[::-1]):
             times[k].append(run(rng.permutation(N).astype(np.int64), policies[k]))
     print(f"batch {B:3d}: " + "  ".join(
         f"{k} {np.median(v):.3f} s (best {min(v):.3f})" for k, v in times.items()), flush=True)

@@ -14,7 +14,7 @@ input rows) at ``act_off[0]``, ``A_l`` (the output of layer l, the logits for
 the last layer) at ``act_off[l]``; the gradient w.r.t. ``A_l``'s pre-activation
 is at the same offset of ``delta_buf``.
 
-The forward product of a batch of fewer than ``NT_MAX_ROWS`` rows is the
+The forward product of a batch of at most ``SMALL_MAX`` (= NT_MAX_ROWS − 1) rows is the
 register-tiled ``fastnn.kernels._gemm.gemm_nt`` when it has more than
 ``TILE_MIN_FMAS`` multiply-adds (faster than BLAS there); other products go straight
 to BLAS ``sgemm``/``dgemm`` (``fastnn.kernels._blas.gemm``, no ``np.dot`` layout
@@ -207,8 +207,8 @@ def _delta_tiles(dZ, W, H, dA, sigmoid, parallel):
 
 
 @jit
-def _forward(A, W, b, out, sigmoid, tile_min, par_min):
-    """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of fewer than NT_MAX_ROWS rows
+def _forward(A, W, b, out, sigmoid, small_max, tile_min, par_min):
+    """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of at most small_max rows
     with a product above tile_min multiply-adds: the register-tiled gemm_nt
     (kernels/_gemm.py) for the whole batch. Otherwise one direct sgemm/dgemm (beta = 0)
     per block of rows. Bias and activation are applied to each block while it is in
@@ -217,7 +217,7 @@ def _forward(A, W, b, out, sigmoid, tile_min, par_min):
     nb, D = A.shape
     K = W.shape[0]
     act = 1 if sigmoid else 0
-    if nb < NT_MAX_ROWS and nb * K * D > tile_min:
+    if nb <= small_max and nb * K * D > tile_min:
         if nb * K * D >= par_min:
             gemm_nt_parallel(A, W, out)     # the same bits as gemm_nt
         else:
@@ -333,7 +333,8 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
             b = params[layers[l, 3]:layers[l, 3] + Kl]
             A = act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
             out = act_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
-            _forward(A, W, b, out, hidden_code == 0 and l < L - 1, tile_min, par_min)
+            _forward(A, W, b, out, hidden_code == 0 and l < L - 1, small_max, tile_min,
+                     par_min)
         Z = act_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         dZ = delta_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
