@@ -5,8 +5,9 @@
 Prints ``import fastnn`` time and the summed first-call time of all registered jit
 kernels (the issue's cold-start requirement: under 1 s in total with the cache warm),
 then the same for inputs large enough to take the parallel kernels (cached as well, each
-under its own entry: see ``kernels/_config.py``; 0.13 s for the six here, against 15 s
-when they were compiled in every process).
+under its own entry: see ``kernels/_config.py``; 0.13 s for the first six here, against
+15 s when they were compiled in every process; the last two take the parallel
+``gemm_tn_acc`` tiles).
 """
 import time
 
@@ -77,6 +78,8 @@ large = [
     ("linear_sigmoid X(64,784)", lambda: fastnn.linear_sigmoid(Xl, Wl, bl)),
     ("sgd_update 2^19 momentum", lambda: fastnn.sgd_update(wl, wl.copy(), lr=0.1, momentum=0.9,
                                                            velocity=np.zeros_like(wl))),
+    ("linear_backward dZ(64,128)", lambda: fastnn.linear_backward(Xl @ Wl.T, Xl, Wl)),
+    ("hidden_delta dZ(64,128)", lambda: fastnn.hidden_delta(Xl @ Wl.T, Wl, Xl)),
 ]
 total_l = first_calls(large)
 print(f"{'first calls, parallel paths':28s} {total_l * 1e3:8.1f} ms")
