@@ -397,3 +397,17 @@ def test_cached_epoch_with_parallel_forward_in_a_fresh_process():
     ns = {}
     exec(_EPOCH_FROM_CACHE.replace("print(", "here = ("), ns)
     assert runs[0] == runs[1] == ns["here"]
+
+
+@pytest.mark.parametrize("dt", (np.float32, np.float64))
+def test_buffers_are_64_byte_aligned(dt):
+    """The compiled step's tiles load and store rows as 64-byte vectors (model.ALIGN)."""
+    from fastnn.model import ALIGN, _aligned
+    m = MLP([784, 100, 10], dtype=dt, seed=0)
+    for a in (m._params, m._grads, m._velocity, *m._jit_buffers(10)[:2]):
+        assert a.ctypes.data % ALIGN == 0 and a.dtype == dt and a.flags.c_contiguous
+    assert m.weights[0].base is not None and np.shares_memory(m.weights[0], m._params)
+    assert _aligned(0, dt).shape == (0,)          # (an empty array has no data to align)
+    for n in (1, 17, 1000):
+        a = _aligned(n, dt, 3)
+        assert a.shape == (n,) and a.ctypes.data % ALIGN == 0 and (a == 3).all()
