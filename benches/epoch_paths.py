@@ -1,6 +1,6 @@
 """The compiled epoch's products on BLAS or on the tiles, side by side in one process.
 
-    python benches/epoch_paths.py [--batches 1,10,16,32,64,128,255] [--rounds 4]
+    python benches/epoch_paths.py [--batches 1,10,16,32,64,128,255] [--rounds 4] [--threads N]
 
 784-100-10 sigmoid/softmax MLP, 60,000 random float32 samples, plain SGD. For each batch
 size, epochs alternate between three policies (``fastnn._train_jit.policy``): every
@@ -10,17 +10,22 @@ parallel from ``EPOCH_PARALLEL_MIN_FMAS``); and the default, which picks per pro
 seconds per epoch of each.
 """
 import argparse
+import os
 import time
-
-import numpy as np
-
-import fastnn
-from fastnn import _train_jit as tj
 
 p = argparse.ArgumentParser()
 p.add_argument("--batches", default="1,10,16,32,64,128,255")
 p.add_argument("--rounds", type=int, default=4)
+p.add_argument("--threads", type=int, default=None)
 args = p.parse_args()
+if args.threads:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+
+import numpy as np  # noqa: E402
+
+import fastnn  # noqa: E402
+from fastnn import _train_jit as tj  # noqa: E402
 
 rng = np.random.default_rng(0)
 N = 60_000
@@ -28,8 +33,8 @@ X = rng.random((N, 784), dtype=np.float32)
 y = rng.integers(0, 10, N)
 no_targets = np.zeros((0, 10), np.float32)
 par_min = tj.EPOCH_PARALLEL_MIN_FMAS
-policies = {"blas": np.array([0, 0, par_min], np.int64),
-            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, par_min], np.int64),
+policies = {"blas": np.array([0, 0, 0, par_min], np.int64),
+            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min], np.int64),
             "default": tj.policy()}
 for B in (int(b) for b in args.batches.split(",")):
     m = fastnn.MLP([784, 100, 10], dtype=np.float32, seed=0, impl="jit")

@@ -23,7 +23,8 @@ applied to each block in cache. The backward pass of a layer has two
 code paths, chosen by the batch size ``nb`` and the product's size ``nb·K·D``
 (``policy()``):
 
-* tiles, for ``nb <= SMALL_MAX`` and ``nb·K·D > TILE_MIN_FMAS``: the register-tiled
+* tiles, for ``nb <= SMALL_MAX`` and ``nb·K·D > TILE_MIN_FMAS`` with at least
+  ``BACKWARD_TILES_MIN_THREADS`` Numba threads: the register-tiled
   ``gemm_tn_acc`` (``Out += alpha·CᵀA``), no BLAS call. ``dA = dZ W`` (from the old
   W) ⊙ H(1 − H); with plain SGD (no momentum, weight decay or L1) the update is
   ``W += (−lr)·dZᵀA`` straight into the weights (``b −= lr·Σ dZ`` in a small loop),
@@ -55,8 +56,8 @@ import numpy as np
 
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
-from .kernels._gemm import (NT_MAX_ROWS, TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, gemm_nt,
-                             gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
+from .kernels._gemm import (NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS, TN_PARALLEL_MIN_FMAS,
+                             gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
 from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import _bias_act_rows, _block_rows
 from .kernels.sgd import sgd_update_jit
@@ -89,11 +90,18 @@ LOSS_IDENTITY_MSE = 3
 #: threads, and on these short batches the tiles win (see ``policy`` for the figures).
 SMALL_MAX = NT_MAX_ROWS - 1
 TILE_MIN_FMAS = SMALL_GEMM_FMAS
+#: The backward products use the tiles only with at least this many Numba threads: on
+#: one thread OpenBLAS's packed GEMM is the faster (kernels/_gemm.py TN_MIN_THREADS).
+BACKWARD_TILES_MIN_THREADS = TN_MIN_THREADS
+#: A threshold no product reaches.
+NEVER = np.iinfo(np.int64).max
 
 
 def policy():
-    """The thresholds ``train_epoch`` takes, as an int64 array: [SMALL_MAX, TILE_MIN_FMAS,
-    EPOCH_PARALLEL_MIN_FMAS] (read at each call, so tests can move them).
+    """The thresholds ``train_epoch`` takes, as an int64 array: [SMALL_MAX, TILE_MIN_FMAS
+    (forward), TILE_MIN_FMAS or NEVER (backward: NEVER with fewer than
+    BACKWARD_TILES_MIN_THREADS Numba threads), EPOCH_PARALLEL_MIN_FMAS], read at each
+    ``fit``, so tests can move them.
 
     Measured on the 784-100-10 float32 epoch (60,000 rows, plain SGD, 2 threads), epochs
     alternating in one process (python benches/epoch_paths.py and variants of it):
@@ -110,7 +118,8 @@ def policy():
       EPOCH_PARALLEL_MIN_FMAS = 1.5M (batch 20 and up here). A parallel region costs
       ~2.5 µs to start, and a batch-10 product takes 11-20 µs on one core.
     """
-    return np.array([SMALL_MAX, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS], np.int64)
+    backward = TILE_MIN_FMAS if numba.get_num_threads() >= BACKWARD_TILES_MIN_THREADS else NEVER
+    return np.array([SMALL_MAX, TILE_MIN_FMAS, backward, EPOCH_PARALLEL_MIN_FMAS], np.int64)
 
 
 @jit
@@ -278,7 +287,8 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
     params, grads, velocity : (P,) flat buffers (velocity updated when momentum > 0)
     X : (N, D0) inputs;  y : (N,) int64 labels or (0,);  Y : (N, K) float targets or (0, K)
     perm : (N,) int64 order of the rows;  batch_size >= 1
-    policy : (3,) int64, ``policy()``: [small_max, tile_min_fmas, parallel_min_fmas]
+    policy : (4,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
+             backward_tile_min_fmas, parallel_min_fmas]
     act_buf, delta_buf : flat, batch_size · Σ widths;  yb_buf (batch_size,), Yb_buf (batch_size, K)
     stats : (3,) float64, written: [Σ loss·nb, number correct, failing step (−1: none)]
     A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
@@ -303,7 +313,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     K = Yb_buf.shape[1]
     plain = momentum == 0 and weight_decay == 0 and l1 == 0
     fused = plain and fuse
-    small_max, tile_min, par_min = policy[0], policy[1], policy[2]
+    small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
     have_y = y.shape[0] > 0
     have_Y = Y.shape[0] > 0
     loss_sum = 0.0
@@ -355,7 +365,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
             db = grads[layers[l, 3]:layers[l, 3] + Kl]
             dA = delta_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))   # unused for l = 0
             fmas = nb * Kl * Dl
-            if nb <= small_max and fmas > tile_min:
+            if nb <= small_max and fmas > back_tile_min:
                 par = fmas >= par_min
                 if l > 0:
                     _delta_tiles(dZl, W, A, dA, hidden_code == 0, par)   # with the old W

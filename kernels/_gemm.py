@@ -69,6 +69,11 @@ NT_PARALLEL_MIN_FMAS = 1 << 19
 SMALL_GEMM_FMAS = 100 ** 3
 #: ... and the parallel kernel from this many (a parallel region costs ~2.5 µs to start).
 TN_PARALLEL_MIN_FMAS = 1_500_000
+#: ... but only with at least this many Numba threads. On one thread OpenBLAS's packed
+#: GEMM beats gemm_tn_acc on these shapes (fastnn bench --threads 1: linear_backward
+#: dZ(32,128) X(32,784): 224 µs on the tiles, 126 µs on BLAS); the tiles win where
+#: OpenBLAS would thread (2 threads: 153-173 µs against 169-199 µs for bare BLAS).
+TN_MIN_THREADS = 2
 
 
 @jit(inline="always")
@@ -380,4 +385,4 @@ def gemm_tn_acc_parallel(C, A, Out, alpha):
 
 
 __all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel", "NT_MAX_ROWS",
-           "NT_PARALLEL_MIN_FMAS", "SMALL_GEMM_FMAS", "TN_PARALLEL_MIN_FMAS"]
+           "NT_PARALLEL_MIN_FMAS", "SMALL_GEMM_FMAS", "TN_MIN_THREADS", "TN_PARALLEL_MIN_FMAS"]

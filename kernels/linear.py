@@ -30,11 +30,13 @@ alternates with Numba's in a training step).
 from __future__ import annotations
 
 import numpy as np
+from numba import get_num_threads
 
 from ._blas import gemm
 from ._config import jit, wide_vectors
-from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS,
-                    gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
+from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_MIN_THREADS,
+                    TN_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
+                    gemm_tn_acc_parallel)
 from ._registry import register
 from ._scalar import sigmoid as _sig
 from .sigmoid import _sigmoid_py
@@ -271,7 +273,7 @@ def _backward_tiles(dZ, X, W, dW, db, dX, parallel):
 def linear_backward_dispatch(dZ, X, W, dW, db, dX):
     N, K = dZ.shape
     fmas = N * K * X.shape[1]
-    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS:
+    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and get_num_threads() >= TN_MIN_THREADS:
         return _backward_tiles(dZ, X, W, dW, db, dX, fmas >= TN_PARALLEL_MIN_FMAS)
     return linear_backward_jit(dZ, X, W, dW, db, dX)
 
@@ -320,6 +322,6 @@ def _hidden_delta_tiles(dZ, W, H, out, parallel):
 def hidden_delta_dispatch(dZ, W, H, out):
     N, K = dZ.shape
     fmas = N * K * W.shape[1]
-    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS:
+    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and get_num_threads() >= TN_MIN_THREADS:
         return _hidden_delta_tiles(dZ, W, H, out, fmas >= TN_PARALLEL_MIN_FMAS)
     return hidden_delta_jit(dZ, W, H, out)

@@ -130,10 +130,14 @@ def test_gemm_tn_acc_writes_only_out(rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B", [1, 7, 12, 64, NT_MAX_ROWS - 1, NT_MAX_ROWS, 600])
-def test_backward_jit_paths(B, dtype, rng):
+@pytest.mark.parametrize("min_threads", [1, 1 << 20])
+def test_backward_jit_paths(B, dtype, min_threads, rng, monkeypatch):
     """784-128: B = 1, 7 BLAS (small-matrix range), 12 serial tiles, 64 and 255 parallel
-    tiles, NT_MAX_ROWS and above BLAS; each against the float64 reference."""
+    tiles, NT_MAX_ROWS and above BLAS; each against the float64 reference. With
+    TN_MIN_THREADS above the number of threads (as on one thread), BLAS throughout."""
+    from fastnn.kernels import linear
     from fastnn.kernels._gemm import TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS
+    monkeypatch.setattr(linear, "TN_MIN_THREADS", min_threads)
     fmas = B * 128 * 784
     assert (B < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS) == (12 <= B < NT_MAX_ROWS)
     assert (fmas >= TN_PARALLEL_MIN_FMAS) == (B >= 64)

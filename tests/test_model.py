@@ -58,6 +58,7 @@ def test_same_trajectory_in_every_implementation(sizes, kw, kind, fit):
 
 
 #: (SMALL_MAX, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS): BLAS only; serial tiles; parallel tiles
+#: (BACKWARD_TILES_MIN_THREADS = 1: the tiles whatever the number of threads)
 PATHS = {"blas": (0, 0, 1 << 62), "tiles": (1000, 0, 1 << 62), "parallel_tiles": (1000, 0, 0)}
 
 
@@ -68,6 +69,7 @@ def test_jit_tile_and_blas_paths_agree(monkeypatch, path, momentum):
                     momentum=momentum)
     for name, value in zip(("SMALL_MAX", "TILE_MIN_FMAS", "EPOCH_PARALLEL_MIN_FMAS"), PATHS[path]):
         monkeypatch.setattr(tj, name, value)
+    monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
     m, _ = _train([5, 4, 3, 3], {}, "labels", "jit", epochs=2, batch_size=3, lr=0.3,
                   momentum=momentum)
     np.testing.assert_allclose(m._params, ref._params, rtol=1e-9, atol=1e-12)
@@ -85,6 +87,7 @@ def test_jit_parallel_tiles_give_the_serial_bits(monkeypatch, batch_size, dt):
     for par_min in (1 << 62, 0):
         with monkeypatch.context() as mp:
             mp.setattr(tj, "TILE_MIN_FMAS", 0)
+            mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
             mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", par_min)
             m = MLP([37, 9, 6, 5], dtype=dt, seed=2, impl="jit")   # 9 and 6 rows: edge tiles
             m.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
@@ -411,3 +414,13 @@ def test_buffers_are_64_byte_aligned(dt):
     for n in (1, 17, 1000):
         a = _aligned(n, dt, 3)
         assert a.shape == (n,) and a.ctypes.data % ALIGN == 0 and (a == 3).all()
+
+
+def test_policy_keeps_the_backward_on_blas_with_one_thread(monkeypatch):
+    p = tj.policy()
+    assert p.dtype == np.int64 and p.shape == (4,)
+    assert p[0] == tj.SMALL_MAX and p[1] == tj.TILE_MIN_FMAS and p[3] == tj.EPOCH_PARALLEL_MIN_FMAS
+    monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
+    assert tj.policy()[2] == tj.TILE_MIN_FMAS
+    monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1 << 20)     # more threads than any machine
+    assert tj.policy()[2] == tj.NEVER
