@@ -10,17 +10,16 @@ parallel from ``EPOCH_PARALLEL_MIN_FMAS``); and the default, which picks per pro
 seconds per epoch of each.
 """
 import argparse
-import os
 import time
+
+from _threads import set_threads
 
 p = argparse.ArgumentParser()
 p.add_argument("--batches", default="1,10,16,32,64,128,255")
 p.add_argument("--rounds", type=int, default=4)
 p.add_argument("--threads", type=int, default=None)
 args = p.parse_args()
-if args.threads:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+set_threads(args.threads)
 
 import numpy as np  # noqa: E402
 

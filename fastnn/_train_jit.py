@@ -57,9 +57,9 @@ import numpy as np
 from .kernels._blas import gemm
 from .kernels._config import jit, wide_vectors
 from .kernels._gemm import (NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS, TN_PARALLEL_MIN_FMAS,
-                             gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
+                             gemm_nt, gemm_nt_parallel, tn_acc)
 from .kernels.cross_entropy import sce_grad_labels_rows
-from .kernels.linear import _bias_act_rows, _block_rows
+from .kernels.linear import _bias_act_rows, _block_rows, col_sums, delta_tiles
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 
@@ -180,42 +180,6 @@ def _bias_sgd(dZ, b, lr):
 
 
 @jit
-def _bias_grad(dZ, db):
-    """db = Σ_i dZ[i] (column sums in row order)."""
-    nb, K = dZ.shape
-    for k in range(K):
-        s = dZ[0, k]
-        for i in range(1, nb):
-            s += dZ[i, k]
-        db[k] = s
-
-
-@jit
-def _acc(C, A, Out, alpha, parallel):
-    """Out += alpha · Cᵀ A (kernels/_gemm.py tiles; the parallel kernel gives the same bits)."""
-    if parallel:
-        gemm_tn_acc_parallel(C, A, Out, alpha)
-    else:
-        gemm_tn_acc(C, A, Out, alpha)
-
-
-@jit
-def _delta_tiles(dZ, W, H, dA, sigmoid, parallel):
-    """dA = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W: rows of dA as combinations of the
-    rows of W (``gemm_tn_acc`` with C = dZᵀ), no BLAS call."""
-    wide_vectors()
-    nb, D = dA.shape
-    one = W.dtype.type(1.0)
-    dA[:] = 0
-    _acc(dZ.T, W, dA, 1.0, parallel)
-    if sigmoid:
-        for i in range(nb):
-            for d in range(D):
-                h = H[i, d]
-                dA[i, d] *= h * (one - h)
-
-
-@jit
 def _forward(A, W, b, out, sigmoid, small_max, tile_min, par_min):
     """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of at most small_max rows
     with a product above tile_min multiply-adds: the register-tiled gemm_nt
@@ -275,7 +239,7 @@ def _grad_gemm(dZ, A, dW, db):
     nb, K = dZ.shape
     D = A.shape[1]
     gemm(False, True, D, K, nb, 1.0, A, D, dZ, K, 0.0, dW, D)
-    _bias_grad(dZ, db)
+    col_sums(dZ, db)
 
 
 @jit
@@ -368,14 +332,14 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
             if nb <= small_max and fmas > back_tile_min:
                 par = fmas >= par_min
                 if l > 0:
-                    _delta_tiles(dZl, W, A, dA, hidden_code == 0, par)   # with the old W
+                    delta_tiles(dZl, W, A, dA, hidden_code == 0, par)   # with the old W
                 if fused:
                     _bias_sgd(dZl, b, lr_)
-                    _acc(dZl, A, W, -lr_, par)                  # W −= lr dZᵀ A
+                    tn_acc(dZl, A, W, -lr_, par)                # W −= lr dZᵀ A
                 else:
                     dW[:] = 0
-                    _acc(dZl, A, dW, 1.0, par)                  # dW = dZᵀ A
-                    _bias_grad(dZl, db)
+                    tn_acc(dZl, A, dW, 1.0, par)                # dW = dZᵀ A
+                    col_sums(dZl, db)
             else:
                 if l > 0:
                     _delta(dZl, W, A, dA, hidden_code == 0)         # with the old W

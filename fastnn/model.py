@@ -65,7 +65,6 @@ OUTPUT_LOSS = {("softmax", "cross_entropy"): tj.LOSS_SOFTMAX_CE,
                ("identity", "mse"): tj.LOSS_IDENTITY_MSE}
 
 
-# --- identity output + quadratic cost: no registered op, three versions here ---------
 #: Byte alignment of the parameter, gradient, velocity and activation buffers: one
 #: 512-bit vector (see _aligned).
 ALIGN = 64
@@ -77,7 +76,7 @@ def _aligned(n, dtype, fill=None):
     NumPy aligns to 16 bytes. The compiled training step's tiles (kernels/_gemm.py) load
     and store rows of the weights as 64-byte vectors; when a row starts mid cache line
     each of those touches two lines, and the weight update was measured up to twice as
-    slow (784-100-10, batch 10: 0.39-0.47 s per epoch instead of 0.23-0.25 s)."""
+    slow (784-100-10, batch 10: 0.39-0.47 s per epoch instead of 0.23-0.30 s)."""
     dtype = np.dtype(dtype)
     raw = np.empty(n * dtype.itemsize + ALIGN, np.uint8)
     start = -raw.ctypes.data % ALIGN
@@ -87,6 +86,7 @@ def _aligned(n, dtype, fill=None):
     return out
 
 
+# --- identity output + quadratic cost: no registered op, three versions here ---------
 def identity_mse_grad_loop(Z, Y, dZ):
     """``E = Σ(Z − Y)²/(2N)``, ``dZ = (Z − Y)/N`` (dZ overwritten), one element at a time."""
     N, K = Z.shape
@@ -597,7 +597,8 @@ class MLP:
             for _ in range(epochs):
                 snapshot = (self._params.copy(), self._velocity.copy(),
                             self._rng.bit_generator.state)
-                perm = (self._rng.permutation(N) if shuffle else np.arange(N)).astype(np.int64, copy=False)
+                perm = self._rng.permutation(N) if shuffle else np.arange(N)
+                perm = perm.astype(np.int64, copy=False)
                 t0 = time.perf_counter()
                 try:
                     if jit_path:

@@ -45,6 +45,7 @@ serial and parallel kernels give the same bits, whatever the number of threads.
 
     gemm_tn_acc(C, A, Out, alpha)            serial
     gemm_tn_acc_parallel(C, A, Out, alpha)   blocks of 4 rows of Out over Numba's threads
+    tn_acc(C, A, Out, alpha, parallel)       either, by a flag (for jit callers)
 
 Raw kernels: C (n_in, n_out) (any strides: dZᵀ is a transposed view), A (n_in, D) and
 Out (n_out, D) C-contiguous, one float dtype; Out must not overlap C or A.
@@ -384,5 +385,15 @@ def gemm_tn_acc_parallel(C, A, Out, alpha):
     return Out
 
 
-__all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel", "NT_MAX_ROWS",
+@jit
+def tn_acc(C, A, Out, alpha, parallel):
+    """Out += alpha · Cᵀ A on the parallel kernel or the serial one (the same bits)."""
+    if parallel:
+        gemm_tn_acc_parallel(C, A, Out, alpha)
+    else:
+        gemm_tn_acc(C, A, Out, alpha)
+    return Out
+
+
+__all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel", "tn_acc", "NT_MAX_ROWS",
            "NT_PARALLEL_MIN_FMAS", "SMALL_GEMM_FMAS", "TN_MIN_THREADS", "TN_PARALLEL_MIN_FMAS"]

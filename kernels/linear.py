@@ -35,8 +35,7 @@ from numba import get_num_threads
 from ._blas import gemm
 from ._config import jit, wide_vectors
 from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_MIN_THREADS,
-                    TN_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
-                    gemm_tn_acc_parallel)
+                    TN_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel, tn_acc)
 from ._registry import register
 from ._scalar import sigmoid as _sig
 from .sigmoid import _sigmoid_py
@@ -225,7 +224,7 @@ def linear_sigmoid_dispatch(X, W, b, out):
 
 
 @jit
-def _col_sums(dZ, db):
+def col_sums(dZ, db):
     N, K = dZ.shape
     for k in range(K):
         db[k] = 0
@@ -242,7 +241,7 @@ def linear_backward_jit(dZ, X, W, dW, db, dX):
         dW[:] = 0
     else:
         gemm(False, True, D, K, N, 1.0, X, D, dZ, K, 0.0, dW, D)     # dWᵀ = Xᵀ dZ
-    _col_sums(dZ, db)
+    col_sums(dZ, db)
     if dX is not None:
         if K == 0:
             dX[:] = 0
@@ -255,17 +254,11 @@ def linear_backward_jit(dZ, X, W, dW, db, dX):
 def _backward_tiles(dZ, X, W, dW, db, dX, parallel):
     """linear_backward with dW = dZᵀ X and dX = dZ W as gemm_tn_acc tiles (no BLAS)."""
     dW[:] = 0
-    if parallel:
-        gemm_tn_acc_parallel(dZ, X, dW, 1.0)
-    else:
-        gemm_tn_acc(dZ, X, dW, 1.0)
-    _col_sums(dZ, db)
+    tn_acc(dZ, X, dW, 1.0, parallel)
+    col_sums(dZ, db)
     if dX is not None:
         dX[:] = 0
-        if parallel:
-            gemm_tn_acc_parallel(dZ.T, W, dX, 1.0)
-        else:
-            gemm_tn_acc(dZ.T, W, dX, 1.0)
+        tn_acc(dZ.T, W, dX, 1.0, parallel)
     return dW, db, dX
 
 
@@ -301,20 +294,20 @@ def hidden_delta_jit(dZ, W, H, out):
 
 
 @jit
-def _hidden_delta_tiles(dZ, W, H, out, parallel):
-    """hidden_delta with dZ W as gemm_tn_acc tiles (no BLAS), then ⊙ H ⊙ (1 − H)."""
+def delta_tiles(dZ, W, H, out, sigmoid, parallel):
+    """out = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W, with dZ W as gemm_tn_acc tiles (rows
+    of out as combinations of the rows of W, C = dZᵀ; no BLAS). Also the compiled
+    training epoch's backward step."""
     wide_vectors()
     N, D = out.shape
     out[:] = 0
-    if parallel:
-        gemm_tn_acc_parallel(dZ.T, W, out, 1.0)
-    else:
-        gemm_tn_acc(dZ.T, W, out, 1.0)
-    one = H.dtype.type(1.0)
-    for i in range(N):
-        for d in range(D):
-            h = H[i, d]
-            out[i, d] *= h * (one - h)
+    tn_acc(dZ.T, W, out, 1.0, parallel)
+    if sigmoid:
+        one = H.dtype.type(1.0)
+        for i in range(N):
+            for d in range(D):
+                h = H[i, d]
+                out[i, d] *= h * (one - h)
     return out
 
 
@@ -323,5 +316,5 @@ def hidden_delta_dispatch(dZ, W, H, out):
     N, K = dZ.shape
     fmas = N * K * W.shape[1]
     if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and get_num_threads() >= TN_MIN_THREADS:
-        return _hidden_delta_tiles(dZ, W, H, out, fmas >= TN_PARALLEL_MIN_FMAS)
+        return delta_tiles(dZ, W, H, out, True, fmas >= TN_PARALLEL_MIN_FMAS)
     return hidden_delta_jit(dZ, W, H, out)
