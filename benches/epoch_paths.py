@@ -3,8 +3,9 @@
     python benches/epoch_paths.py [--batches 1,10,16,32,64,128,255] [--rounds 4] [--threads N]
 
 784-100-10 sigmoid/softmax MLP, 60,000 random float32 samples, plain SGD. For each batch
-size, epochs alternate between three policies (``fastnn._train_jit.policy``): every
-product on the direct BLAS gemm; every one on the tiles (``gemm_nt``, ``gemm_tn_acc``,
+size, epochs alternate between four policies (``fastnn._train_jit.policy``): every
+product on the direct BLAS gemm; the forward products on the tiles and the backward ones
+on BLAS; every one on the tiles (``gemm_nt``, ``gemm_tn_acc``,
 parallel from ``EPOCH_PARALLEL_MIN_FMAS``); and the default, which picks per product
 (BLAS up to ``TILE_MIN_FMAS`` multiply-adds, tiles above). Prints the median and best
 seconds per epoch of each.
@@ -33,6 +34,7 @@ y = rng.integers(0, 10, N)
 no_targets = np.zeros((0, 10), np.float32)
 par_min = tj.EPOCH_PARALLEL_MIN_FMAS
 policies = {"blas": np.array([0, 0, 0, par_min], np.int64),
+            "fwd_tiles": np.array([tj.NT_MAX_ROWS - 1, 0, tj.NEVER, par_min], np.int64),
             "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min], np.int64),
             "default": tj.policy()}
 for B in (int(b) for b in args.batches.split(",")):

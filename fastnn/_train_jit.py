@@ -103,8 +103,15 @@ def policy():
     BACKWARD_TILES_MIN_THREADS Numba threads), EPOCH_PARALLEL_MIN_FMAS], read at each
     ``fit``, so tests can move them.
 
-    Measured on the 784-100-10 float32 epoch (60,000 rows, plain SGD, 2 threads), epochs
-    alternating in one process (python benches/epoch_paths.py and variants of it):
+    TILE_MIN_FMAS is ``_gemm.SMALL_GEMM_FMAS``: 100³ on CPUs with AVX-512, where OpenBLAS
+    has small-matrix kernels, 0 elsewhere. On an AMD EPYC (Zen 3, AVX2, 2 threads),
+    seconds per epoch, python benches/epoch_paths.py, BLAS only / forward tiles with a BLAS
+    backward / tiles only: batch 1: 2.63 / 1.02 / 0.91; 10: 0.47 / 0.40 / 0.35; 32: 0.28 /
+    0.31 / 0.25; 64: 0.24 / 0.28 / 0.21; 128: 0.23 / 0.22 / 0.20; 255: 0.22 / 0.23 / 0.23.
+
+    Measured on a Xeon (AVX-512) with the 784-100-10 float32 epoch (60,000 rows, plain SGD,
+    2 threads), epochs alternating in one process (python benches/epoch_paths.py and
+    variants of it):
 
     * backward on the tiles against BLAS (forward on gemm_nt in both): batch 8 / 12,
       under 100³: 0.32 / 0.26 s with tiles, 0.28 / 0.25 s with BLAS; batch 16 / 32 / 64 /

@@ -15,7 +15,12 @@ and sums only) LLVM vectorises it into 16-lane partial sums (``wide_vectors``: 5
 (18.8 KiB for K = 784) stay in L1 while the rows of X stream past from L2. Edges: a 2×6
 tile and a 1×6 tile for the last B mod 4 rows (1×6 tiles alone, 7 loads for 6
 multiply-adds, made rows 8-9 of a batch of 10 cost as much as rows 0-7), 4×1 and 1×1
-tiles for the last N mod 6 columns.
+tiles for the last N mod 6 columns. That is for CPUs with AVX-512 (32 vector registers).
+With AVX2 only (16 registers, 8 float32 lanes; e.g. AMD Zen 3) 24 accumulators spill to
+the stack and the 4×6 tile ran at half speed (10 rows: 38 µs against 20 µs), so there the
+main tile is ``_dot_2x6`` (12 accumulators, 2 rows of X and 1 of W: 15 registers) and
+the edge ``_dot_1x6`` (``HAS_AVX512``, a compile-time constant, picks the loop). The
+figures in this docstring are the Xeon's (AVX-512) unless they name another CPU.
 
 Each output element is one tile's dot product, always summed in the same order: the
 result does not depend on the number of threads, and the serial and parallel kernels give
@@ -54,20 +59,25 @@ from __future__ import annotations
 
 from numba import prange
 
-from ._config import jit, jit_sum, pjit, pjit_sum, wide_vectors
+from ._config import HAS_AVX512, jit, jit_sum, pjit, pjit_sum, wide_vectors
 
 #: Batches of at least this many rows go to BLAS instead (measured above).
 NT_MAX_ROWS = 256
 #: Products of at least this many multiply-adds (B·N·K) use the parallel kernel.
 NT_PARALLEL_MIN_FMAS = 1 << 19
 #: Products of at most this many multiply-adds go to BLAS rather than to these tiles, in
-#: both directions: OpenBLAS (AVX-512 builds) runs them on its unthreaded small-matrix
-#: kernels (M·N·K <= 100³), which match or beat the tiles (X (10, 784) W (100, 784),
-#: one process, alternating: 11-11.7 µs against 12.4-13.2 µs; 2 rows: 2.8 vs 4.3 µs).
-#: Above it OpenBLAS packs and threads, and on batches of fewer than NT_MAX_ROWS rows the
-#: tiles win by far (16 rows: 20-25 µs against 68-92 µs; fastnn/_train_jit.py ``policy``
-#: has the epoch's figures).
-SMALL_GEMM_FMAS = 100 ** 3
+#: both directions. On AVX-512 CPUs OpenBLAS (its SkylakeX kernels) runs them on its
+#: unthreaded small-matrix kernels (M·N·K <= 100³), which match or beat the tiles (Xeon,
+#: X (10, 784) W (100, 784), one process, alternating: 11-11.7 µs against 12.4-13.2 µs;
+#: 2 rows: 2.8 vs 4.3 µs). Above it OpenBLAS packs and threads, and on batches of fewer
+#: than NT_MAX_ROWS rows the tiles win by far (16 rows: 20-25 µs against 68-92 µs;
+#: fastnn/_train_jit.py ``policy`` has the epoch's figures). Without AVX-512 OpenBLAS has
+#: no small-matrix path (its Haswell kernels, also on AMD Zen): it packs every product,
+#: and the tiles win from the first row (AMD EPYC Zen 3, one thread, alternating in one
+#: process: 1 / 10 / 32 rows 3.6 / 19.8 / 77.7 µs against 27.6 / 45.3 / 99.7 µs), so
+#: the threshold is 0 there. A compile-time constant, like HAS_AVX512 (Numba's cache is
+#: keyed by the CPU).
+SMALL_GEMM_FMAS = 100 ** 3 if HAS_AVX512 else 0
 #: ... and the parallel kernel from this many (a parallel region costs ~2.5 µs to start).
 TN_PARALLEL_MIN_FMAS = 1_500_000
 #: ... but only with at least this many Numba threads. On one thread OpenBLAS's packed
@@ -214,14 +224,15 @@ def _column_block(X, W, Z, c):
     b4 = B - B % 4
     if c < n6:
         j = 6 * c
-        for i in range(0, b4, 4):
-            _dot_4x6(X, W, Z, i, j, K)
-        i = b4
-        if B - i >= 2:
-            _dot_2x6(X, W, Z, i, j, K)
-            i += 2
-        if i < B:
-            _dot_1x6(X, W, Z, i, j, K)
+        i0 = 0
+        if HAS_AVX512:      # a compile-time constant: only one branch is compiled
+            for i in range(0, b4, 4):
+                _dot_4x6(X, W, Z, i, j, K)
+            i0 = b4
+        for t in range((B - i0) // 2):
+            _dot_2x6(X, W, Z, i0 + 2 * t, j, K)
+        if (B - i0) % 2:
+            _dot_1x6(X, W, Z, B - 1, j, K)
     else:
         j = 6 * n6 + (c - n6)
         for i in range(0, b4, 4):

@@ -49,8 +49,8 @@ def test_gemm_nt_tiles_and_edges(dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B", [1, 7, 64, NT_MAX_ROWS - 1, NT_MAX_ROWS, 600])
 def test_linear_jit_paths(B, dtype, rng):
-    # 784-128: B = 1 BLAS (small-matrix range, SMALL_GEMM_FMAS), 7+ parallel tiles, NT_MAX_ROWS
-    # and above BLAS blocks
+    # 784-128: B = 1 BLAS (small-matrix range, SMALL_GEMM_FMAS; serial tiles without
+    # AVX-512), 7+ parallel tiles, NT_MAX_ROWS and above BLAS blocks
     X = rng.standard_normal((B, 784)).astype(dtype)
     W = (rng.standard_normal((128, 784)) * 0.05).astype(dtype)
     b = rng.standard_normal(128).astype(dtype)
@@ -132,14 +132,17 @@ def test_gemm_tn_acc_writes_only_out(rng):
 @pytest.mark.parametrize("B", [1, 7, 12, 64, NT_MAX_ROWS - 1, NT_MAX_ROWS, 600])
 @pytest.mark.parametrize("min_threads", [1, 1 << 20])
 def test_backward_jit_paths(B, dtype, min_threads, rng, monkeypatch):
-    """784-128: B = 1, 7 BLAS (small-matrix range), 12 serial tiles, 64 and 255 parallel
-    tiles, NT_MAX_ROWS and above BLAS; each against the float64 reference. With
-    TN_MIN_THREADS above the number of threads (as on one thread), BLAS throughout."""
+    """784-128: B = 1, 7 BLAS (small-matrix range; serial tiles without AVX-512), 12
+    serial tiles, 64 and 255 parallel tiles, NT_MAX_ROWS and above BLAS; each against the
+    float64 reference. With TN_MIN_THREADS above the number of threads (as on one thread),
+    BLAS throughout."""
     from fastnn.kernels import linear
+    from fastnn.kernels._config import HAS_AVX512
     from fastnn.kernels._gemm import TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS
     monkeypatch.setattr(linear, "TN_MIN_THREADS", min_threads)
     fmas = B * 128 * 784
-    assert (B < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS) == (12 <= B < NT_MAX_ROWS)
+    first_tiled = 12 if HAS_AVX512 else 1
+    assert (B < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS) == (first_tiled <= B < NT_MAX_ROWS)
     assert (fmas >= TN_PARALLEL_MIN_FMAS) == (B >= 64)
     X = rng.standard_normal((B, 784)).astype(dtype)
     H = rng.random((B, 784)).astype(dtype)
