@@ -122,7 +122,8 @@ def policy():
       10: 0.92 / 0.50 / 0.37 / 0.22 s against 1.08 / 0.59 / 0.40 / 0.26 s;
     * parallel tiles against serial ones for the first layer: batch 10 / 16 / 24 / 32:
       0.31 / 0.26 / 0.21 / 0.22 s against 0.29 / 0.25 / 0.24 / 0.27 s, hence
-      EPOCH_PARALLEL_MIN_FMAS = 1.5M (batch 20 and up here). A parallel region costs
+      EPOCH_PARALLEL_MIN_FMAS = 1.5M on that Xeon (batch 20 and up; 300k, batch 4 and up, on
+      the Zen 3: kernels/_gemm.py TN_PARALLEL_MIN_FMAS). A parallel region costs
       ~2.5 µs to start, and a batch-10 product takes 11-20 µs on one core.
     """
     backward = TILE_MIN_FMAS if numba.get_num_threads() >= BACKWARD_TILES_MIN_THREADS else NEVER

@@ -79,7 +79,13 @@ NT_PARALLEL_MIN_FMAS = 1 << 19
 #: keyed by the CPU).
 SMALL_GEMM_FMAS = 100 ** 3 if HAS_AVX512 else 0
 #: ... and the parallel kernel from this many (a parallel region costs ~2.5 µs to start).
-TN_PARALLEL_MIN_FMAS = 1_500_000
+#: On the Xeon (AVX-512) 1.5M: a batch-10 product (784k) takes 11-20 µs on one core and
+#: ran slower split. Without AVX-512 a core does half the multiply-adds per cycle and the
+#: split pays off sooner: on the Zen 3, 784-100-10 epochs (python benches/epoch_paths.py
+#: with the thresholds moved, alternating in one process), parallel against serial tiles at
+#: batch 4 / 8 / 10 / 16: 0.35 / 0.32 / 0.27 / 0.29 s against 0.41 / 0.37 / 0.33 / 0.37 s;
+#: at batch 1 (78k) 0.85 against 0.78 s. Hence 300k there (batch 4 and up).
+TN_PARALLEL_MIN_FMAS = 1_500_000 if HAS_AVX512 else 300_000
 #: ... but only with at least this many Numba threads. On one thread OpenBLAS's packed
 #: GEMM beats gemm_tn_acc on these shapes (fastnn bench --threads 1: linear_backward
 #: dZ(32,128) X(32,784): 224 µs on the tiles, 126 µs on BLAS); the tiles win where

@@ -132,8 +132,8 @@ def test_gemm_tn_acc_writes_only_out(rng):
 @pytest.mark.parametrize("B", [1, 7, 12, 64, NT_MAX_ROWS - 1, NT_MAX_ROWS, 600])
 @pytest.mark.parametrize("min_threads", [1, 1 << 20])
 def test_backward_jit_paths(B, dtype, min_threads, rng, monkeypatch):
-    """784-128: B = 1, 7 BLAS (small-matrix range; serial tiles without AVX-512), 12
-    serial tiles, 64 and 255 parallel tiles, NT_MAX_ROWS and above BLAS; each against the
+    """784-128: B = 1, 7 BLAS (small-matrix range; serial tiles without AVX-512, and 7 on
+    parallel ones), 12 serial tiles (parallel without AVX-512), 64 and 255 parallel tiles, NT_MAX_ROWS and above BLAS; each against the
     float64 reference. With TN_MIN_THREADS above the number of threads (as on one thread),
     BLAS throughout."""
     from fastnn.kernels import linear
@@ -143,7 +143,7 @@ def test_backward_jit_paths(B, dtype, min_threads, rng, monkeypatch):
     fmas = B * 128 * 784
     first_tiled = 12 if HAS_AVX512 else 1
     assert (B < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS) == (first_tiled <= B < NT_MAX_ROWS)
-    assert (fmas >= TN_PARALLEL_MIN_FMAS) == (B >= 64)
+    assert (fmas >= TN_PARALLEL_MIN_FMAS) == (B >= (64 if HAS_AVX512 else 7))
     X = rng.standard_normal((B, 784)).astype(dtype)
     H = rng.random((B, 784)).astype(dtype)
     W = (rng.standard_normal((128, 784)) * 0.05).astype(dtype)
