@@ -249,7 +249,7 @@ def test_loop_is_vectorised_without_calls(dtype):
 
 
 _VSCALEF_CHECK = """
-import re, sys
+import re
 import numpy as np
 from numba import types
 from fastnn.kernels._config import HAS_AVX512, jit
@@ -270,14 +270,8 @@ for dt, nbt, suffix in ((np.float32, types.float32, "ps"), (np.float64, types.fl
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_scaling_is_one_vscalef(dtype):
     # On AVX-512 the 2^n scaling is llvm.ldexp, lowered to one vscalefps/pd per vector.
-    if HAS_AVX512:
-        kernel = _fresh_loop(dtype)
-        asm = kernel.inspect_asm(kernel.signatures[0])
-        suffix = "ps" if dtype == np.float32 else "pd"
-        assert re.search(rf"vscalef{suffix}\s+%zmm", asm)
-        return
-    # A host without AVX-512: compile (never run) the loop for Skylake-AVX512 in a fresh
-    # process, in memory only, and read its assembly.
+    # Compiled (never run) for Skylake-AVX512 in a fresh process, in memory only, so the
+    # check holds on hosts without AVX-512 too.
     import os
     import subprocess
     import sys
