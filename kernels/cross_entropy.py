@@ -27,6 +27,7 @@ from numba import prange
 from ._config import jit, pjit
 from ._registry import register
 from ._scalar import exp as _exp
+from ._log import fast_log as _log
 from ._gather import LANES, gather_cols16
 from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, _exp_shift_row, _exp_shift_T,
                       _flat_exp_shift, _max_row, _row_max, _scale_T, _sum_row, _transposed_scratch)
@@ -142,7 +143,7 @@ def _sce_grad_labels_row(Z, y, dZ, i, C, inv_n):
     for j in range(C):
         dZ[i, j] *= r
     dZ[i, y[i]] -= inv_n
-    return (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
+    return (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(_log(s))
 
 
 @jit(inline="always")
@@ -152,7 +153,7 @@ def _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n):
     s = _exp_shift_row(Z, i, m, dZ, C)
     w = _sum_row(Y, i, C)
     r = w * inv_n / s
-    log_s = np.float64(np.log(s))
+    log_s = np.float64(_log(s))
     loss = 0.0
     for j in range(C):
         t = Y[i, j]
@@ -173,7 +174,7 @@ def sce_labels_jit(Z, y):
         for j in range(C):
             scratch[0, j] = _exp(Z[i, j] - m)
         s = _sum_row(scratch, 0, C)
-        total += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
+        total += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(_log(s))
     return Z.dtype.type(total / N)
 
 
@@ -186,7 +187,7 @@ def sce_targets_jit(Z, Y):
         m = _max_row(Z, i, C)
         for j in range(C):
             scratch[0, j] = _exp(Z[i, j] - m)
-        log_s = np.float64(np.log(_sum_row(scratch, 0, C)))
+        log_s = np.float64(_log(_sum_row(scratch, 0, C)))
         for j in range(C):
             t = Y[i, j]
             if t != 0:
@@ -210,10 +211,13 @@ def _sce_grad_labels_block(Z, y, dZ, r0, r1, C, inv_n, scratch):
             m = ms[0:g]
             s = ms[ldt:ldt + g]
             r = ms[2 * ldt:2 * ldt + g]      # free after _exp_shift_T
+            log_s = ms[3 * ldt:3 * ldt + g]  # likewise
+            for i in range(g):               # vectorised: no libm call
+                log_s[i] = _log(s[i])
+                r[i] = inv_n / s[i]
             for i in range(g):
                 yi = y[r0 + i]
-                loss += (np.float64(m[i]) - np.float64(Z[r0 + i, yi])) + np.float64(np.log(s[i]))
-                r[i] = inv_n / s[i]
+                loss += (np.float64(m[i]) - np.float64(Z[r0 + i, yi])) + np.float64(log_s[i])
             _scale_T(T, ldt, g, C, r)
             db = dZ[r0:r0 + g].reshape(g * C)
             for i0 in range(0, g, LANES):
@@ -242,7 +246,7 @@ def _sce_grad_labels_rows_part(Z, y, dZ, r0, r1, C, inv_n, loss):
         for j in range(C):
             dr[j] *= r
         dr[y[i]] -= inv_n
-        loss += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(np.log(s))
+        loss += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(_log(s))
     return loss
 
 
@@ -259,7 +263,7 @@ def _sce_grad_targets_block(Z, Y, dZ, r0, r1, C, inv_n):
         s = _sum_row(dZ, i, C)
         w = _sum_row(Y, i, C)
         r = w * inv_n / s
-        log_s = np.float64(np.log(s))
+        log_s = np.float64(_log(s))
         for j in range(C):
             t = Y[i, j]
             dZ[i, j] = dZ[i, j] * r - t * inv_n
