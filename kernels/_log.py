@@ -35,8 +35,8 @@ Accuracy (``tests/test_log.py``, against ``np.log`` in float64, or in extended
 precision for float64 inputs): float32 within ``LOG_MAX_ULP["float32"]`` units in
 the last place of the correctly rounded result, float64 within
 ``LOG_MAX_ULP["float64"]``, over the whole positive range including subnormals.
-Like ``fast_exp`` it is inlined with the caller's flags and written not to depend
-on ``contract`` (FMA changes the last bit here and there, within the bound).
+Like ``fast_exp`` it is inlined with the caller's flags; it is tested only with
+the project's ``FASTMATH`` (``contract`` on), which is what every kernel uses.
 """
 from __future__ import annotations
 
