@@ -331,8 +331,10 @@ def _exp_shift_T(zb, g, C, T, ldt, ms):
     for j in range(1, C):
         t = T[j * ldt:j * ldt + g]
         for i in range(g):
-            z = t[i]
-            m[i] = z if z > m[i] else m[i]
+            # np.maximum, not "t[i] if t[i] > m[i] else m[i]": LLVM turns that
+            # into a conditional store (vmaskmovps on AVX2, 4x slower on Zen 3).
+            # It differs only for NaN, which then wins: the row is NaN either way.
+            m[i] = np.maximum(m[i], t[i])
     for q in range(4):
         acc = ms[(1 + q) * ldt:(1 + q) * ldt + g]
         for i in range(g):
