@@ -39,7 +39,9 @@ Algorithm (Cephes style)
    overflows and underflows where the true result does, with no extra branches.
    Both give the same results wherever the result is normal (they differ only in
    the rounding of subnormal results; ``tests/test_exp.py`` runs both).
-5. NaN input: ``x == x`` is false and ``x`` is returned.  (Inside, a NaN passes
+5. NaN input: ``x == x`` is false and ``x + x`` (the same NaN, quietened) is
+   returned; not ``x`` itself, which in an in-place loop LLVM would turn into a
+   conditional store (``vmaskmovps`` on AVX2).  (Inside, a NaN passes
    the clamp and its lanes compute garbage that this final select discards.)
 
 The bit reinterpretations are NumPy scalar ``.view`` calls, which Numba lowers to
@@ -318,7 +320,10 @@ def fast_exp(x):
     r = r - _to_float(ni) * c2
     p = _poly(r)
     y = _scale(p, ni)
-    return y if x == x else x
+    # NaN in, NaN out. "x + x" rather than "x": in an in-place loop a[i] = exp(a[i]),
+    # "else x" stores the loaded value back, which LLVM turns into a conditional
+    # store (vmaskmovps on AVX2, slow on AMD); x + x is the same NaN, quietened.
+    return y if x == x else x + x
 
 
 @jit
