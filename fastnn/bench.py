@@ -643,6 +643,58 @@ FULL = dict(target_s=1e-3, min_samples=5, max_samples=25, budget_s=0.6, loop_min
 QUICK = dict(target_s=1e-3, min_samples=3, max_samples=7, budget_s=0.12, loop_min_samples=1)
 
 
+#: Passes of a full run (``fastnn bench --passes``): the contenders' worker processes run
+#: in turn, pass after pass, each pass with a share of the samples and of the time budget
+#: (:func:`pass_settings`), and the samples of all passes are pooled (:func:`pool_passes`).
+#: A slow spell of a shared machine then falls on every contender alike rather than on
+#: whichever one ran during it. The loop implementation runs in the first pass only.
+FULL_PASSES = 3
+
+
+def pass_settings(settings: dict, passes: int) -> dict:
+    """The timing settings of one of ``passes`` passes: together they take about the
+    samples and the time budget of ``settings``, and at least 2 samples each."""
+    s = dict(settings)
+    if passes > 1:
+        s["min_samples"] = max(2, math.ceil(settings["min_samples"] / passes))
+        s["max_samples"] = max(s["min_samples"], math.ceil(settings["max_samples"] / passes))
+        s["budget_s"] = settings["budget_s"] / passes
+    return s
+
+
+def pool_passes(passes: list) -> list:
+    """Merge the result lists of several passes: one result per (case, contender), in
+    first-seen order. Where every pass measured it ("ok"), the samples are pooled and the
+    summary recomputed over all of them (``passes``, ``pass_medians_s`` and
+    ``inner_per_pass`` say how each pass went); otherwise the first failed pass's result
+    is kept, so that an error is never hidden by a later success."""
+    groups, order = {}, []
+    for res in passes:
+        for r in res:
+            k = (r["case"], r["contender"])
+            if k not in groups:
+                groups[k] = []
+                order.append(k)
+            groups[k].append(r)
+    out = []
+    for k in order:
+        rs = groups[k]
+        if len(rs) == 1:
+            out.append(rs[0])
+            continue
+        bad = [r for r in rs if r.get("status") != "ok"]
+        r = dict(bad[0] if bad else rs[0])
+        r["passes"] = len(rs)
+        if not bad:
+            r["samples_s"] = [x for q in rs for x in q["samples_s"]]
+            r["inner_per_pass"] = [q["inner"] for q in rs]
+            r["pass_medians_s"] = [q["median_s"] for q in rs]
+            r["wall_s"] = sum(q.get("wall_s", 0.0) for q in rs)
+            r.update(summarize(r["samples_s"]))
+        out.append(r)
+    return out
+
+
 def _batch(prep: Prepared, n: int) -> float:
     if prep.before_sample is not None:
         prep.before_sample(n)

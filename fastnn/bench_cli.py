@@ -130,10 +130,14 @@ def run(args) -> dict:
     if not cases:
         raise SystemExit("no case matches --ops/--sizes")
     want = _split(args.contenders)
+    passes = getattr(args, "passes", None) or (1 if args.quick else B.FULL_PASSES)
+    if passes < 1:
+        raise SystemExit(f"--passes: expected a positive integer, got {passes}")
     env = worker_env(threads)
     record = {"settings": {"quick": bool(args.quick), "dtype": args.dtype, "threads": threads,
                            "loop_bound_s": args.loop_bound, "ops": ops, "sizes": _split(args.sizes),
                            "contenders": want, "timing": B.QUICK if args.quick else B.FULL,
+                           "passes": passes,
                            "command": " ".join(["fastnn"] + sys.argv[1:]) if sys.argv else ""}}
     load_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     _log(f"{len(cases)} cases, dtype {args.dtype}, {threads} threads; measuring ceilings")
@@ -168,19 +172,30 @@ def run(args) -> dict:
                                 "work": B.work(c, args.dtype), "status": "not installed"})
                 continue
             groups.setdefault(B.process_group(k), []).append([c.id, k])
-    for g, tasks in groups.items():
-        t0 = time.perf_counter()
-        out = _run_worker({"mode": "cases", "tasks": tasks, "dtype": args.dtype, "threads": threads,
-                           "quick": bool(args.quick), "loop_bound": args.loop_bound, "seed": 0}, env)
-        if "error" in out:
-            for cid, k in tasks:
-                c = B.CASES[cid]
-                results.append({"case": cid, "op": c.op, "variant": c.variant, "shape": c.shape,
+    base = B.QUICK if args.quick else B.FULL
+    per_pass = []
+    for p in range(passes):
+        got = []
+        for g, tasks in groups.items():
+            if g == "loop" and p > 0:
+                continue                  # the loop implementation: first pass only, all samples
+            timing = base if g == "loop" else B.pass_settings(base, passes)
+            t0 = time.perf_counter()
+            out = _run_worker({"mode": "cases", "tasks": tasks, "dtype": args.dtype, "threads": threads,
+                               "quick": bool(args.quick), "loop_bound": args.loop_bound, "seed": 0,
+                               "timing": timing}, env)
+            if "error" in out:
+                for cid, k in tasks:
+                    c = B.CASES[cid]
+                    got.append({"case": cid, "op": c.op, "variant": c.variant, "shape": c.shape,
                                 "size": c.size, "contender": k, "dtype": args.dtype,
                                 "work": B.work(c, args.dtype), "status": f"error: {out['error']}"})
-        else:
-            results.extend(out["results"])
-        _log(f"{g}: {len(tasks)} cases in {time.perf_counter() - t0:.1f} s")
+            else:
+                got.extend(out["results"])
+            _log(f"{g}: {len(tasks)} cases in {time.perf_counter() - t0:.1f} s"
+                 + (f" (pass {p + 1} of {passes})" if passes > 1 else ""))
+        per_pass.append(got)
+    results.extend(B.pool_passes(per_pass))
     order = {c.id: i for i, c in enumerate(B.all_cases())}
     rank = {k: i for i, k in enumerate(("loop", "vectorized", "jit", "mlp", "scipy", "blas", "torch", "jax",
                                         "raw", "api_out", "api"))}
@@ -289,6 +304,11 @@ def format_report(record: dict) -> str:
              f"OMP/OPENBLAS/MKL_NUM_THREADS, NUMBA_NUM_THREADS, torch.set_num_threads; XLA: one thread "
              f"with --threads 1, else its own pool over all cores); "
              f"OPENBLAS_THREAD_TIMEOUT={m.get('OPENBLAS_THREAD_TIMEOUT', '?')}; each contender in its own process")
+    if st.get("passes", 1) > 1:
+        L.append(f"- {st['passes']} passes: the contenders' processes ran in turn, pass after pass, "
+                 f"each with a share of the samples, and the samples of all passes are pooled (a slow "
+                 f"spell of the machine falls on every contender alike); the loop implementation "
+                 f"ran in the first pass only")
     if ceil:
         g32 = ceil.get("gemm_float32_gflops")
         gd = ceil.get(f"gemm_{st['dtype']}_gflops")
@@ -489,6 +509,9 @@ def add_parser(subparsers) -> None:
                         "seconds (default %(default)s)")
     p.add_argument("--json", metavar="PATH", help="write every raw figure and the machine's description")
     p.add_argument("--plot", metavar="PATH.png", help="draw time against size (needs matplotlib)")
+    p.add_argument("--passes", type=int, default=None,
+                   help="run the contenders' processes in turn this many times, pooling their samples "
+                        f"(default {B.FULL_PASSES}, 1 with --quick)")
     p.add_argument("--no-coldstart", action="store_true", help="skip the cold-start measurement")
     p.add_argument("--copy-mib", type=int, default=512,
                    help="size of each array of the copy-bandwidth ceiling (default %(default)s MiB)")

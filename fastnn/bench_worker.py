@@ -8,7 +8,7 @@ same thread count is applied once more through threadpoolctl, Numba and
 PyTorch, then the tasks of SPEC are timed and the results written to OUT as JSON.
 
 SPEC: {"mode": "cases", "tasks": [[case_id, contender], ...], "dtype", "threads",
-       "quick", "loop_bound", "seed"}  or  {"mode": "ceilings", "dtype", "threads", "copy_mib"}.
+       "quick", "loop_bound", "seed", optional "timing" (settings of one pass)}  or  {"mode": "ceilings", "dtype", "threads", "copy_mib"}.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
                 jax.config.update("jax_enable_x64", True)
             except ImportError:
                 pass
-        settings = bench.QUICK if spec.get("quick") else bench.FULL
+        settings = spec.get("timing") or (bench.QUICK if spec.get("quick") else bench.FULL)
         tasks = [(bench.CASES[cid], c) for cid, c in spec["tasks"]]
         out["results"] = bench.run_tasks(tasks, spec["dtype"], settings,
                                          float(spec.get("loop_bound", bench.LOOP_BOUND_S)),

@@ -191,6 +191,49 @@ def test_cli_prints_the_table(quick_run):
     assert "1 threads" in p.stdout
 
 
+def test_pass_settings_share_samples_and_budget():
+    s = B.pass_settings(B.FULL, 3)
+    assert s["min_samples"] == 2 and s["max_samples"] == 9
+    assert s["budget_s"] == pytest.approx(B.FULL["budget_s"] / 3)
+    assert s["target_s"] == B.FULL["target_s"]
+    assert B.pass_settings(B.FULL, 1) == B.FULL
+
+
+def test_pool_passes_pools_samples_and_keeps_failures():
+    def ok(case, k, samples, inner):
+        return {"case": case, "contender": k, "status": "ok", "samples_s": samples, "inner": inner,
+                "first_call_s": 1.0, **B.summarize(samples)}
+    p1 = [ok("a", "jit", [1.0, 3.0], 10), ok("a", "torch", [5.0, 5.0], 4),
+          {"case": "a", "contender": "loop", "status": "not run (too slow)"}]
+    p2 = [ok("a", "jit", [2.0, 10.0], 20), {"case": "a", "contender": "torch", "status": "error: boom"}]
+    got = B.pool_passes([p1, p2])
+    assert [(r["case"], r["contender"]) for r in got] == [("a", "jit"), ("a", "torch"), ("a", "loop")]
+    jit, torch, loop = got
+    assert jit["samples_s"] == [1.0, 3.0, 2.0, 10.0] and jit["passes"] == 2
+    assert jit["median_s"] == pytest.approx(2.5) and jit["min_s"] == 1.0 and jit["max_s"] == 10.0
+    assert jit["pass_medians_s"] == [2.0, 6.0] and jit["inner_per_pass"] == [10, 20]
+    assert torch["status"] == "error: boom" and torch["passes"] == 2   # a failure is never hidden
+    assert loop["status"] == "not run (too slow)" and "passes" not in loop
+
+
+def test_cli_passes_pool_every_pass(tmp_path):
+    out = tmp_path / "run.json"
+    cmd = [sys.executable, "-m", "fastnn", "bench", "--quick", "--passes", "2", "--ops", "softmax",
+           "--sizes", "32", "--contenders", "vectorized,jit", "--threads", "1", "--copy-mib", "32",
+           "--no-coldstart", "--json", str(out)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "pass 2 of 2" in p.stderr and "2 passes" in p.stdout
+    rec = json.loads(out.read_text())
+    assert rec["settings"]["passes"] == 2
+    res = {r["contender"]: r for r in rec["results"]}
+    assert set(res) == {"vectorized", "jit"}
+    for r in res.values():
+        assert r["status"] == "ok" and r["passes"] == 2 and len(r["pass_medians_s"]) == 2
+        assert len(r["samples_s"]) >= 2 * B.pass_settings(B.QUICK, 2)["min_samples"]
+        assert r["median_s"] == pytest.approx(float(np.median(r["samples_s"])))
+
+
 def test_missing_contender_is_not_installed_never_an_error(monkeypatch):
     monkeypatch.setitem(B.NEEDS, "torch", "fastnn_no_such_module_xyz")
     assert not bench_cli.installed("torch")
@@ -210,7 +253,7 @@ def _args(**kw):
     import argparse
     d = dict(quick=False, ops=None, sizes=None, dtype="float32", threads=None, contenders=None,
              loop_bound=B.LOOP_BOUND_S, json=None, plot=None, no_coldstart=True, copy_mib=32,
-             from_json=None)
+             from_json=None, passes=None)
     d.update(kw)
     return argparse.Namespace(**d)
 
