@@ -48,6 +48,8 @@ LOOP_BOUND_S = 2.0
 #: of the training-step case.
 D_IN, D_HID = 784, 128
 NET = (784, 100, 10)
+#: Samples of the epoch case (MNIST's training set).
+EPOCH_N = 60_000
 LR = 0.01
 SGD_MOMENTUM = dict(momentum=0.9, weight_decay=1e-4, l1=1e-5)
 
@@ -75,6 +77,9 @@ DESCRIPTIONS = {
     "sgd_update": "in-place SGD on n parameters (fresh copies every call)",
     "train_step": "one training step (forward, backward, update) of a 784-100-10 "
                   "sigmoid/softmax network, plain SGD",
+    "epoch": "one training epoch of fastnn.MLP (jit) on 60,000 MNIST-shaped samples (random "
+             "data), 784-100-10, plain SGD, in order; the other contenders' epochs are their "
+             "train_step rows × 60,000/B, too slow to time whole here",
     "api_overhead": "the jit kernel called raw vs through the validated API",
 }
 OP_ORDER = tuple(DESCRIPTIONS)
@@ -143,6 +148,8 @@ def all_cases() -> list:
     for B in (1, 10, 64, 256):
         cs.append(Case("train_step", "", f"B={B} {NET[0]}-{NET[1]}-{NET[2]}", B, (("B", B),),
                        quick=B in (1, 64)))
+    for B in (1, 10):
+        cs.append(Case("epoch", "", f"batch {B}, {EPOCH_N:,} samples", B, (("B", B), ("N", EPOCH_N))))
     cs.append(Case("api_overhead", "softmax", "Z(1,10)", 1, (("op", "softmax"),), quick=True))
     # tiny inputs: the kernel takes about a microsecond, so the API's own cost shows
     cs.append(Case("api_overhead", "linear_sigmoid", "X(1,16) W(8,16)", 1,
@@ -191,6 +198,8 @@ def contenders(case: Case) -> list:
     from .kernels import IMPL_NAMES, IMPLS
     if case.op == "api_overhead":
         return list(API_CONTENDERS)
+    if case.op == "epoch":
+        return ["mlp"]
     if case.op == "linear_backward":
         needed = ("linear_backward", "hidden_delta")
     elif case.op == "train_step":
@@ -227,6 +236,9 @@ def work(case: Case, dtype) -> dict:
         B, (D, H, C) = p["B"], NET
         # forward X W1ᵀ, H W2ᵀ; backward dW2 = dZᵀH, dZ W2, dW1 = dHᵀX
         return {"kind": "flop", "amount": 2.0 * B * (2 * D * H + 3 * H * C)}
+    if case.op == "epoch":
+        (D, H, C) = NET
+        return {"kind": "flop", "amount": 2.0 * p["N"] * (2 * D * H + 3 * H * C)}
     if case.op == "softmax":
         return {"kind": "bytes", "amount": 2.0 * math.prod(p["shape"]) * s}
     if case.op == "softmax_cross_entropy_grad":
@@ -266,8 +278,8 @@ def make_inputs(case: Case, dtype, rng) -> dict:
     if case.op == "sgd_update":
         n = p["n"]
         return {"w": normal(n, scale=0.1), "g": normal(n, scale=0.01), "v": normal(n, scale=0.01)}
-    if case.op == "train_step":
-        B, (D, H, C) = p["B"], NET
+    if case.op in ("train_step", "epoch"):
+        B, (D, H, C) = p.get("N", p["B"]), NET
         return {"X": unif(B, D), "y": rng.integers(0, C, B).astype(np.int64),
                 "W1": normal(H, D, scale=D ** -0.5), "b1": np.zeros(H, dt),
                 "W2": normal(C, H, scale=H ** -0.5), "b2": np.zeros(C, dt)}
@@ -418,18 +430,22 @@ def _fastnn_train_step(K, inp):
 def _setup_mlp_step(case, inp) -> Prepared:
     """One step of ``fastnn.MLP`` with ``impl="jit"``: its compiled epoch run over exactly
     one mini-batch of B rows (no Python between the kernels, preallocated buffers), the
-    same parameters and plain SGD as the other contenders."""
+    same parameters and plain SGD as the other contenders. For the epoch case, the same
+    compiled epoch over all N rows in mini-batches of B, in order (what ``MLP.fit`` runs
+    per epoch, less the shuffle)."""
     from .model import MLP
     X, y = inp["X"], inp["y"]
-    B = X.shape[0]
+    B = case.p["B"]             # the batch: all of X (train_step) or a part (epoch)
     model = MLP([X.shape[1], inp["W1"].shape[0], inp["W2"].shape[0]], dtype=X.dtype, seed=0,
                 impl="jit")
     model.set_parameters(weights=[inp["W1"], inp["W2"]], biases=[inp["b1"], inp["b2"]])
-    yv, Y, acc_code = model._check_y(y, B)
-    perm = np.arange(B, dtype=np.int64)
+    yv, Y, acc_code = model._check_y(y, X.shape[0])
+    perm = np.arange(X.shape[0], dtype=np.int64)
     hp = {"lr": LR, "momentum": 0.0, "weight_decay": 0.0, "l1": 0.0}
     bufs = model._jit_buffers(B)
-    return Prepared(lambda: model._epoch_jit(X, yv, Y, acc_code, perm, B, hp, bufs))
+    prep = Prepared(lambda: model._epoch_jit(X, yv, Y, acc_code, perm, B, hp, bufs))
+    prep.model = model                  # the model the timed calls train (for the tests)
+    return prep
 
 
 def _setup_numpy_extra(case, contender, inp) -> Prepared:

@@ -61,6 +61,26 @@ def test_case_list_matches_the_issue():
     assert _case("softmax", variant="4-D").p["shape"] == (16, 16, 128, 128)
     assert sizes("sgd_update", "momentum+wd+l1") == [100_000, 1_000_000, 16_000_000]
     assert sizes("train_step") == [1, 10, 64, 256]
+    assert sizes("epoch") == [1, 10]
+    assert all(c.p["N"] == 60_000 and B.contenders(c) == ["mlp"] and not c.quick
+               for c in B.all_cases() if c.op == "epoch")
+
+
+def test_epoch_case_is_one_fit_epoch_in_order():
+    """The epoch case's timed call trains exactly like MLP.fit(shuffle=False), one epoch."""
+    from fastnn import MLP
+    case = B.Case("epoch", "", "test", 2, (("B", 2), ("N", 8)))
+    assert B.work(case, "float32")["amount"] == 2.0 * 8 * (2 * 784 * 100 + 3 * 100 * 10)
+    prep = B.setup(case, "mlp", "float32", np.random.default_rng(3))
+    inp = B.make_inputs(case, "float32", np.random.default_rng(3))
+    ref = MLP([784, 100, 10], dtype=np.float32, seed=0, impl="jit")
+    ref.set_parameters(weights=[inp["W1"], inp["W2"]], biases=[inp["b1"], inp["b2"]])
+    ref.fit(inp["X"], inp["y"], epochs=1, batch_size=2, lr=B.LR, shuffle=False)
+    prep.fn()
+    got = prep.model
+    for a, b in zip(got.weights + got.biases, ref.weights + ref.biases):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(got.weights[0], inp["W1"])     # it did train
 
 
 def test_select_filters():
