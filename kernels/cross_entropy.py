@@ -29,8 +29,9 @@ from ._registry import register
 from ._scalar import exp as _exp
 from ._log import fast_log as _log
 from ._gather import LANES, gather_cols16
-from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, _exp_shift_row, _exp_shift_T,
-                      _flat_exp_shift, _max_row, _row_max, _scale_T, _sum_row, _transposed_scratch)
+from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, SCRATCH_RUNS, _exp_shift_row,
+                      _exp_shift_T, _flat_exp_shift, _max_row, _row_max, _scale_T, _sum_row,
+                      _transposed_scratch)
 
 
 def as_dtype_scalar(x, dtype):
@@ -320,10 +321,13 @@ def _sce_grad_labels_parallel(Z, y, dZ):
     rows = max(1, BLOCK_ELEMS // C)
     nb = (N + rows - 1) // rows
     losses = np.empty(nb, np.float64)
-    for bi in prange(nb):
-        r0 = bi * rows
-        losses[bi] = _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n,
-                                            _transposed_scratch(Z, rows))
+    nc = min(nb, SCRATCH_RUNS)          # runs of consecutive blocks, one scratch each
+    for c in prange(nc):
+        scratch = _transposed_scratch(Z, rows)
+        for bi in range(c * nb // nc, (c + 1) * nb // nc):
+            r0 = bi * rows
+            losses[bi] = _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n,
+                                                scratch)
     total = 0.0
     for bi in range(nb):
         total += losses[bi]

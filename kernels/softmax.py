@@ -288,6 +288,10 @@ def _flat_exp_shift(Z, dZ, r0, r1, C):
         flat[k] = _exp(flat[k])
 
 
+#: The parallel kernels split their blocks into at most this many runs of consecutive
+#: blocks, each with one scratch allocation (see _softmax_rows).
+SCRATCH_RUNS = 64
+
 #: Rows of at most this many elements go through the transposed path below (16 rows
 #: at a time); longer short rows keep the row-by-row path, which is faster there.
 TRANSPOSE_MAX_C = 16
@@ -406,14 +410,22 @@ def _softmax_block(Z, out, r0, r1, C, scratch):
 
 def _softmax_rows(Z, out):
     # compiled twice below: serially (prange is range there) and with parallel=True.
+    # Threads share out runs of consecutive blocks (at most SCRATCH_RUNS runs), with one
+    # scratch (a few KiB) per run rather than per block: about 5% on Z (65536,10) at
+    # 2 threads here (0.65 -> 0.62 ms). The blocks, and so the bits, are the same for
+    # any number of threads. (A run count from numba.get_num_threads() would stop Numba
+    # caching this function.)
     R, C = Z.shape
     if C == 0:
         return out
     rows = max(1, BLOCK_ELEMS // C)
-    for bi in prange((R + rows - 1) // rows):
-        r0 = bi * rows
-        # scratch per block (a few KiB): blocks are what threads share out
-        _softmax_block(Z, out, r0, min(r0 + rows, R), C, _transposed_scratch(Z, rows))
+    nb = (R + rows - 1) // rows
+    nc = min(nb, SCRATCH_RUNS)
+    for c in prange(nc):
+        scratch = _transposed_scratch(Z, rows)
+        for bi in range(c * nb // nc, (c + 1) * nb // nc):
+            r0 = bi * rows
+            _softmax_block(Z, out, r0, min(r0 + rows, R), C, scratch)
     return out
 
 
