@@ -130,7 +130,7 @@ def run(args) -> dict:
     if not cases:
         raise SystemExit("no case matches --ops/--sizes")
     want = _split(args.contenders)
-    passes = getattr(args, "passes", None) or (1 if args.quick else B.FULL_PASSES)
+    passes = args.passes if args.passes is not None else (1 if args.quick else B.FULL_PASSES)
     if passes < 1:
         raise SystemExit(f"--passes: expected a positive integer, got {passes}")
     env = worker_env(threads)

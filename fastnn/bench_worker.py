@@ -8,7 +8,8 @@ same thread count is applied once more through threadpoolctl, Numba and
 PyTorch, then the tasks of SPEC are timed and the results written to OUT as JSON.
 
 SPEC: {"mode": "cases", "tasks": [[case_id, contender], ...], "dtype", "threads",
-       "quick", "loop_bound", "seed", optional "timing" (settings of one pass)}  or  {"mode": "ceilings", "dtype", "threads", "copy_mib"}.
+       "quick", "loop_bound", "seed", optional "timing" (the settings of one pass)}
+  or  {"mode": "ceilings", "dtype", "threads", "copy_mib"}.
 """
 from __future__ import annotations
 
