@@ -29,8 +29,10 @@ def _cpu_model() -> str:
 
 
 def _gemm_library():
-    from .kernels._blas import GEMM_LIBRARY
-    return GEMM_LIBRARY
+    from .kernels._blas import GEMM_LIBRARY, THREAD_CONTROL
+    how = ("linear/linear_sigmoid on >= 256 rows call it single-threaded on Numba's threads"
+           if THREAD_CONTROL else "no thread control: it threads on its own")
+    return f"{GEMM_LIBRARY}; {how}"
 
 
 def _blas() -> list:

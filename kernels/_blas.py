@@ -57,11 +57,26 @@ The wrapper checks the leading dimensions and that every operand lies inside
 its array (a few integer comparisons; raises ValueError), then calls BLAS,
 which runs without the GIL. BLAS threading is OpenBLAS's own (single-threaded
 for small products).
+
+BLAS on Numba's threads
+-----------------------
+``on_numba_threads(kernel, *args)`` runs a ``parallel=True`` kernel whose ``prange``
+body calls ``gemm`` with OpenBLAS's own threading switched off for the duration of the
+call (``openblas_set_num_threads(1)``, then the previous count again, also on error):
+each of Numba's threads then runs its own single-threaded product, and only one thread
+pool is ever active. (With OpenBLAS's threading on, the two pools would take turns on
+the same cores: see ``fastnn/_blas_threads.py``.) A lock makes concurrent callers take
+turns, so the count they restore is always the user's. ``THREAD_CONTROL`` is False
+where the library behind ``gemm`` exposes no thread control (SciPy's, through the
+shim): callers then keep OpenBLAS's threading (``kernels/linear.py``). While such a
+call runs, another Python thread's NumPy product in the same process also runs on one
+thread.
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import threading
 
 import llvmlite.binding as ll
 import numpy as np
@@ -117,6 +132,18 @@ def _numpy_ilp64_gemm():
         if all(fns.values()):
             return fns, path
     return None, None
+
+
+def _thread_setters(path):
+    """(get, set) of the OpenBLAS thread count of the library at path, or None."""
+    try:
+        lib = ctypes.CDLL(path)
+        get, set_ = (lib.scipy_openblas_get_num_threads64_, lib.scipy_openblas_set_num_threads64_)
+    except (OSError, AttributeError):
+        return None
+    get.restype, get.argtypes = ctypes.c_int, []
+    set_.restype, set_.argtypes = None, [ctypes.c_int]
+    return get, set_
 
 
 def _gemm_fnty(fty, ity):
@@ -231,6 +258,25 @@ else:
         ll.add_symbol(_SYMBOLS[(_p, 64)], _SHIMS[_p].address)
     GEMM_LIBRARY = "SciPy's OpenBLAS (scipy.linalg.cython_blas, 32-bit integers)"
 
+_threads = _thread_setters(_numpy_path) if _numpy_path else None
+#: Whether on_numba_threads can switch the gemm library's own threading off.
+THREAD_CONTROL = _threads is not None
+_THREAD_LOCK = threading.Lock()
+
+
+def on_numba_threads(kernel, *args):
+    """``kernel(*args)`` with the gemm library's threading off (see the module
+    docstring); the library's thread count is restored afterwards, also on error.
+    Requires THREAD_CONTROL."""
+    get, set_ = _threads
+    with _THREAD_LOCK:
+        n = get()
+        set_(1)
+        try:
+            return kernel(*args)
+        finally:
+            set_(n)
+
 
 @jit
 def _fits(trans, rows, cols, ld, size):
@@ -257,4 +303,4 @@ def gemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
     _xgemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 
 
-__all__ = ["gemm", "GEMM_LIBRARY"]
+__all__ = ["gemm", "GEMM_LIBRARY", "THREAD_CONTROL", "on_numba_threads"]

@@ -19,7 +19,11 @@ The jit ``linear_sigmoid`` is fused: the matrix product is computed by BLAS (the
 direct ``_blas.gemm``: NumPy's own OpenBLAS where it can be found) one block of rows
 at a time, and bias + sigmoid are applied to that block while it is
 still in cache (no second pass over a full (N, K) temporary). ``hidden_delta``
-is fused the same way. Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
+is fused the same way. The registered jit ``linear``/``linear_sigmoid`` run batches of
+``NT_MAX_ROWS`` rows and more on Numba's threads (``_affine_blocks_parallel``): one
+single-threaded BLAS product per block of rows, then bias + sigmoid on that block, on
+the same thread; the blocks depend on N only, so the bits do not depend on the number
+of threads (``linear_jit``/``linear_sigmoid_jit``, serial, let OpenBLAS thread). Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
 ``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
 larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
 ``linear_backward`` and ``hidden_delta`` on such batches, when their products are above
@@ -32,8 +36,10 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads
 
-from ._blas import gemm
-from ._config import jit, wide_vectors
+from numba import prange
+
+from ._blas import THREAD_CONTROL, gemm, on_numba_threads
+from ._config import jit, pjit, wide_vectors
 from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_MIN_THREADS,
                     TN_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel, tn_acc)
 from ._registry import register
@@ -189,6 +195,41 @@ def _affine_blocks(X, W, b, out, act):
     return out
 
 
+#: The parallel large-batch path: row blocks of at most PAR_BLOCK_ROWS rows (an output
+#: block of 256 KiB in float32 for K = 128, inside the 512 KiB L2 of the Zen 3 here),
+#: their number even, so that two threads get equal shares.
+PAR_BLOCK_ROWS = 512
+
+
+@jit
+def n_par_blocks(N):
+    """Row blocks of the parallel path: a function of N only (never of the thread
+    count), so the result has the same bits for any number of threads."""
+    return 2 * ((N + 2 * PAR_BLOCK_ROWS - 1) // (2 * PAR_BLOCK_ROWS))
+
+
+@pjit
+def _affine_blocks_parallel(X, W, b, out, act):
+    """out = act(X Wᵀ + b), blocks of rows over Numba's threads: each block is one
+    single-threaded BLAS product (run under ``_blas.on_numba_threads``), then bias (and
+    the sigmoid) on the block while it is in that core's cache. N >= 1, K >= 1."""
+    N, D = X.shape
+    K = W.shape[0]
+    nb = n_par_blocks(N)
+    R = (N + nb - 1) // nb
+    for t in prange(nb):
+        wide_vectors()   # the sigmoid loop may use 512-bit vectors
+        i0 = t * R
+        i1 = min(i0 + R, N)
+        if i0 < i1:
+            if D > 0:   # blkᵀ = W X_blkᵀ (column-major, see _blas.py)
+                gemm(True, False, K, i1 - i0, D, 1.0, W, D, X[i0:i1], D, 0.0, out[i0:i1], K)
+            else:
+                out[i0:i1] = 0
+            _bias_act_rows(out, b, act, i0, i1)
+    return out
+
+
 @jit
 def linear_jit(X, W, b, out):
     """Serial (also called from the compiled training epoch)."""
@@ -201,15 +242,22 @@ def linear_sigmoid_jit(X, W, b, out):
 
 
 # Short batches with a product of at least NT_PARALLEL_MIN_FMAS multiply-adds:
-# gemm_nt_parallel, then bias (+ sigmoid); otherwise the serial jit kernel. Large
-# batches keep the serial bias/sigmoid pass after BLAS: run on Numba's threads it
-# alternates Numba's OpenMP pool with OpenBLAS's on every call, and on these 2 cores
-# X (4096, 784), W (128, 784) took 8.0-9.8 ms instead of 4.8-5.8 ms (fastnn bench,
-# jit, side by side). (The size test is written out in each function: it runs on
-# every call.)
+# gemm_nt_parallel, then bias (+ sigmoid). Batches of NT_MAX_ROWS rows and more:
+# _affine_blocks_parallel, BLAS on Numba's threads with OpenBLAS's own threading off, so
+# that bias and sigmoid run in parallel too. Before, BLAS ran on its own threads and the
+# bias/sigmoid pass after it was serial (running it on Numba's threads right after
+# OpenBLAS's made the two pools alternate on every call: X (4096, 784), W (128, 784)
+# took 8.0-9.8 ms instead of 4.8-5.8 ms on the Xeon). That pass cost 8-10% of the
+# product at 2 threads on the Zen 3 here: linear_sigmoid against a bare X @ W.T
+# (NumPy's OpenBLAS, 2 threads, alternating in one process, median of 7 rounds' ratios):
+# 256 / 1024 / 4096 rows 1.057 / 1.057 / 1.111 before, 0.98 / 1.006 / 0.996 this way.
+# Otherwise (no thread control, see _blas.py) the serial jit kernel. (The size tests
+# are written out in each function: they run on every call.)
 @register("linear", "jit")
 def linear_dispatch(X, W, b, out):
     N, D = X.shape
+    if N >= NT_MAX_ROWS and THREAD_CONTROL and W.shape[0] > 0:
+        return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 0)
     if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
         return _bias_act(gemm_nt_parallel(X, W, out), b, 0)
     return linear_jit(X, W, b, out)
@@ -218,6 +266,8 @@ def linear_dispatch(X, W, b, out):
 @register("linear_sigmoid", "jit")
 def linear_sigmoid_dispatch(X, W, b, out):
     N, D = X.shape
+    if N >= NT_MAX_ROWS and THREAD_CONTROL and W.shape[0] > 0:
+        return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 1)
     if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
         return _bias_act(gemm_nt_parallel(X, W, out), b, 1)
     return linear_sigmoid_jit(X, W, b, out)

@@ -61,15 +61,100 @@ def test_linear_jit_paths(B, dtype, rng):
                  scale=10.0, what=f"linear_sigmoid B={B}")
 
 
-@pytest.mark.parametrize("B", [50, 600])
-def test_linear_jit_same_bits_serial_and_parallel(B, rng):
+def test_linear_jit_same_bits_serial_and_parallel(rng):
     from fastnn.kernels import linear
+    B = 50      # under NT_MAX_ROWS: parallel tiles against serial tiles
     X = rng.standard_normal((B, 300)).astype(np.float32)
     W = rng.standard_normal((120, 300)).astype(np.float32)
     b = rng.standard_normal(120).astype(np.float32)
     serial = linear.linear_sigmoid_jit(X, W, b, np.empty((B, 120), np.float32))
-    dispatched = fastnn.linear_sigmoid(X, W, b, impl="jit")   # parallel tiles / BLAS
+    dispatched = fastnn.linear_sigmoid(X, W, b, impl="jit")
     assert np.array_equal(serial, dispatched)
+
+
+def _blas_threads():
+    from fastnn.kernels import _blas
+    # NumPy's wheels bundle OpenBLAS: the jit kernels call it and can switch its threads
+    assert _blas.THREAD_CONTROL == _blas.GEMM_LIBRARY.startswith("NumPy's")
+    assert _blas.THREAD_CONTROL, _blas.GEMM_LIBRARY
+    return _blas._threads
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(NT_MAX_ROWS, 128, 784), (257, 7, 33), (1500, 10, 100),
+                                   (300, 5, 0)])
+def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
+    """N >= NT_MAX_ROWS: single-threaded BLAS per block of rows on Numba's threads. The
+    bits do not depend on Numba's thread count nor on OpenBLAS's, whose setting is
+    restored after each call."""
+    import numba
+    from fastnn.kernels import linear
+    get, set_ = _blas_threads()
+    N, K, D = shape
+    X = rng.standard_normal((N, D)).astype(dtype)
+    W = (rng.standard_normal((K, D)) * 0.1).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    assert linear.n_par_blocks(N) % 2 == 0 and -(-N // linear.n_par_blocks(N)) <= linear.PAR_BLOCK_ROWS
+    old_numba, old_blas = numba.get_num_threads(), get()
+    runs = []
+    try:
+        for nt in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(nt)
+            for bt in (1, 2):
+                set_(bt)
+                runs.append((fastnn.linear_sigmoid(X, W, b, impl="jit"),
+                             fastnn.linear(X, W, b, impl="jit")))
+                assert get() == bt
+    finally:
+        numba.set_num_threads(old_numba)
+        set_(old_blas)
+    for H, Z in runs[1:]:
+        assert np.array_equal(H, runs[0][0]) and np.array_equal(Z, runs[0][1])
+    H, Z = runs[0]
+    assert H.dtype == dtype and Z.dtype == dtype
+    assert_close(Z, ref.linear(X, W, b), dtype, scale=10.0, what=f"linear {shape}")
+    assert_close(H, ref.linear_sigmoid(X, W, b), dtype, scale=10.0, what=f"sigmoid {shape}")
+
+
+def test_on_numba_threads_restores_openblas_threads_on_error_and_under_concurrency(rng):
+    import threading
+    from fastnn.kernels import _blas
+    get, set_ = _blas_threads()
+    old = get()
+    set_(2)
+    try:
+        seen = []
+
+        def boom():
+            seen.append(get())
+            raise RuntimeError("inside")
+
+        with pytest.raises(RuntimeError, match="inside"):
+            _blas.on_numba_threads(boom)
+        assert seen == [1] and get() == 2          # off inside, restored after the error
+        X = rng.standard_normal((300, 64)).astype(np.float32)
+        W = rng.standard_normal((10, 64)).astype(np.float32)
+        b = rng.standard_normal(10).astype(np.float32)
+        want = fastnn.linear_sigmoid(X, W, b)
+        got, errors = [], []
+
+        def worker():
+            try:
+                for _ in range(20):
+                    got.append(fastnn.linear_sigmoid(X, W, b))
+            except BaseException as e:       # pragma: no cover - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors and len(got) == 80
+        assert all(np.array_equal(h, want) for h in got)
+        assert get() == 2                          # concurrent callers restored the user's count
+    finally:
+        set_(old)
 
 
 ACC_SHAPES = [(n_in, n_out, D) for n_in in range(1, 10) for n_out in (1, 3, 4, 5, 8, 11)
