@@ -69,6 +69,7 @@ Yl = rng.dirichlet(np.ones(10), 70_000).astype(f)
 Xl = rng.random((64, 784), dtype=f)
 Wl = rng.standard_normal((128, 784)).astype(f)
 bl = np.zeros(128, f)
+Xb = rng.random((300, 784), dtype=f)
 wl = rng.standard_normal(1 << 19).astype(f)
 large = [
     ("softmax Z(70000,10)", lambda: fastnn.softmax(Zl)),
@@ -76,6 +77,7 @@ large = [
     ("sce_grad labels", lambda: fastnn.softmax_cross_entropy_grad(Zl, yl)),
     ("sce_grad targets", lambda: fastnn.softmax_cross_entropy_grad(Zl, Yl)),
     ("linear_sigmoid X(64,784)", lambda: fastnn.linear_sigmoid(Xl, Wl, bl)),
+    ("linear_sigmoid X(300,784)", lambda: fastnn.linear_sigmoid(Xb, Wl, bl)),
     ("sgd_update 2^19 momentum", lambda: fastnn.sgd_update(wl, wl.copy(), lr=0.1, momentum=0.9,
                                                            velocity=np.zeros_like(wl))),
     ("linear_backward dZ(64,128)", lambda: fastnn.linear_backward(Xl @ Wl.T, Xl, Wl)),
