@@ -261,12 +261,35 @@ def gemm_nt(X, W, Z):
     return Z
 
 
+@jit(inline="always")
+def spread_block(p, N):
+    """The column block at position p of the parallel loop: the N % 6 one-column blocks
+    (a sixth of the work of a 6-column block) are spread evenly among the N // 6 others,
+    light block k at position (2k + 1)·n / (2·(N % 6)) of n blocks, so that the
+    contiguous share of each thread holds a like mix. (In block order, with 100 columns
+    the first of two threads got 60 columns and the second 40: X (10, 784) took 15 µs
+    against 21.5 µs on one thread.) Only the assignment to threads changes, not how a
+    block is computed: the bits are those of gemm_nt."""
+    n6 = N // 6
+    r = N % 6
+    n = n6 + r
+    before = 0
+    for k in range(r):
+        q = ((2 * k + 1) * n) // (2 * r)
+        if q == p:
+            return n6 + k
+        if q < p:
+            before += 1
+    return p - before
+
+
 @pjit_sum
 def gemm_nt_parallel(X, W, Z):
-    """Z = X Wᵀ, column blocks over threads."""
-    for c in prange(n_column_blocks(W.shape[0])):
+    """Z = X Wᵀ, column blocks over threads (in the order of spread_block)."""
+    N = W.shape[0]
+    for p in prange(n_column_blocks(N)):
         wide_vectors()
-        _column_block(X, W, Z, c)
+        _column_block(X, W, Z, spread_block(p, N))
     return Z
 
 

@@ -32,6 +32,17 @@ SHAPES = [(B, N, K) for B in range(1, 10) for N in (1, 5, 6, 7, 11, 12, 13) for 
 SHAPES += [(10, 100, 784), (33, 128, 784), (NT_MAX_ROWS - 1, 10, 100), (3, 2, 2000)]
 
 
+def test_spread_block_is_a_permutation_mixing_light_blocks():
+    from fastnn.kernels._gemm import n_column_blocks, spread_block
+    for N in range(1, 400):
+        n = n_column_blocks(N)
+        order = [spread_block(p, N) for p in range(n)]
+        assert sorted(order) == list(range(n)), N
+    order = [spread_block(p, 100) for p in range(20)]     # 16 blocks of 6 columns, 4 of 1
+    assert [c >= 16 for c in order[:10]].count(True) == 2
+    assert [c >= 16 for c in order[10:]].count(True) == 2
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_nt_tiles_and_edges(dtype, rng):
     for B, N, K in SHAPES:
