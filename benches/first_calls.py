@@ -82,6 +82,7 @@ large = [
                                                            velocity=np.zeros_like(wl))),
     ("linear_backward dZ(64,128)", lambda: fastnn.linear_backward(Xl @ Wl.T, Xl, Wl)),
     ("hidden_delta dZ(64,128)", lambda: fastnn.hidden_delta(Xl @ Wl.T, Wl, Xl)),
+    ("hidden_delta dZ(300,128)", lambda: fastnn.hidden_delta(Xb @ Wl.T, Wl, Xb)),
 ]
 total_l = first_calls(large)
 print(f"{'first calls, parallel paths':28s} {total_l * 1e3:8.1f} ms")

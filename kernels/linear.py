@@ -23,7 +23,11 @@ is fused the same way. The registered jit ``linear``/``linear_sigmoid`` run batc
 ``NT_MAX_ROWS`` rows and more on Numba's threads (``_affine_blocks_parallel``): one
 single-threaded BLAS product per block of rows, then bias + sigmoid on that block, on
 the same thread; the blocks depend on N only, so the bits do not depend on the number
-of threads (``linear_jit``/``linear_sigmoid_jit``, serial, let OpenBLAS thread). Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
+of threads (``linear_jit``/``linear_sigmoid_jit``, serial, let OpenBLAS thread). The
+registered jit ``hidden_delta`` does the same for its product and H ⊙ (1 − H)
+(``_hidden_delta_blocks_parallel``; alternating with the serial path at 2 threads, dZ (N, 10)
+W (10, 100): 24 against 31 µs at 256 rows, 245 against 301 µs at 4096; dZ (4096, 128)
+W (128, 784): 7.2 against 8.5 ms). Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
 ``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
 larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
 ``linear_backward`` and ``hidden_delta`` on such batches, when their products are above
@@ -361,10 +365,36 @@ def delta_tiles(dZ, W, H, out, sigmoid, parallel):
     return out
 
 
+@pjit
+def _hidden_delta_blocks_parallel(dZ, W, H, out):
+    """hidden_delta_jit over blocks of rows on Numba's threads, as
+    _affine_blocks_parallel: one single-threaded BLAS product per block (under
+    ``_blas.on_numba_threads``), then ⊙ H(1 − H) on that block. N, K, D >= 1."""
+    N, K = dZ.shape
+    D = W.shape[1]
+    one = H.dtype.type(1.0)
+    nb = n_par_blocks(N)
+    R = (N + nb - 1) // nb
+    for t in prange(nb):
+        i0 = t * R
+        i1 = min(i0 + R, N)
+        if i0 < i1:
+            blk = out[i0:i1]
+            gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, blk, D)
+            for i in range(i1 - i0):
+                for d in range(D):
+                    h = H[i0 + i, d]
+                    blk[i, d] *= h * (one - h)
+    return out
+
+
+# Batches of NT_MAX_ROWS rows and more: BLAS on Numba's threads, as linear_sigmoid.
 @register("hidden_delta", "jit")
 def hidden_delta_dispatch(dZ, W, H, out):
     N, K = dZ.shape
     fmas = N * K * W.shape[1]
+    if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and W.shape[1] > 0:
+        return on_numba_threads(_hidden_delta_blocks_parallel, dZ, W, H, out)
     if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and get_num_threads() >= TN_MIN_THREADS:
         return delta_tiles(dZ, W, H, out, True, fmas >= TN_PARALLEL_MIN_FMAS)
     return hidden_delta_jit(dZ, W, H, out)

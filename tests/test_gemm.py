@@ -95,9 +95,9 @@ def _blas_threads():
 @pytest.mark.parametrize("shape", [(NT_MAX_ROWS, 128, 784), (257, 7, 33), (1500, 10, 100),
                                    (300, 5, 0)])
 def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
-    """N >= NT_MAX_ROWS: single-threaded BLAS per block of rows on Numba's threads. The
-    bits do not depend on Numba's thread count nor on OpenBLAS's, whose setting is
-    restored after each call."""
+    """N >= NT_MAX_ROWS: single-threaded BLAS per block of rows on Numba's threads
+    (linear, linear_sigmoid and hidden_delta). The bits do not depend on Numba's thread
+    count nor on OpenBLAS's, whose setting is restored after each call."""
     import numba
     from fastnn.kernels import linear
     get, set_ = _blas_threads()
@@ -105,6 +105,8 @@ def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
     X = rng.standard_normal((N, D)).astype(dtype)
     W = (rng.standard_normal((K, D)) * 0.1).astype(dtype)
     b = rng.standard_normal(K).astype(dtype)
+    dZ = rng.standard_normal((N, K)).astype(dtype)
+    H0 = rng.random((N, D)).astype(dtype)
     assert linear.n_par_blocks(N) % 2 == 0 and -(-N // linear.n_par_blocks(N)) <= linear.PAR_BLOCK_ROWS
     old_numba, old_blas = numba.get_num_threads(), get()
     runs = []
@@ -114,15 +116,17 @@ def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
             for bt in (1, 2):
                 set_(bt)
                 runs.append((fastnn.linear_sigmoid(X, W, b, impl="jit"),
-                             fastnn.linear(X, W, b, impl="jit")))
+                             fastnn.linear(X, W, b, impl="jit"),
+                             fastnn.hidden_delta(dZ, W, H0, impl="jit")))
                 assert get() == bt
     finally:
         numba.set_num_threads(old_numba)
         set_(old_blas)
-    for H, Z in runs[1:]:
-        assert np.array_equal(H, runs[0][0]) and np.array_equal(Z, runs[0][1])
-    H, Z = runs[0]
-    assert H.dtype == dtype and Z.dtype == dtype
+    for run in runs[1:]:
+        assert all(np.array_equal(a, a0) for a, a0 in zip(run, runs[0]))
+    H, Z, dH = runs[0]
+    assert H.dtype == dtype and Z.dtype == dtype and dH.dtype == dtype
+    assert_close(dH, ref.hidden_delta(dZ, W, H0), dtype, scale=10.0, what=f"delta {shape}")
     assert_close(Z, ref.linear(X, W, b), dtype, scale=10.0, what=f"linear {shape}")
     assert_close(H, ref.linear_sigmoid(X, W, b), dtype, scale=10.0, what=f"sigmoid {shape}")
 
