@@ -18,8 +18,10 @@ select one contender per run (``-k torch``) for clean figures, or use
 ``fastnn bench``, which runs each contender in its own process.
 
 In the normal test run (``--benchmark-disable``, the default) every case of the
-``--quick`` subset runs once as a smoke test, and the loop implementation is
-collected only where one call is expected within 0.2 s.
+``--quick`` subset runs once as a smoke test, and the loop implementation only on the
+smallest quick case of each family (op, variant): a fixed list, so the test count does
+not depend on the machine's speed. With timing on, the loop implementation is collected
+where one call is expected within ``fastnn bench``'s bound (a timed probe decides).
 """
 from __future__ import annotations
 
@@ -32,7 +34,6 @@ from fastnn import bench as B
 
 #: The loop implementation runs where one call is expected within this bound (seconds).
 ENABLED_LOOP_BOUND = B.LOOP_BOUND_S
-DISABLED_LOOP_BOUND = 0.2
 _gates = {}
 
 
@@ -44,14 +45,28 @@ def pytest_generate_tests(metafunc):
     cases = B.all_cases() if enabled else [c for c in B.all_cases() if c.quick]
     d = cfg.getoption("bench_dtype", "float32")
     dtypes = ["float32", "float64"] if d == "both" else [d]
-    # the loop implementation is slow by design: it is collected only where one call
-    # is expected within the bound (judged from a call at the case's smallest size);
-    # the rest are not generated at all (the report calls them "not run (too slow)")
+    # the loop implementation is slow by design: in the smoke run only on each family's
+    # smallest case; with timing on, only where one call is expected within the bound
+    # (judged from a call at the case's smallest size); the rest are not generated at all
+    # (the report calls them "not run (too slow)")
     # comparators from optional extras (torch, jax) appear only where installed
+    smallest = _smallest(cases)
     params = [pytest.param(c, k, dt, id=f"{c.op}|{c.variant}|{c.shape}|{k}|{dt}".replace(" ", ""))
               for c in cases for k in B.contenders(c) for dt in dtypes
-              if _installed(k) and (k != "loop" or _gate(cfg, dt).allows(c, k))]
+              if _installed(k) and (k != "loop" or (_gate(cfg, dt).allows(c, k) if enabled
+                                                    else c in smallest))]
     metafunc.parametrize("case,contender,dtype", params)
+
+
+def _smallest(cases) -> list:
+    """The smallest case (by its work) of each (op, variant) family among cases."""
+    best = {}
+    for c in cases:
+        key = (c.op, c.variant)
+        units = B.work(c, "float32")["amount"] or c.size
+        if key not in best or units < best[key][0]:
+            best[key] = (units, c)
+    return [c for _, c in best.values()]
 
 
 def _installed(contender) -> bool:
@@ -65,11 +80,9 @@ def _enabled(config) -> bool:
 
 
 def _gate(config, dtype):
-    enabled = _enabled(config)
-    key = (enabled, dtype)
-    if key not in _gates:
-        _gates[key] = B.LoopGate(ENABLED_LOOP_BOUND if enabled else DISABLED_LOOP_BOUND, dtype)
-    return _gates[key]
+    if dtype not in _gates:
+        _gates[dtype] = B.LoopGate(ENABLED_LOOP_BOUND, dtype)
+    return _gates[dtype]
 
 
 def test_kernel(benchmark, request, case, contender, dtype):
