@@ -38,9 +38,7 @@ alternates with Numba's in a training step).
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads
-
-from numba import prange
+from numba import get_num_threads, prange
 
 from ._blas import THREAD_CONTROL, gemm, on_numba_threads
 from ._config import jit, pjit, wide_vectors
@@ -173,6 +171,19 @@ def _bias_act(out, b, act):
     return out
 
 
+@jit(inline="always")
+def _affine_rows(X, W, b, out, act, i0, i1):
+    """Rows i0..i1 of out = act(X Wᵀ + b): one BLAS product (zeros for D = 0), then
+    bias (+ sigmoid) while the block is in cache."""
+    D = X.shape[1]
+    K = W.shape[0]
+    if D > 0:       # blkᵀ = W X_blkᵀ (column-major, see _blas.py)
+        gemm(True, False, K, i1 - i0, D, 1.0, W, D, X[i0:i1], D, 0.0, out[i0:i1], K)
+    else:
+        out[i0:i1] = 0
+    _bias_act_rows(out, b, act, i0, i1)
+
+
 @jit
 def _affine_blocks(X, W, b, out, act):
     """out = act(X Wᵀ + b). Short batches: gemm_nt, then bias (+ sigmoid) row by row.
@@ -183,19 +194,13 @@ def _affine_blocks(X, W, b, out, act):
     K = W.shape[0]
     if N == 0 or K == 0:
         return out
-    if X.shape[1] == 0:
-        out[:] = 0
-    elif N < NT_MAX_ROWS and N * K * X.shape[1] > SMALL_GEMM_FMAS:
+    if X.shape[1] > 0 and N < NT_MAX_ROWS and N * K * X.shape[1] > SMALL_GEMM_FMAS:
         gemm_nt(X, W, out)
         _bias_act_rows(out, b, act, 0, N)
         return out
     R = _block_rows(N, K)
-    D = X.shape[1]
     for i0 in range(0, N, R):
-        i1 = min(i0 + R, N)
-        if D > 0:       # blkᵀ = W X_blkᵀ (column-major, see _blas.py)
-            gemm(True, False, K, i1 - i0, D, 1.0, W, D, X[i0:i1], D, 0.0, out[i0:i1], K)
-        _bias_act_rows(out, b, act, i0, i1)
+        _affine_rows(X, W, b, out, act, i0, min(i0 + R, N))
     return out
 
 
@@ -212,25 +217,26 @@ def n_par_blocks(N):
     return 2 * ((N + 2 * PAR_BLOCK_ROWS - 1) // (2 * PAR_BLOCK_ROWS))
 
 
+@jit(inline="always")
+def _par_block(N, t):
+    """Rows i0..i1 of block t of the parallel path (possibly empty for the last ones)."""
+    nb = n_par_blocks(N)
+    R = (N + nb - 1) // nb
+    i0 = min(t * R, N)
+    return i0, min(i0 + R, N)
+
+
 @pjit
 def _affine_blocks_parallel(X, W, b, out, act):
     """out = act(X Wᵀ + b), blocks of rows over Numba's threads: each block is one
     single-threaded BLAS product (run under ``_blas.on_numba_threads``), then bias (and
     the sigmoid) on the block while it is in that core's cache. N >= 1, K >= 1."""
-    N, D = X.shape
-    K = W.shape[0]
-    nb = n_par_blocks(N)
-    R = (N + nb - 1) // nb
-    for t in prange(nb):
+    N = X.shape[0]
+    for t in prange(n_par_blocks(N)):
         wide_vectors()   # the sigmoid loop may use 512-bit vectors
-        i0 = t * R
-        i1 = min(i0 + R, N)
+        i0, i1 = _par_block(N, t)
         if i0 < i1:
-            if D > 0:   # blkᵀ = W X_blkᵀ (column-major, see _blas.py)
-                gemm(True, False, K, i1 - i0, D, 1.0, W, D, X[i0:i1], D, 0.0, out[i0:i1], K)
-            else:
-                out[i0:i1] = 0
-            _bias_act_rows(out, b, act, i0, i1)
+            _affine_rows(X, W, b, out, act, i0, i1)
     return out
 
 
@@ -253,8 +259,8 @@ def linear_sigmoid_jit(X, W, b, out):
 # OpenBLAS's made the two pools alternate on every call: X (4096, 784), W (128, 784)
 # took 8.0-9.8 ms instead of 4.8-5.8 ms on the Xeon). That pass cost 8-10% of the
 # product at 2 threads on the Zen 3 here: linear_sigmoid against a bare X @ W.T
-# (NumPy's OpenBLAS, 2 threads, alternating in one process, median of 7 rounds' ratios):
-# 256 / 1024 / 4096 rows 1.057 / 1.057 / 1.111 before, 0.98 / 1.006 / 0.996 this way.
+# (NumPy's OpenBLAS, 2 threads, alternating in one process, median of 9 rounds):
+# 256 / 1024 / 4096 rows 1.088 / 1.117 / 1.034 before, 1.004 / 1.024 / 0.961 this way.
 # Otherwise (no thread control, see _blas.py) the serial jit kernel. (The size tests
 # are written out in each function: they run on every call.)
 @register("linear", "jit")
@@ -325,6 +331,21 @@ def linear_backward_dispatch(dZ, X, W, dW, db, dX):
     return linear_backward_jit(dZ, X, W, dW, db, dX)
 
 
+@jit(inline="always")
+def _delta_rows(dZ, W, H, out, i0, i1):
+    """Rows i0..i1 of out = (dZ W) ⊙ H ⊙ (1 − H): one BLAS product, then the sigmoid
+    derivative while the block is in cache. K, D >= 1."""
+    K = dZ.shape[1]
+    D = W.shape[1]
+    one = H.dtype.type(1.0)
+    blk = out[i0:i1]
+    gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, blk, D)  # blkᵀ = Wᵀ dZ_blkᵀ
+    for i in range(i1 - i0):
+        for d in range(D):
+            h = H[i0 + i, d]
+            blk[i, d] *= h * (one - h)
+
+
 @jit
 def hidden_delta_jit(dZ, W, H, out):
     N, K = dZ.shape
@@ -334,16 +355,9 @@ def hidden_delta_jit(dZ, W, H, out):
     if K == 0:
         out[:] = 0
         return out
-    one = H.dtype.type(1.0)
     R = _block_rows(N, D)
     for i0 in range(0, N, R):
-        i1 = min(i0 + R, N)
-        blk = out[i0:i1]
-        gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, blk, D)  # blkᵀ = Wᵀ dZ_blkᵀ
-        for i in range(i1 - i0):
-            for d in range(D):
-                h = H[i0 + i, d]
-                blk[i, d] *= h * (one - h)
+        _delta_rows(dZ, W, H, out, i0, min(i0 + R, N))
     return out
 
 
@@ -370,21 +384,11 @@ def _hidden_delta_blocks_parallel(dZ, W, H, out):
     """hidden_delta_jit over blocks of rows on Numba's threads, as
     _affine_blocks_parallel: one single-threaded BLAS product per block (under
     ``_blas.on_numba_threads``), then ⊙ H(1 − H) on that block. N, K, D >= 1."""
-    N, K = dZ.shape
-    D = W.shape[1]
-    one = H.dtype.type(1.0)
-    nb = n_par_blocks(N)
-    R = (N + nb - 1) // nb
-    for t in prange(nb):
-        i0 = t * R
-        i1 = min(i0 + R, N)
+    N = dZ.shape[0]
+    for t in prange(n_par_blocks(N)):
+        i0, i1 = _par_block(N, t)
         if i0 < i1:
-            blk = out[i0:i1]
-            gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, blk, D)
-            for i in range(i1 - i0):
-                for d in range(D):
-                    h = H[i0 + i, d]
-                    blk[i, d] *= h * (one - h)
+            _delta_rows(dZ, W, H, out, i0, i1)
     return out
 
 
