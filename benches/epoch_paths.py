@@ -33,9 +33,11 @@ X = rng.random((N, 784), dtype=np.float32)
 y = rng.integers(0, 10, N)
 no_targets = np.zeros((0, 10), np.float32)
 par_min = tj.EPOCH_PARALLEL_MIN_FMAS
-policies = {"blas": np.array([0, 0, 0, par_min], np.int64),
-            "fwd_tiles": np.array([tj.NT_MAX_ROWS - 1, 0, tj.NEVER, par_min], np.int64),
-            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min], np.int64),
+threads = tj.policy()[4]
+policies = {"blas": np.array([0, 0, 0, par_min, 0], np.int64),
+            "fwd_tiles": np.array([tj.NT_MAX_ROWS - 1, 0, tj.NEVER, par_min, 0], np.int64),
+            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, 0], np.int64),
+            "tiles_ahead": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, threads], np.int64),
             "default": tj.policy()}
 for B in (int(b) for b in args.batches.split(",")):
     m = fastnn.MLP([784, 100, 10], dtype=np.float32, seed=0, impl="jit")

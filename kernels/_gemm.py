@@ -425,6 +425,57 @@ def gemm_tn_acc_parallel(C, A, Out, alpha):
     return Out
 
 
+#: gemm_tn_acc_nt_parallel splits the rows of W into parts made of groups of this many
+#: rows: a multiple of both tiles' widths (4 rows of Out, 6 columns of Z), so that every
+#: element is computed by the same tile as in the separate kernels.
+FUSED_GROUP = 12
+
+
+@jit(inline="always")
+def _acc_then_dot(C, A, W, alpha, Xn, Zn, g0, g1):
+    """Rows 12·g0 .. 12·g1 − 1 of W (the last group ends at W's last row): each block of 4
+    rows gets ``W[rows] += alpha Cᵀ A[:, rows]`` (``_acc_row_block``), and as soon as the 6
+    rows of a column block of Zn are updated, ``Zn[:, cols] = Xn W[cols]ᵀ``
+    (``_column_block``), while those rows are still in this core's L1."""
+    N = W.shape[0]
+    n4 = N // 4
+    n6 = N // 6
+    r1 = min(FUSED_GROUP * g1, N)
+    rb1 = r1 // 4 if r1 < N else n_row_blocks(N)
+    cb = (FUSED_GROUP * g0) // 6
+    cb1 = r1 // 6 if r1 < N else n_column_blocks(N)
+    for rb in range((FUSED_GROUP * g0) // 4, rb1):
+        _acc_row_block(C, A, W, alpha, rb)
+        done = 4 * rb + 4 if rb < n4 else 4 * n4 + (rb - n4) + 1     # rows < done are updated
+        while cb < cb1 and (6 * cb + 6 if cb < n6 else 6 * n6 + (cb - n6) + 1) <= done:
+            _column_block(Xn, W, Zn, cb)
+            cb += 1
+    for c in range(cb, cb1):      # not reached: the last row block completes every column
+        _column_block(Xn, W, Zn, c)
+
+
+@pjit_sum
+def gemm_tn_acc_nt_parallel(C, A, W, alpha, Xn, Zn, parts):
+    """``W += alpha · Cᵀ A``, then ``Zn = Xn Wᵀ`` with the updated W: the weight update of
+    one mini-batch and the next mini-batch's forward product in one parallel region. Each
+    of Numba's threads owns a contiguous share of W's rows (groups of FUSED_GROUP) and runs
+    both products on it, so those rows go from the update to the product in its own
+    cache, and one region is started instead of two. Every element is computed by the same
+    tile, in the same order, as ``gemm_tn_acc`` followed by ``gemm_nt``: the same bits,
+    whatever the number of threads.
+
+    C (n_in, N), A (n_in, D), W (N, D), Xn (B, D), Zn (B, N): as for the two kernels
+    (Zn overlaps none of the others). B, N >= 1. parts >= 1: the number of shares, one
+    per thread (``numba.get_num_threads()``; not read here: a cached kernel cannot call
+    it)."""
+    G = (W.shape[0] + FUSED_GROUP - 1) // FUSED_GROUP
+    P = max(1, min(parts, G))
+    for p in prange(P):
+        wide_vectors()
+        _acc_then_dot(C, A, W, alpha, Xn, Zn, (p * G) // P, ((p + 1) * G) // P)
+    return Zn
+
+
 @jit
 def tn_acc(C, A, Out, alpha, parallel):
     """Out += alpha · Cᵀ A on the parallel kernel or the serial one (the same bits)."""
@@ -435,5 +486,5 @@ def tn_acc(C, A, Out, alpha, parallel):
     return Out
 
 
-__all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel", "tn_acc", "NT_MAX_ROWS",
-           "NT_PARALLEL_MIN_FMAS", "SMALL_GEMM_FMAS", "TN_MIN_THREADS", "TN_PARALLEL_MIN_FMAS"]
+__all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel",
+           "gemm_tn_acc_nt_parallel", "tn_acc", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS", "SMALL_GEMM_FMAS", "TN_MIN_THREADS", "TN_PARALLEL_MIN_FMAS"]

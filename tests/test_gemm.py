@@ -13,7 +13,7 @@ import pytest
 import fastnn
 import reference as ref
 from fastnn.kernels._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel,
-                                  gemm_tn_acc, gemm_tn_acc_parallel)
+                                  gemm_tn_acc, gemm_tn_acc_nt_parallel, gemm_tn_acc_parallel)
 from numerics import DTYPES, assert_close
 
 EPS = {np.dtype(np.float32): 2.0 ** -24, np.dtype(np.float64): 2.0 ** -53}
@@ -215,6 +215,38 @@ def test_gemm_tn_acc_transposed_coefficients(dtype, rng):
     dAp = np.zeros_like(dA)
     gemm_tn_acc_parallel(dZ.T, W, dAp, 1.0)
     assert np.array_equal(dA, dAp)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_update_and_forward_gives_the_bits_of_the_two_kernels(dtype, rng):
+    """gemm_tn_acc_nt_parallel (W += alpha CᵀA, then Zn = Xn Wᵀ, one region) against
+    gemm_tn_acc then gemm_nt: the same W and Zn, bit for bit, for 1 to 5 shares of W's rows
+    (groups of 12; N from 1 to 130 covers every edge of both tiles and shares that
+    hold only edges) and Numba threads 1 and 2; Zn is written everywhere."""
+    import numba
+    shapes = [(n_in, N, D, B) for n_in, N, D, B in
+              [(10, 100, 784, 10), (3, 7, 33, 5), (10, 12, 20, 1), (10, 13, 20, 2),
+               (4, 1, 9, 3), (11, 130, 100, 7), (1, 25, 5, 1), (5, 24, 0, 4), (9, 37, 17, 9)]]
+    before = numba.get_num_threads()
+    try:
+        for n_in, N, D, B in shapes:
+            C = rng.standard_normal((n_in, N)).astype(dtype)
+            A = rng.standard_normal((n_in, D)).astype(dtype)
+            W = rng.standard_normal((N, D)).astype(dtype)
+            Xn = rng.standard_normal((B, D)).astype(dtype)
+            W1, Z1 = W.copy(), np.empty((B, N), dtype)
+            gemm_tn_acc(C, A, W1, -0.3)
+            gemm_nt(Xn, W1, Z1)
+            _check_product(Z1, Xn, W1)
+            for threads in (1, 2):
+                numba.set_num_threads(threads)
+                for parts in range(1, 6):
+                    W2, Z2 = W.copy(), np.full((B, N), np.nan, dtype)
+                    gemm_tn_acc_nt_parallel(C, A, W2, -0.3, Xn, Z2, parts)
+                    assert np.array_equal(W2, W1), (n_in, N, D, B, threads, parts)
+                    assert np.array_equal(Z2, Z1), (n_in, N, D, B, threads, parts)
+    finally:
+        numba.set_num_threads(before)
 
 
 def test_gemm_tn_acc_writes_only_out(rng):

@@ -99,6 +99,38 @@ def test_jit_parallel_tiles_give_the_serial_bits(monkeypatch, batch_size, dt):
     np.testing.assert_allclose(runs[0]._params, v._params, **tol)
 
 
+@pytest.mark.parametrize("batch_size", (1, 4, 7, 40))
+@pytest.mark.parametrize("dt", (np.float32, np.float64))
+@pytest.mark.parametrize("sizes", ([37, 9, 6, 5], [37, 14], [40, 13, 2]))
+def test_jit_first_layer_ahead_gives_the_same_bits(monkeypatch, batch_size, dt, sizes):
+    """The first layer's update fused with the next mini-batch's forward product
+    (FUSE_FIRST_LAYER, one parallel region) against the two products apart: the same
+    parameters and loss, bit for bit, at 1 and 2 Numba threads (1, 2 or 3 shares of W's
+    rows; 83 rows: the last mini-batch is shorter, and batch 40 leaves 3 rows)."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((83, sizes[0])).astype(dt)
+    y = rng.integers(0, sizes[-1], 83)
+    runs = []
+    for fuse, threads in ((False, 2), (True, 1), (True, 2), (True, 3)):
+        with monkeypatch.context() as mp:
+            mp.setattr(tj, "TILE_MIN_FMAS", 0)
+            mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
+            mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", 0)
+            mp.setattr(tj, "FUSE_FIRST_LAYER", fuse)
+            mp.setattr(tj.numba, "get_num_threads", lambda t=threads: t)   # shares of W
+            assert tj.policy()[4] == (threads if fuse else 0)
+            m = MLP(sizes, dtype=dt, seed=2, impl="jit")
+            h = m.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
+            runs.append((m._params.copy(), h.loss + h.accuracy))
+    for params, losses in runs[1:]:
+        np.testing.assert_array_equal(params, runs[0][0])
+        assert losses == runs[0][1]
+    v = MLP(sizes, dtype=dt, seed=2, impl="vectorized")
+    v.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
+    tol = dict(rtol=1e-9, atol=1e-12) if dt == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(runs[0][0], v._params, **tol)
+
+
 def test_float32_trajectories_agree():
     a, ha = _train([5, 6, 3], {}, "labels", "jit", dtype=np.float32, epochs=3, batch_size=2, lr=0.2)
     b, hb = _train([5, 6, 3], {}, "labels", "vectorized", dtype=np.float32, epochs=3, batch_size=2,
@@ -418,8 +450,9 @@ def test_buffers_are_64_byte_aligned(dt):
 
 def test_policy_keeps_the_backward_on_blas_with_one_thread(monkeypatch):
     p = tj.policy()
-    assert p.dtype == np.int64 and p.shape == (4,)
+    assert p.dtype == np.int64 and p.shape == (5,)
     assert p[0] == tj.SMALL_MAX and p[1] == tj.TILE_MIN_FMAS and p[3] == tj.EPOCH_PARALLEL_MIN_FMAS
+    assert p[4] == (tj.numba.get_num_threads() if tj.FUSE_FIRST_LAYER else 0)
     monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
     assert tj.policy()[2] == tj.TILE_MIN_FMAS
     monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1 << 20)     # more threads than any machine
