@@ -3,12 +3,13 @@
     python benches/epoch_paths.py [--batches 1,10,16,32,64,128,255] [--rounds 4] [--threads N]
 
 784-100-10 sigmoid/softmax MLP, 60,000 random float32 samples, plain SGD. For each batch
-size, epochs alternate between four policies (``fastnn._train_jit.policy``): every
+size, epochs alternate between five policies (``fastnn._train_jit.policy``): every
 product on the direct BLAS gemm; the forward products on the tiles and the backward ones
 on BLAS; every one on the tiles (``gemm_nt``, ``gemm_tn_acc``,
-parallel from ``EPOCH_PARALLEL_MIN_FMAS``); and the default, which picks per product
-(BLAS up to ``TILE_MIN_FMAS`` multiply-adds, tiles above). Prints the median and best
-seconds per epoch of each.
+parallel from ``EPOCH_PARALLEL_MIN_FMAS``); the same with the first layer's update and
+the next mini-batch's forward product in one region (``FUSE_FIRST_LAYER``); and the
+default, which picks per product (BLAS up to ``TILE_MIN_FMAS`` multiply-adds, tiles
+above) with that fusion on. Prints the median and best seconds per epoch of each.
 """
 import argparse
 import time

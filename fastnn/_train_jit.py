@@ -71,7 +71,7 @@ from .kernels._config import jit, wide_vectors
 from .kernels._gemm import (NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS, TN_PARALLEL_MIN_FMAS,
                              gemm_nt, gemm_nt_parallel, gemm_tn_acc_nt_parallel, tn_acc)
 from .kernels.cross_entropy import sce_grad_labels_rows
-from .kernels.linear import _bias_act_rows, _block_rows, col_sums, delta_tiles
+from .kernels.linear import _bias_act, _bias_act_rows, _block_rows, col_sums, delta_tiles
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 
@@ -328,7 +328,6 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     n_correct = 0
     stats[2] = -1.0
     step = 0
-    K0 = layers[0, 0]
     # Layer 0's update may run with the next mini-batch's layer-0 forward product
     # (gemm_tn_acc_nt_parallel): then that batch's rows were gathered into the other of
     # two input buffers (act_buf's and delta_buf's slot at act_off[0]; delta_buf's is
@@ -390,7 +389,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
                     _bias_sgd(dZl, b, lr_)
                     out = act_buf[act_off[1]:act_off[1] + nn * Kl].reshape((nn, Kl))
                     gemm_tn_acc_nt_parallel(dZl, A, W, -lr_, An, out, parts)
-                    _bias_act_rows(out, b, 1 if hidden_code == 0 and L > 1 else 0, 0, nn)
+                    _bias_act(out, b, 1 if hidden_code == 0 and L > 1 else 0)   # as _forward
                     ahead_next = True
                 elif fused:
                     _bias_sgd(dZl, b, lr_)
