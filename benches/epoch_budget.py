@@ -128,7 +128,8 @@ cases = {
     "gather, random rows (DRAM)": lambda: gather_loop(X, y, no_targets, perm, slots[0], yb, Yb),
     "gather, rows in cache": lambda: gather_loop(X, y, no_targets, in_cache, slots[0], yb, Yb),
     f"region: update + next forward, {threads} threads, gather included":
-        lambda: region_loop(dH, slots[0], slots[1], W1, Hb, X, y, no_targets, perm, yb, Yb, threads),
+        lambda: region_loop(dH, slots[0], slots[1], W1, Hb, X, y, no_targets, perm, yb, Yb,
+                            threads),
     "the same two products, one thread, no gather":
         lambda: serial_products_loop(dH, slots[0], W1, slots[1], Hb),
     "empty parallel region": lambda: empty_region_loop(pad, threads),

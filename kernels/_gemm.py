@@ -487,4 +487,5 @@ def tn_acc(C, A, Out, alpha, parallel):
 
 
 __all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel",
-           "gemm_tn_acc_nt_parallel", "tn_acc", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS", "SMALL_GEMM_FMAS", "TN_MIN_THREADS", "TN_PARALLEL_MIN_FMAS"]
+           "gemm_tn_acc_nt_parallel", "tn_acc", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS",
+           "SMALL_GEMM_FMAS", "TN_MIN_THREADS", "TN_PARALLEL_MIN_FMAS"]
