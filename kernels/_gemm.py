@@ -51,6 +51,10 @@ serial and parallel kernels give the same bits, whatever the number of threads.
     gemm_tn_acc(C, A, Out, alpha)            serial
     gemm_tn_acc_parallel(C, A, Out, alpha)   blocks of 4 rows of Out over Numba's threads
     tn_acc(C, A, Out, alpha, parallel)       either, by a flag (for jit callers)
+    gemm_tn_acc_nt_parallel(C, A, W, alpha, Xn, Zn, parts)
+                                             W += alpha CᵀA, then Zn = Xn Wᵀ, one region:
+                                             a weight update and the next mini-batch's
+                                             forward product (the training epoch's)
 
 Raw kernels: C (n_in, n_out) (any strides: dZᵀ is a transposed view), A (n_in, D) and
 Out (n_out, D) C-contiguous, one float dtype; Out must not overlap C or A.
