@@ -322,10 +322,61 @@ def _backward_tiles(dZ, X, W, dW, db, dX, parallel):
     return dW, db, dX
 
 
+#: Column blocks of dW in the parallel backward: at most this many columns each, their
+#: number even (a function of D only, as n_par_blocks is of N).
+PAR_BLOCK_COLS = 512
+
+
+@jit
+def n_col_blocks(D):
+    return 2 * ((D + 2 * PAR_BLOCK_COLS - 1) // (2 * PAR_BLOCK_COLS))
+
+
+@pjit
+def _backward_blocks_parallel(dZ, X, W, dW, dX):
+    """dW = dZᵀ X by blocks of columns, then dX = dZ W (when dX is not None) by blocks of
+    rows, each over Numba's threads (two loops: the blocks of one are not the size of the
+    other's); each block is one single-threaded BLAS product (run under
+    ``_blas.on_numba_threads``). The blocks depend on the shapes only: the same bits for
+    any number of threads. N, K, D >= 1."""
+    N, K = dZ.shape
+    D = X.shape[1]
+    nw = n_col_blocks(D)
+    C = (D + nw - 1) // nw
+    Xf = X.reshape(-1)
+    dWf = dW.reshape(-1)
+    for t in prange(nw):
+        d0 = min(t * C, D)
+        d1 = min(d0 + C, D)
+        if d0 < d1:      # dWᵀ[d0:d1] = Xᵀ[d0:d1] dZ (column-major, leading dimension D)
+            gemm(False, True, d1 - d0, K, N, 1.0, Xf[d0:], D, dZ, K, 0.0, dWf[d0:], D)
+    if dX is not None:
+        for t in prange(n_par_blocks(N)):
+            i0, i1 = _par_block(N, t)
+            if i0 < i1:      # dXᵀ[:, i0:i1] = Wᵀ dZ[i0:i1]ᵀ
+                gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, dX[i0:i1], D)
+    return dW
+
+
+@jit
+def _backward_parallel(dZ, X, W, dW, db, dX):
+    _backward_blocks_parallel(dZ, X, W, dW, dX)
+    col_sums(dZ, db)
+    return dW, db, dX
+
+
+# Batches of NT_MAX_ROWS rows and more: BLAS on Numba's threads, as linear_sigmoid. With
+# OpenBLAS's own threads here, a training step driven from Python through the jit kernels
+# (784-100-10, batch 256: linear_sigmoid, linear, hidden_delta and the sgd updates on
+# Numba's threads, the two weight gradients on OpenBLAS's) alternated the two thread pools
+# on 2 cores: in some processes every step took ~8 ms instead of ~0.9 ms (fastnn bench,
+# train_step B=256, jit: pass medians 0.87, 7.95, 8.00 ms).
 @register("linear_backward", "jit")
 def linear_backward_dispatch(dZ, X, W, dW, db, dX):
     N, K = dZ.shape
     fmas = N * K * X.shape[1]
+    if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and X.shape[1] > 0:
+        return on_numba_threads(_backward_parallel, dZ, X, W, dW, db, dX)
     if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and get_num_threads() >= TN_MIN_THREADS:
         return _backward_tiles(dZ, X, W, dW, db, dX, fmas >= TN_PARALLEL_MIN_FMAS)
     return linear_backward_jit(dZ, X, W, dW, db, dX)

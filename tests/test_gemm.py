@@ -96,8 +96,9 @@ def _blas_threads():
                                    (300, 5, 0)])
 def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
     """N >= NT_MAX_ROWS: single-threaded BLAS per block of rows on Numba's threads
-    (linear, linear_sigmoid and hidden_delta). The bits do not depend on Numba's thread
-    count nor on OpenBLAS's, whose setting is restored after each call."""
+    (linear, linear_sigmoid, hidden_delta, and linear_backward: dW by blocks of columns,
+    dX by blocks of rows). The bits do not depend on Numba's thread count nor on
+    OpenBLAS's, whose setting is restored after each call."""
     import numba
     from fastnn.kernels import linear
     get, set_ = _blas_threads()
@@ -117,15 +118,23 @@ def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
                 set_(bt)
                 runs.append((fastnn.linear_sigmoid(X, W, b, impl="jit"),
                              fastnn.linear(X, W, b, impl="jit"),
-                             fastnn.hidden_delta(dZ, W, H0, impl="jit")))
+                             fastnn.hidden_delta(dZ, W, H0, impl="jit"),
+                             *fastnn.linear_backward(dZ, X, W, impl="jit"),
+                             *fastnn.linear_backward(dZ, X, W, compute_dX=False, impl="jit")[:2]))
                 assert get() == bt
     finally:
         numba.set_num_threads(old_numba)
         set_(old_blas)
     for run in runs[1:]:
         assert all(np.array_equal(a, a0) for a, a0 in zip(run, runs[0]))
-    H, Z, dH = runs[0]
-    assert H.dtype == dtype and Z.dtype == dtype and dH.dtype == dtype
+    H, Z, dH, dW, db, dX, dW2, db2 = runs[0]
+    assert all(a.dtype == dtype for a in runs[0])
+    assert np.array_equal(dW2, dW) and np.array_equal(db2, db)
+    rW, rb, rX = ref.linear_backward(dZ, X, W)
+    n = np.sqrt(N)
+    assert_close(dW, rW, dtype, scale=10.0 * n, what=f"dW {shape}")
+    assert_close(db, rb, dtype, scale=10.0 * n, what=f"db {shape}")
+    assert_close(dX, rX, dtype, scale=10.0, what=f"dX {shape}")
     assert_close(dH, ref.hidden_delta(dZ, W, H0), dtype, scale=10.0, what=f"delta {shape}")
     assert_close(Z, ref.linear(X, W, b), dtype, scale=10.0, what=f"linear {shape}")
     assert_close(H, ref.linear_sigmoid(X, W, b), dtype, scale=10.0, what=f"sigmoid {shape}")
