@@ -3,13 +3,16 @@
     python benches/epoch_paths.py [--batches 1,10,16,32,64,128,255] [--rounds 4] [--threads N]
 
 784-100-10 sigmoid/softmax MLP, 60,000 random float32 samples, plain SGD. For each batch
-size, epochs alternate between five policies (``fastnn._train_jit.policy``): every
+size, epochs alternate between the policies (``fastnn._train_jit.policy``): every
 product on the direct BLAS gemm; the forward products on the tiles and the backward ones
 on BLAS; every one on the tiles (``gemm_nt``, ``gemm_tn_acc``,
 parallel from ``EPOCH_PARALLEL_MIN_FMAS``); the same with the first layer's update and
 the next mini-batch's forward product in one region (``FUSE_FIRST_LAYER``); and the
 default, which picks per product (BLAS up to ``TILE_MIN_FMAS`` multiply-adds, tiles
-above) with that fusion on. Prints the median and best seconds per epoch of each.
+above) with that fusion on, and the BLAS products of batches above SMALL_MAX rows in
+blocks on Numba's threads (``BLAS_ON_NUMBA_THREADS``); and, where that applies, the
+default with those products on OpenBLAS's own threads instead (``default_openblas``).
+Prints the median and best seconds per epoch of each.
 """
 import argparse
 import time
@@ -35,18 +38,20 @@ y = rng.integers(0, 10, N)
 no_targets = np.zeros((0, 10), np.float32)
 par_min = tj.EPOCH_PARALLEL_MIN_FMAS
 threads = tj.policy()[4]
-policies = {"blas": np.array([0, 0, 0, par_min, 0], np.int64),
-            "fwd_tiles": np.array([tj.NT_MAX_ROWS - 1, 0, tj.NEVER, par_min, 0], np.int64),
-            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, 0], np.int64),
-            "tiles_ahead": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, threads], np.int64),
+policies = {"blas": np.array([0, 0, 0, par_min, 0, 0], np.int64),
+            "fwd_tiles": np.array([tj.NT_MAX_ROWS - 1, 0, tj.NEVER, par_min, 0, 0], np.int64),
+            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, 0, 0], np.int64),
+            "tiles_ahead": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, threads, 0], np.int64),
             "default": tj.policy()}
+if tj.policy()[5]:      # the same, large batches' BLAS on OpenBLAS's threads as before
+    policies["default_openblas"] = tj.policy() * np.array([1, 1, 1, 1, 1, 0], np.int64)
 for B in (int(b) for b in args.batches.split(",")):
     m = fastnn.MLP([784, 100, 10], dtype=np.float32, seed=0, impl="jit")
     act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = m._jit_buffers(B)
 
     def run(perm, policy, X=X, y=y):
         t0 = time.perf_counter()
-        tj.train_epoch(m._params, m._grads, m._velocity, m._n_weights, m._layers, act_off,
+        tj.run_epoch(m._params, m._grads, m._velocity, m._n_weights, m._layers, act_off,
                        m._hcode, m._lcode, 1, X, y, no_targets, perm, B, 0.05, 0.0, 0.0, 0.0,
                        policy, act_buf, delta_buf, yb_buf, Yb_buf, stats)
         return time.perf_counter() - t0

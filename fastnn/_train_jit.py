@@ -39,6 +39,15 @@ of Numba's threads, with the same bits as the serial tiles. Without plain SGD, t
 gradients are then applied by ``sgd_update_jit`` over the flat weights and biases
 (momentum, weight decay, L1).
 
+Large batches (``BLAS_ON_NUMBA_THREADS``). With more than SMALL_MAX rows every product
+goes to BLAS. There OpenBLAS's own threads ran the products, and bias, sigmoid and
+its derivative ran serially in between. Now ``run_epoch`` switches OpenBLAS's
+threading off for the epoch and each product runs as single-threaded gemms over blocks
+(of rows; of columns for the weight update and gradient) on Numba's threads, with
+bias, sigmoid and the derivative applied to each block in that core's cache
+(kernels/linear.py's large-batch kernels). The blocks depend on the shapes only: the
+same bits for any number of threads.
+
 First layer ahead (``FUSE_FIRST_LAYER``). The last product of a step is the first
 layer's update ``W −= lr dZᵀA0``; the first of the next step is the next mini-batch's
 ``A0' Wᵀ`` with that updated W. With plain SGD, when both run on the parallel tiles,
@@ -66,12 +75,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .kernels._blas import gemm
+from .kernels._blas import THREAD_CONTROL, gemm, on_numba_threads
 from .kernels._config import jit, wide_vectors
 from .kernels._gemm import (NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS, TN_PARALLEL_MIN_FMAS,
                              gemm_nt, gemm_nt_parallel, gemm_tn_acc_nt_parallel, tn_acc)
 from .kernels.cross_entropy import sce_grad_labels_rows
-from .kernels.linear import _bias_act, _bias_act_rows, _block_rows, col_sums, delta_tiles
+from .kernels.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
+                             _hidden_delta_blocks_parallel, col_sums, delta_tiles,
+                             tn_col_blocks_parallel)
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 
@@ -110,6 +121,11 @@ BACKWARD_TILES_MIN_THREADS = TN_MIN_THREADS
 #: (``gemm_tn_acc_nt_parallel``; the same bits as the two products apart). See the
 #: module docstring.
 FUSE_FIRST_LAYER = True
+#: Batches of more than SMALL_MAX rows: each BLAS product runs in blocks of rows (of
+#: columns for the weight update), one single-threaded gemm per block, on Numba's
+#: threads, with bias, activation and the sigmoid derivative in those blocks, as the
+#: jit kernels do from NT_MAX_ROWS rows (kernels/linear.py). See the module docstring.
+BLAS_ON_NUMBA_THREADS = True
 #: A threshold no product reaches.
 NEVER = np.iinfo(np.int64).max
 
@@ -119,7 +135,10 @@ def policy():
     (forward), TILE_MIN_FMAS or NEVER (backward: NEVER with fewer than
     BACKWARD_TILES_MIN_THREADS Numba threads), EPOCH_PARALLEL_MIN_FMAS, the number of
     shares of the fused first-layer region (Numba's thread count; 0 when
-    FUSE_FIRST_LAYER is off)], read at each ``fit``, so tests can move them.
+    FUSE_FIRST_LAYER is off), 1 when the BLAS products of batches above SMALL_MAX rows
+    run in blocks on Numba's threads (BLAS_ON_NUMBA_THREADS, with OpenBLAS's threading
+    under fastnn's control; the epoch must then run under ``run_epoch``) else 0], read
+    at each ``fit``, so tests can move them.
 
     TILE_MIN_FMAS is ``_gemm.SMALL_GEMM_FMAS``: 100³ on CPUs with AVX-512, where OpenBLAS
     has small-matrix kernels, 0 elsewhere. On an AMD EPYC (Zen 3, AVX2, 2 threads),
@@ -147,7 +166,24 @@ def policy():
     threads = numba.get_num_threads()
     backward = TILE_MIN_FMAS if threads >= BACKWARD_TILES_MIN_THREADS else NEVER
     return np.array([SMALL_MAX, TILE_MIN_FMAS, backward, EPOCH_PARALLEL_MIN_FMAS,
-                     threads if FUSE_FIRST_LAYER else 0], np.int64)
+                     threads if FUSE_FIRST_LAYER else 0,
+                     1 if BLAS_ON_NUMBA_THREADS and THREAD_CONTROL else 0], np.int64)
+
+
+def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+              acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
+              act_buf, delta_buf, yb_buf, Yb_buf, stats):
+    """``train_epoch`` with the same arguments; when its BLAS products may run in blocks
+    on Numba's threads (``policy[5]``, batches above ``policy[0]`` rows), under
+    ``kernels/_blas.py`` ``on_numba_threads``: OpenBLAS single-threaded for the
+    epoch, its thread count restored afterwards (also on error). The callers of the
+    compiled epoch (``MLP.fit``, the benches) go through here."""
+    args = (params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+            acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
+            act_buf, delta_buf, yb_buf, Yb_buf, stats)
+    if policy[5] and batch_size > policy[0]:
+        return on_numba_threads(train_epoch, *args)
+    return train_epoch(*args)
 
 
 @jit
@@ -225,12 +261,13 @@ def _bias_sgd(dZ, b, lr):
 
 
 @jit
-def _forward(A, W, b, out, sigmoid, small_max, tile_min, par_min):
+def _forward(A, W, b, out, sigmoid, small_max, tile_min, par_min, blas_par):
     """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of at most small_max rows
     with a product above tile_min multiply-adds: the register-tiled gemm_nt
     (kernels/_gemm.py) for the whole batch. Otherwise one direct sgemm/dgemm (beta = 0)
-    per block of rows. Bias and activation are applied to each block while it is in
-    cache (linear.py's row pass)."""
+    per block of rows, the blocks over Numba's threads when blas_par (then OpenBLAS runs
+    single-threaded: see ``run_epoch``). Bias and activation are applied to each block
+    while it is in cache (linear.py's row pass)."""
     wide_vectors()   # the sigmoid loop may use 512-bit vectors
     nb, D = A.shape
     K = W.shape[0]
@@ -242,6 +279,9 @@ def _forward(A, W, b, out, sigmoid, small_max, tile_min, par_min):
             gemm_nt(A, W, out)
         _bias_act_rows(out, b, act, 0, nb)
         return
+    if blas_par:
+        _affine_blocks_parallel(A, W, b, out, act)
+        return
     R = _block_rows(nb, K)
     for i0 in range(0, nb, R):
         i1 = min(i0 + R, nb)
@@ -250,8 +290,12 @@ def _forward(A, W, b, out, sigmoid, small_max, tile_min, par_min):
 
 
 @jit
-def _delta(dZ, W, H, dA, sigmoid):
-    """dA = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W, per block of rows (direct gemm)."""
+def _delta(dZ, W, H, dA, sigmoid, blas_par):
+    """dA = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W, per block of rows (direct gemm; the
+    blocks over Numba's threads when blas_par)."""
+    if blas_par:
+        _hidden_delta_blocks_parallel(dZ, W, H, dA, sigmoid)
+        return
     nb, K = dZ.shape
     D = W.shape[1]
     one = W.dtype.type(1.0)
@@ -268,22 +312,29 @@ def _delta(dZ, W, H, dA, sigmoid):
 
 
 @jit
-def _update_gemm(dZ, A, W, b, lr):
+def _update_gemm(dZ, A, W, b, lr, blas_par):
     """Plain SGD fused into the weight-gradient GEMM: W ← W − lr dZᵀ A as one
-    gemm with alpha = −lr, beta = 1 (Wᵀ += −lr Aᵀ dZ column-major); b −= lr dZᵀ 1.
-    No gradient buffer is written."""
+    gemm with alpha = −lr, beta = 1 (Wᵀ += −lr Aᵀ dZ column-major; by blocks of columns
+    over Numba's threads when blas_par); b −= lr dZᵀ 1. No gradient buffer is written."""
     nb, K = dZ.shape
     D = A.shape[1]
     _bias_sgd(dZ, b, lr)
-    gemm(False, True, D, K, nb, -lr, A, D, dZ, K, 1.0, W, D)
+    if blas_par:
+        tn_col_blocks_parallel(dZ, A, W, -lr, 1.0)
+    else:
+        gemm(False, True, D, K, nb, -lr, A, D, dZ, K, 1.0, W, D)
 
 
 @jit
-def _grad_gemm(dZ, A, dW, db):
-    """dW = dZᵀ A (one gemm, beta = 0), db = dZᵀ 1 (overwritten)."""
+def _grad_gemm(dZ, A, dW, db, blas_par):
+    """dW = dZᵀ A (one gemm, beta = 0; by blocks of columns over Numba's threads when
+    blas_par), db = dZᵀ 1 (overwritten)."""
     nb, K = dZ.shape
     D = A.shape[1]
-    gemm(False, True, D, K, nb, 1.0, A, D, dZ, K, 0.0, dW, D)
+    if blas_par:
+        tn_col_blocks_parallel(dZ, A, dW, 1.0, 0.0)
+    else:
+        gemm(False, True, D, K, nb, 1.0, A, D, dZ, K, 0.0, dW, D)
     col_sums(dZ, db)
 
 
@@ -296,8 +347,9 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
     params, grads, velocity : (P,) flat buffers (velocity updated when momentum > 0)
     X : (N, D0) inputs;  y : (N,) int64 labels or (0,);  Y : (N, K) float targets or (0, K)
     perm : (N,) int64 order of the rows;  batch_size >= 1
-    policy : (4,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
-             backward_tile_min_fmas, parallel_min_fmas]
+    policy : (6,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
+             backward_tile_min_fmas, parallel_min_fmas, fused first-layer shares,
+             BLAS blocks on Numba's threads (1: call through ``run_epoch``)]
     act_buf, delta_buf : flat, batch_size · Σ widths;  yb_buf (batch_size,), Yb_buf (batch_size, K)
     stats : (3,) float64, written: [Σ loss·nb, number correct, failing step (−1: none)]
     A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
@@ -324,6 +376,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     fused = plain and fuse
     small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
     parts = policy[4]
+    blas_on_numba = policy[5] != 0
     loss_sum = 0.0
     n_correct = 0
     stats[2] = -1.0
@@ -336,6 +389,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     in_delta = False        # this batch's input rows are in delta_buf's slot
     for s in range(0, N, batch_size):
         nb = min(batch_size, N - s)
+        bpar = blas_on_numba and nb > small_max      # the BLAS blocks over Numba's threads
         src = delta_buf if in_delta else act_buf
         A0 = src[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
         if not ahead:
@@ -351,7 +405,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
             A = A0 if l == 0 else act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
             out = act_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
             _forward(A, W, b, out, hidden_code == 0 and l < L - 1, small_max, tile_min,
-                     par_min)
+                     par_min, bpar and Kl > 0 and Dl > 0)
         Z = act_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         dZ = delta_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
         loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
@@ -399,12 +453,13 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
                     tn_acc(dZl, A, dW, 1.0, par)                # dW = dZᵀ A
                     col_sums(dZl, db)
             else:
+                bp = bpar and Kl > 0 and Dl > 0
                 if l > 0:
-                    _delta(dZl, W, A, dA, hidden_code == 0)         # with the old W
+                    _delta(dZl, W, A, dA, hidden_code == 0, bp)     # with the old W
                 if fused:
-                    _update_gemm(dZl, A, W, b, lr_)
+                    _update_gemm(dZl, A, W, b, lr_, bp)
                 else:
-                    _grad_gemm(dZl, A, dW, db)
+                    _grad_gemm(dZl, A, dW, db, bp)
         if not fused:
             P = params.shape[0]
             sgd_update_jit(params[:n_weights], grads[:n_weights], lr, momentum,

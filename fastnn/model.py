@@ -509,7 +509,7 @@ class MLP:
 
     def _epoch_jit(self, X, y, Y, acc_code, perm, B, hp, bufs):
         act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = bufs
-        tj.train_epoch(self._params, self._grads, self._velocity, self._n_weights, self._layers,
+        tj.run_epoch(self._params, self._grads, self._velocity, self._n_weights, self._layers,
                        act_off, self._hcode, self._lcode, acc_code, X, y, Y, perm, B,
                        hp["lr"], hp["momentum"], hp["weight_decay"], hp["l1"], tj.policy(),
                        act_buf, delta_buf, yb_buf, Yb_buf, stats)

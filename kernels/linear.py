@@ -333,34 +333,46 @@ def n_col_blocks(D):
 
 
 @pjit
-def _backward_blocks_parallel(dZ, X, W, dW, dX):
-    """dW = dZᵀ X by blocks of columns, then dX = dZ W (when dX is not None) by blocks of
-    rows, each over Numba's threads (two loops: the blocks of one are not the size of the
-    other's); each block is one single-threaded BLAS product (run under
-    ``_blas.on_numba_threads``). The blocks depend on the shapes only: the same bits for
-    any number of threads. N, K, D >= 1."""
+def tn_col_blocks_parallel(dZ, X, Out, alpha, beta):
+    """``Out ← alpha dZᵀ X + beta Out`` by blocks of columns over Numba's threads, each one
+    single-threaded BLAS product (run under ``_blas.on_numba_threads``): the weight
+    gradient (alpha 1, beta 0) or the SGD update W −= lr dZᵀX (alpha −lr, beta 1). The
+    blocks depend on the shapes only: the same bits for any number of threads.
+    dZ (N, K), X (N, D), Out (K, D); N, K, D >= 1."""
     N, K = dZ.shape
     D = X.shape[1]
     nw = n_col_blocks(D)
     C = (D + nw - 1) // nw
     Xf = X.reshape(-1)
-    dWf = dW.reshape(-1)
+    Of = Out.reshape(-1)
     for t in prange(nw):
         d0 = min(t * C, D)
         d1 = min(d0 + C, D)
-        if d0 < d1:      # dWᵀ[d0:d1] = Xᵀ[d0:d1] dZ (column-major, leading dimension D)
-            gemm(False, True, d1 - d0, K, N, 1.0, Xf[d0:], D, dZ, K, 0.0, dWf[d0:], D)
-    if dX is not None:
-        for t in prange(n_par_blocks(N)):
-            i0, i1 = _par_block(N, t)
-            if i0 < i1:      # dXᵀ[:, i0:i1] = Wᵀ dZ[i0:i1]ᵀ
-                gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, dX[i0:i1], D)
-    return dW
+        if d0 < d1:      # Outᵀ[d0:d1] = alpha Xᵀ[d0:d1] dZ + beta Outᵀ[d0:d1] (leading dim D)
+            gemm(False, True, d1 - d0, K, N, alpha, Xf[d0:], D, dZ, K, beta, Of[d0:], D)
+    return Out
+
+
+@pjit
+def _dx_row_blocks_parallel(dZ, W, dX):
+    """dX = dZ W by blocks of rows over Numba's threads (as _hidden_delta_blocks_parallel,
+    without the derivative). N, K, D >= 1."""
+    N, K = dZ.shape
+    D = W.shape[1]
+    for t in prange(n_par_blocks(N)):
+        i0, i1 = _par_block(N, t)
+        if i0 < i1:      # dXᵀ[:, i0:i1] = Wᵀ dZ[i0:i1]ᵀ
+            gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, dX[i0:i1], D)
+    return dX
 
 
 @jit
 def _backward_parallel(dZ, X, W, dW, db, dX):
-    _backward_blocks_parallel(dZ, X, W, dW, dX)
+    """linear_backward on Numba's threads: dW by blocks of columns, then dX by blocks of
+    rows (two loops: the blocks of one are not the size of the other's)."""
+    tn_col_blocks_parallel(dZ, X, dW, 1.0, 0.0)
+    if dX is not None:
+        _dx_row_blocks_parallel(dZ, W, dX)
     col_sums(dZ, db)
     return dW, db, dX
 
@@ -383,18 +395,19 @@ def linear_backward_dispatch(dZ, X, W, dW, db, dX):
 
 
 @jit(inline="always")
-def _delta_rows(dZ, W, H, out, i0, i1):
-    """Rows i0..i1 of out = (dZ W) ⊙ H ⊙ (1 − H): one BLAS product, then the sigmoid
-    derivative while the block is in cache. K, D >= 1."""
+def _delta_rows(dZ, W, H, out, i0, i1, sigmoid):
+    """Rows i0..i1 of out = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W: one BLAS product,
+    then the sigmoid derivative while the block is in cache. K, D >= 1."""
     K = dZ.shape[1]
     D = W.shape[1]
     one = H.dtype.type(1.0)
     blk = out[i0:i1]
     gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, blk, D)  # blkᵀ = Wᵀ dZ_blkᵀ
-    for i in range(i1 - i0):
-        for d in range(D):
-            h = H[i0 + i, d]
-            blk[i, d] *= h * (one - h)
+    if sigmoid:
+        for i in range(i1 - i0):
+            for d in range(D):
+                h = H[i0 + i, d]
+                blk[i, d] *= h * (one - h)
 
 
 @jit
@@ -408,7 +421,7 @@ def hidden_delta_jit(dZ, W, H, out):
         return out
     R = _block_rows(N, D)
     for i0 in range(0, N, R):
-        _delta_rows(dZ, W, H, out, i0, min(i0 + R, N))
+        _delta_rows(dZ, W, H, out, i0, min(i0 + R, N), True)
     return out
 
 
@@ -431,15 +444,16 @@ def delta_tiles(dZ, W, H, out, sigmoid, parallel):
 
 
 @pjit
-def _hidden_delta_blocks_parallel(dZ, W, H, out):
+def _hidden_delta_blocks_parallel(dZ, W, H, out, sigmoid):
     """hidden_delta_jit over blocks of rows on Numba's threads, as
     _affine_blocks_parallel: one single-threaded BLAS product per block (under
-    ``_blas.on_numba_threads``), then ⊙ H(1 − H) on that block. N, K, D >= 1."""
+    ``_blas.on_numba_threads``), then ⊙ H(1 − H) on that block (sigmoid; else dZ W
+    only). N, K, D >= 1."""
     N = dZ.shape[0]
     for t in prange(n_par_blocks(N)):
         i0, i1 = _par_block(N, t)
         if i0 < i1:
-            _delta_rows(dZ, W, H, out, i0, i1)
+            _delta_rows(dZ, W, H, out, i0, i1, sigmoid)
     return out
 
 
@@ -449,7 +463,7 @@ def hidden_delta_dispatch(dZ, W, H, out):
     N, K = dZ.shape
     fmas = N * K * W.shape[1]
     if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and W.shape[1] > 0:
-        return on_numba_threads(_hidden_delta_blocks_parallel, dZ, W, H, out)
+        return on_numba_threads(_hidden_delta_blocks_parallel, dZ, W, H, out, True)
     if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and get_num_threads() >= TN_MIN_THREADS:
         return delta_tiles(dZ, W, H, out, True, fmas >= TN_PARALLEL_MIN_FMAS)
     return hidden_delta_jit(dZ, W, H, out)

@@ -131,6 +131,46 @@ def test_jit_first_layer_ahead_gives_the_same_bits(monkeypatch, batch_size, dt, 
     np.testing.assert_allclose(runs[0][0], v._params, **tol)
 
 
+@pytest.mark.parametrize("dt", (np.float32, np.float64))
+def test_jit_large_batches_blas_blocks_on_numba_threads(monkeypatch, dt):
+    """Batches above SMALL_MAX rows (moved down to 20 here): the BLAS products in blocks
+    on Numba's threads, OpenBLAS single-threaded during the epoch (BLAS_ON_NUMBA_THREADS,
+    run_epoch), against OpenBLAS's own threads: the same training to rounding, the same
+    bits at 1 and 2 Numba threads, OpenBLAS's thread count restored after each fit; with
+    momentum (gradient written, then sgd_update) and plain SGD (fused update)."""
+    import numba
+    from fastnn.kernels import _blas
+    assert _blas.THREAD_CONTROL, _blas.GEMM_LIBRARY
+    get, _ = _blas._threads
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((700, 37)).astype(dt)
+    y = rng.integers(0, 5, 700)
+    before = numba.get_num_threads()
+    for momentum in (0.0, 0.5):
+        runs = []
+        for on, threads in ((False, 2), (True, 1), (True, 2)):
+            blas_threads = get()
+            with monkeypatch.context() as mp:
+                mp.setattr(tj, "SMALL_MAX", 20)
+                mp.setattr(tj, "BLAS_ON_NUMBA_THREADS", on)
+                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+                try:
+                    assert tj.policy()[5] == (1 if on else 0)
+                    m = MLP([37, 9, 6, 5], dtype=dt, seed=2, impl="jit")   # 9, 6: edge tiles
+                    h = m.fit(X, y, epochs=2, batch_size=64, lr=0.3, momentum=momentum)
+                finally:
+                    numba.set_num_threads(before)
+            assert get() == blas_threads
+            runs.append((m._params.copy(), h.loss))
+        np.testing.assert_array_equal(runs[1][0], runs[2][0])
+        assert runs[1][1] == runs[2][1]
+        tol = dict(rtol=1e-9, atol=1e-12) if dt == np.float64 else dict(rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(runs[2][0], runs[0][0], **tol)
+        v = MLP([37, 9, 6, 5], dtype=dt, seed=2, impl="vectorized")
+        v.fit(X, y, epochs=2, batch_size=64, lr=0.3, momentum=momentum)
+        np.testing.assert_allclose(runs[2][0], v._params, **tol)
+
+
 def test_float32_trajectories_agree():
     a, ha = _train([5, 6, 3], {}, "labels", "jit", dtype=np.float32, epochs=3, batch_size=2, lr=0.2)
     b, hb = _train([5, 6, 3], {}, "labels", "vectorized", dtype=np.float32, epochs=3, batch_size=2,
@@ -367,7 +407,9 @@ def test_jit_epoch_allocates_nothing_per_step():
         X = rng.standard_normal((2000, 20)).astype(np.float32)
         y = rng.integers(0, 4, 2000)
         out = []
-        for bs, mom in ((1, 0.0), (3, 0.5), (64, 0.0)):
+        # batch 300 (above SMALL_MAX): BLAS blocks on Numba's threads, in the 2000-row
+        # epoch only (the 100-row one is one batch of 100), so it must allocate nothing
+        for bs, mom in ((1, 0.0), (3, 0.5), (64, 0.0), (300, 0.0), (300, 0.5)):
             m = MLP([20, 16, 8, 4], impl="jit")
             m.fit(X[:50], y[:50], epochs=1, batch_size=bs, lr=0.1, momentum=mom)   # compile
             bufs = m._jit_buffers(bs)
@@ -450,9 +492,10 @@ def test_buffers_are_64_byte_aligned(dt):
 
 def test_policy_keeps_the_backward_on_blas_with_one_thread(monkeypatch):
     p = tj.policy()
-    assert p.dtype == np.int64 and p.shape == (5,)
+    assert p.dtype == np.int64 and p.shape == (6,)
     assert p[0] == tj.SMALL_MAX and p[1] == tj.TILE_MIN_FMAS and p[3] == tj.EPOCH_PARALLEL_MIN_FMAS
     assert p[4] == (tj.numba.get_num_threads() if tj.FUSE_FIRST_LAYER else 0)
+    assert p[5] == (1 if tj.BLAS_ON_NUMBA_THREADS and tj.THREAD_CONTROL else 0)
     monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
     assert tj.policy()[2] == tj.TILE_MIN_FMAS
     monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1 << 20)     # more threads than any machine
