@@ -83,6 +83,7 @@ large = [
     ("linear_backward dZ(64,128)", lambda: fastnn.linear_backward(Xl @ Wl.T, Xl, Wl)),
     ("hidden_delta dZ(64,128)", lambda: fastnn.hidden_delta(Xl @ Wl.T, Wl, Xl)),
     ("hidden_delta dZ(300,128)", lambda: fastnn.hidden_delta(Xb @ Wl.T, Wl, Xb)),
+    ("linear_backward dZ(300,128)", lambda: fastnn.linear_backward(Xb @ Wl.T, Xb, Wl)),
 ]
 total_l = first_calls(large)
 print(f"{'first calls, parallel paths':28s} {total_l * 1e3:8.1f} ms")
