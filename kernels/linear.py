@@ -27,7 +27,10 @@ of threads (``linear_jit``/``linear_sigmoid_jit``, serial, let OpenBLAS thread).
 registered jit ``hidden_delta`` does the same for its product and H ⊙ (1 − H)
 (``_hidden_delta_blocks_parallel``; alternating with the serial path at 2 threads, dZ (N, 10)
 W (10, 100): 24 against 31 µs at 256 rows, 245 against 301 µs at 4096; dZ (4096, 128)
-W (128, 784): 7.2 against 8.5 ms). Batches of fewer than ``_gemm.NT_MAX_ROWS`` rows skip BLAS:
+W (128, 784): 7.2 against 8.5 ms), and the registered jit ``linear_backward`` for dW = dZᵀX
+(blocks of columns, ``tn_col_blocks_parallel``, also the compiled epoch's weight update on
+large batches) and dX = dZ W (blocks of rows). Batches of fewer than ``_gemm.NT_MAX_ROWS``
+rows skip BLAS:
 ``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
 larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
 ``linear_backward`` and ``hidden_delta`` on such batches, when their products are above
@@ -379,10 +382,12 @@ def _backward_parallel(dZ, X, W, dW, db, dX):
 
 # Batches of NT_MAX_ROWS rows and more: BLAS on Numba's threads, as linear_sigmoid. With
 # OpenBLAS's own threads here, a training step driven from Python through the jit kernels
-# (784-100-10, batch 256: linear_sigmoid, linear, hidden_delta and the sgd updates on
-# Numba's threads, the two weight gradients on OpenBLAS's) alternated the two thread pools
-# on 2 cores: in some processes every step took ~8 ms instead of ~0.9 ms (fastnn bench,
-# train_step B=256, jit: pass medians 0.87, 7.95, 8.00 ms).
+# (784-100-10, batch 256: linear_sigmoid, linear and hidden_delta on Numba's threads, the
+# two weight gradients on OpenBLAS's) alternated the two thread pools on 2 cores, and in
+# some processes every step took ~8 ms instead of ~0.9 ms (fastnn bench, train_step B=256,
+# jit: pass medians 0.87, 7.95, 8.00 ms; none in nine passes since). Alone, alternating
+# with that path and a bare dZ.T @ X (+ dZ @ W), 2 threads: 256 rows 0.99x bare (the old
+# path 1.24x), with dX 0.98x (1.16x); 4096 rows 1.03x (1.10x), with dX 0.95x (0.96x).
 @register("linear_backward", "jit")
 def linear_backward_dispatch(dZ, X, W, dW, db, dX):
     N, K = dZ.shape
