@@ -81,7 +81,7 @@ from .kernels._gemm import (NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS, TN_PAR
                              gemm_nt, gemm_nt_parallel, gemm_tn_acc_nt_parallel, tn_acc)
 from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
-                             _hidden_delta_blocks_parallel, col_sums, delta_tiles,
+                             _delta_rows, _hidden_delta_blocks_parallel, col_sums, delta_tiles,
                              tn_col_blocks_parallel)
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
@@ -296,19 +296,10 @@ def _delta(dZ, W, H, dA, sigmoid, blas_par):
     if blas_par:
         _hidden_delta_blocks_parallel(dZ, W, H, dA, sigmoid)
         return
-    nb, K = dZ.shape
-    D = W.shape[1]
-    one = W.dtype.type(1.0)
-    R = _block_rows(nb, D)
+    nb = dZ.shape[0]
+    R = _block_rows(nb, W.shape[1])
     for i0 in range(0, nb, R):
-        i1 = min(i0 + R, nb)
-        blk = dA[i0:i1]
-        gemm(False, False, D, i1 - i0, K, 1.0, W, D, dZ[i0:i1], K, 0.0, blk, D)  # blkᵀ = Wᵀ dZᵀ
-        if sigmoid:
-            for i in range(i1 - i0):
-                for d in range(D):
-                    h = H[i0 + i, d]
-                    blk[i, d] *= h * (one - h)
+        _delta_rows(dZ, W, H, dA, i0, min(i0 + R, nb), sigmoid)
 
 
 @jit
