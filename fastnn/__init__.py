@@ -13,6 +13,8 @@ from . import _blas_threads
 # OpenBLAS worker threads spin after each call and slow fastnn's parallel kernels
 # down many times on a few cores; see fastnn/_blas_threads.py.
 _blas_threads.shorten_spin()
+# ... and so do GNU OpenMP's threads under Numba's parallel kernels, into BLAS calls.
+_blas_threads.shorten_omp_spin()
 
 from . import kernels  # noqa: E402
 from ._impl import get_impl, impls, set_impl, use_impl  # noqa: E402

@@ -27,7 +27,13 @@ the bytes that must be read and written once. The report divides them by the
 time and compares with the ceilings measured at the start of the run.
 
 The timing (:func:`measure`) runs in worker processes (``fastnn.bench_worker``),
-one per contender, so that one library's threads never slow another's calls.
+one per contender, so that one library's threads never slow another's calls. The
+exceptions (``INTERLEAVED_OPS``) time their contenders alternately in one process: the
+API-overhead rows, and ``linear_sigmoid_vs_blas``, the jit ``linear_sigmoid`` beside a
+bare BLAS product for the ratio the performance target names. Separate processes run
+minutes apart on a shared host whose speed drifts by more than the 5% that ratio
+allows; alternating batches share every slow spell (see :func:`measure_interleaved`
+for what keeps one library's idle threads from being charged to the other).
 """
 from __future__ import annotations
 
@@ -63,6 +69,12 @@ EXTRAS = {
     "train_step": ("torch", "jax"),
 }
 API_CONTENDERS = ("raw", "api_out", "api")
+#: Operations whose contenders run in one worker process, timed round-robin
+#: (:func:`measure_interleaved`); the value names that worker.
+INTERLEAVED_OPS = {"api_overhead": "api", "linear_sigmoid_vs_blas": "paired"}
+#: Their ``switch_warm_s`` (:func:`measure_interleaved`): the API rows run one kernel,
+#: the paired rows two libraries with thread pools of their own.
+SWITCH_WARM_S = {"api_overhead": 0.0, "linear_sigmoid_vs_blas": 0.01}
 
 #: The module each optional contender needs.
 NEEDS = {"scipy": "scipy", "torch": "torch", "jax": "jax"}
@@ -70,6 +82,10 @@ NEEDS = {"scipy": "scipy", "torch": "torch", "jax": "jax"}
 #: One line per report section.
 DESCRIPTIONS = {
     "linear_sigmoid": "H = σ(X Wᵀ + b), X (B, 784), W (128, 784)",
+    "linear_sigmoid_vs_blas": "the jit linear_sigmoid and a bare BLAS X @ Wᵀ (NumPy's OpenBLAS), "
+                              "shapes of linear_sigmoid, timed alternately in ONE process: the ratio "
+                              "the performance target names, free of the host's drift between the "
+                              "separate processes of the rows above",
     "softmax": "P = softmax(Z) over the last axis",
     "softmax_cross_entropy_grad": "loss and dZ = (softmax(Z) − Y)/N, labels y (N,)",
     "linear_backward": "dW = dZᵀX, db = Σ dZ, dX = (dZ W) ⊙ X ⊙ (1 − X)  "
@@ -130,6 +146,9 @@ def all_cases() -> list:
     for B in (1, 32, 256, 4096):
         cs.append(Case("linear_sigmoid", "", f"X({B},{D_IN}) W({D_HID},{D_IN})", B,
                        (("B", B),), quick=B in (1, 256)))
+    for B in (1, 32, 256, 4096):
+        cs.append(Case("linear_sigmoid_vs_blas", "", f"X({B},{D_IN}) W({D_HID},{D_IN})", B,
+                       (("B", B),), quick=B == 256))
     for op in ("softmax", "softmax_cross_entropy_grad"):
         for B in (32, 256, 4096, 65536):
             cs.append(Case(op, "C=10", f"Z({B},10)", B, (("shape", (B, 10)),), quick=B in (32, 4096)))
@@ -200,6 +219,8 @@ def contenders(case: Case) -> list:
         return list(API_CONTENDERS)
     if case.op == "epoch":
         return ["mlp"]
+    if case.op == "linear_sigmoid_vs_blas":
+        return ["jit", "blas"]
     if case.op == "linear_backward":
         needed = ("linear_backward", "hidden_delta")
     elif case.op == "train_step":
@@ -216,8 +237,11 @@ def contenders(case: Case) -> list:
     return names + list(EXTRAS.get(case.op, ()))
 
 
-def process_group(contender: str) -> str:
-    """Worker process a contender runs in: one per contender (the API rows share one)."""
+def process_group(contender: str, op: Optional[str] = None) -> str:
+    """Worker process a contender runs in: one per contender, except for the operations
+    of INTERLEAVED_OPS, whose contenders share one."""
+    if op in INTERLEAVED_OPS:
+        return INTERLEAVED_OPS[op]
     return "api" if contender in API_CONTENDERS else contender
 
 
@@ -228,7 +252,7 @@ def work(case: Case, dtype) -> dict:
     bytes read and written once), or ``{"kind": None}`` (API overhead)."""
     s = np.dtype(dtype).itemsize
     p = case.p
-    if case.op == "linear_sigmoid":
+    if case.op in ("linear_sigmoid", "linear_sigmoid_vs_blas"):
         return {"kind": "flop", "amount": 2.0 * p["B"] * D_IN * D_HID}
     if case.op == "linear_backward":             # dW = dZᵀX and dZ W: two products
         return {"kind": "flop", "amount": 4.0 * p["B"] * D_IN * D_HID}
@@ -338,6 +362,8 @@ def _sgd_args(case):
 def setup(case: Case, contender: str, dtype, rng=None) -> Prepared:
     """Allocate and validate everything for one timed call of ``contender`` on ``case``."""
     rng = np.random.default_rng(0) if rng is None else rng
+    if case.op == "linear_sigmoid_vs_blas":     # the same calls as linear_sigmoid's rows
+        case = dataclasses.replace(case, op="linear_sigmoid")
     inp = make_inputs(case, dtype, rng)
     if contender in ("torch", "jax"):
         return _SETUP_EXT[contender](case, inp)
@@ -752,11 +778,22 @@ def measure(prep: Prepared, settings: dict = FULL, bound_s: Optional[float] = No
             **summarize(samples)}
 
 
-def measure_interleaved(preps: dict, settings: dict = FULL) -> dict:
+def measure_interleaved(preps: dict, settings: dict = FULL, switch_warm_s: float = 0.0) -> dict:
     """Time several contenders of one case round-robin (one batch of each in turn), so
     that a slow spell of the machine hits all of them alike: for differences of a
-    microsecond between calls of a few microseconds (the API overhead). Returns
-    {contender: the same fields as :func:`measure`}."""
+    microsecond between calls of a few microseconds (the API overhead), and for ratios
+    between libraries (``linear_sigmoid_vs_blas``). Returns {contender: the same fields
+    as :func:`measure`}.
+
+    ``switch_warm_s`` > 0: before each timed batch, untimed calls of the contender for
+    at least that long. Idle threads of the previous contender may still be spinning:
+    GNU OpenMP's, under Numba's parallel kernels, spin for milliseconds after each
+    region by default, and a 2-thread OpenBLAS product started right after one took
+    twice as long here. The warm-up calls absorb that, and leave this contender's own
+    threads awake, as in a run of its calls alone. (An idle pause instead let the
+    virtual CPUs go idle: both contenders' next calls then took up to twice as long.)"""
+    if switch_warm_s > 0 and any(p.before_sample is not None for p in preps.values()):
+        raise ValueError("switch_warm_s: the warm-up calls need contenders without before_sample")
     firsts = {k: _batch(p, 1) for k, p in preps.items()}
     ns = {}
     for k, p in preps.items():
@@ -771,6 +808,12 @@ def measure_interleaved(preps: dict, settings: dict = FULL) -> dict:
         gc.disable()
         while len(samples[next(iter(preps))]) < settings["max_samples"]:
             for k, p in preps.items():
+                if switch_warm_s > 0:
+                    t_warm = time.perf_counter()
+                    while True:
+                        p.fn()
+                        if time.perf_counter() - t_warm >= switch_warm_s:
+                            break
                 samples[k].append(_batch(p, ns[k]) / ns[k])
             if (len(samples[next(iter(preps))]) >= settings["min_samples"]
                     and time.perf_counter() - t_start > settings["budget_s"] * len(preps)):
@@ -823,16 +866,16 @@ def run_tasks(tasks, dtype, settings=FULL, loop_bound=LOOP_BOUND_S, seed=0, prog
     implementation runs a case only where :class:`LoopGate` expects one call within
     ``loop_bound`` seconds, and stops after its first call if that took longer."""
     results = []
-    # the API-overhead contenders of a case are timed together, interleaved
-    api = {}
+    # the contenders of an INTERLEAVED_OPS case are timed together, round-robin
+    together = {}
     for case, contender in tasks:
-        if case.op == "api_overhead":
-            api.setdefault(case, []).append(contender)
-    for case, contenders in api.items():
+        if case.op in INTERLEAVED_OPS:
+            together.setdefault(case, []).append(contender)
+    for case, contenders in together.items():
         t0 = time.perf_counter()
         try:
             preps = {c: setup(case, c, dtype, np.random.default_rng(seed)) for c in contenders}
-            got = measure_interleaved(preps, settings)
+            got = measure_interleaved(preps, settings, SWITCH_WARM_S[case.op])
         except Exception as exc:  # reported, not fatal
             got = {c: {"status": f"error: {type(exc).__name__}: {exc}"} for c in contenders}
         for c in contenders:
@@ -842,7 +885,7 @@ def run_tasks(tasks, dtype, settings=FULL, loop_bound=LOOP_BOUND_S, seed=0, prog
             results.append(r)
             if progress:
                 progress(r)
-    tasks = [t for t in tasks if t[0].op != "api_overhead"]
+    tasks = [t for t in tasks if t[0].op not in INTERLEAVED_OPS]
     gate = LoopGate(loop_bound, dtype, seed)
     key = lambda t: (t[1], OP_ORDER.index(t[0].op), t[0].variant, gate.units(t[0]))  # noqa: E731
     for case, contender in sorted(tasks, key=key):

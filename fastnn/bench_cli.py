@@ -171,7 +171,7 @@ def run(args) -> dict:
                                 "size": c.size, "contender": k, "dtype": args.dtype,
                                 "work": B.work(c, args.dtype), "status": "not installed"})
                 continue
-            groups.setdefault(B.process_group(k), []).append([c.id, k])
+            groups.setdefault(B.process_group(k, c.op), []).append([c.id, k])
     base = B.QUICK if args.quick else B.FULL
     per_pass = []
     for p in range(passes):
@@ -303,7 +303,8 @@ def format_report(record: dict) -> str:
     L.append(f"- threads: {st['threads']} for every contender (BLAS through threadpoolctl and "
              f"OMP/OPENBLAS/MKL_NUM_THREADS, NUMBA_NUM_THREADS, torch.set_num_threads; XLA: one thread "
              f"with --threads 1, else its own pool over all cores); "
-             f"OPENBLAS_THREAD_TIMEOUT={m.get('OPENBLAS_THREAD_TIMEOUT', '?')}; each contender in its own process")
+             f"OPENBLAS_THREAD_TIMEOUT={m.get('OPENBLAS_THREAD_TIMEOUT', '?')}; each contender in its own process "
+             "(except the linear_sigmoid_vs_blas and api_overhead rows: one process each, alternating)")
     if st.get("passes", 1) > 1:
         L.append(f"- {st['passes']} passes: the contenders' processes ran in turn, pass after pass, "
                  f"each with a share of the samples, and the samples of all passes are pooled (a slow "
@@ -361,6 +362,23 @@ def format_report(record: dict) -> str:
                              fmt_time(r["median_s"]) if ok else status_text(r, bound),
                              _spread(r), "" if over is None or r["contender"] == "raw" else "+" + fmt_time(over)])
             L += _table(["case", "call", "median", "±", "overhead vs raw"], rows, "llrrr")
+            L.append("")
+            continue
+        if op == "linear_sigmoid_vs_blas":
+            rows = []
+            for shape in dict.fromkeys(r["shape"] for r in rs):
+                by = {r["contender"]: r for r in rs if r["shape"] == shape}
+                cells = [shape]
+                for k in ("jit", "blas"):
+                    r = by.get(k, {})
+                    ok = r.get("status") == "ok"
+                    cells += [fmt_time(r["median_s"]) if ok else (status_text(r, bound) if r else "—"),
+                              _spread(r)]
+                both = all(by.get(k, {}).get("status") == "ok" for k in ("jit", "blas"))
+                cells.append(f"{by['jit']['median_s'] / by['blas']['median_s']:.3f}" if both else "")
+                rows.append(cells)
+            L += _table(["shape", "jit linear_sigmoid", "±", "bare BLAS X @ Wᵀ", "±",
+                         "jit / BLAS"], rows, "lrrrrr")
             L.append("")
             continue
         kind = next((r["work"].get("kind") for r in rs if r.get("work")), None)
@@ -453,7 +471,7 @@ def plot(record: dict, path: str) -> None:
     import matplotlib.pyplot as plt
     panels = {}
     for r in record["results"]:
-        if r["op"] == "api_overhead" or r.get("status") != "ok":
+        if r["op"] in B.INTERLEAVED_OPS or r.get("status") != "ok":
             continue
         panels.setdefault((r["op"], r["variant"]), []).append(r)
     keys = [k for op in B.OP_ORDER for k in panels if k[0] == op]

@@ -101,6 +101,7 @@ def info() -> dict:
         "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)") + (
             "; at import: " + "; ".join(f"{k} {v}" for k, v in _blas_threads.REPORT.items())
             if _blas_threads.REPORT else ""),
+        "OpenMP spin of Numba's threads": "; ".join(_blas_threads.OMP_REPORT) or "(not set up)",
         "operations": f"{len(IMPLS)}: " + ", ".join(sorted(IMPLS)),
         "implementations": ", ".join(IMPL_NAMES),
     }

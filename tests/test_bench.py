@@ -99,6 +99,39 @@ def test_contenders_registered_first_then_comparators():
     assert ks[:len(IMPL_NAMES)] == list(IMPL_NAMES)
     assert {"scipy", "blas", "torch", "jax"} <= set(ks)
     assert B.process_group("api_out") == B.process_group("raw") == "api"
+    pair = _case("linear_sigmoid_vs_blas", size=256)
+    assert B.contenders(pair) == ["jit", "blas"]
+    assert B.process_group("jit", pair.op) == B.process_group("blas", pair.op) == "paired"
+    assert B.process_group("jit", "linear_sigmoid") == "jit"
+    assert B.work(pair, "float32") == B.work(_case("linear_sigmoid", size=256), "float32")
+
+
+def test_paired_rows_time_jit_and_blas_alternately_in_one_process():
+    c = _case("linear_sigmoid_vs_blas", size=32)
+    res = B.run_tasks([(c, "jit"), (c, "blas")], "float32", dict(B.QUICK, budget_s=0.01))
+    by = {r["contender"]: r for r in res}
+    assert set(by) == {"jit", "blas"}
+    for r in by.values():
+        assert r["status"] == "ok" and r["interleaved"] and r["op"] == "linear_sigmoid_vs_blas"
+    assert len(by["jit"]["samples_s"]) == len(by["blas"]["samples_s"]) >= B.QUICK["min_samples"]
+    text = bench_cli.format_report({"settings": {"quick": True, "dtype": "float32", "threads": 1,
+                                                 "loop_bound_s": 2.0}, "results": res})
+    ratio = by["jit"]["median_s"] / by["blas"]["median_s"]
+    assert "## linear_sigmoid_vs_blas" in text and f" {ratio:.3f} |" in text
+
+
+def test_interleaved_warm_up_calls_precede_every_timed_batch():
+    log = []
+    preps = {"a": B.Prepared(lambda: log.append("a")), "b": B.Prepared(lambda: log.append("b"))}
+    got = B.measure_interleaved(preps, dict(B.QUICK, budget_s=0.0), switch_warm_s=1e-4)
+    n = len(got["a"]["samples_s"])
+    assert n == len(got["b"]["samples_s"]) >= B.QUICK["min_samples"]
+    runs = [k for i, k in enumerate(log) if i == 0 or log[i - 1] != k]     # alternation
+    assert runs == ["a", "b"] * (2 + n)          # first calls, sizing calls, then batches
+    timed = {k: got[k]["inner"] * n for k in "ab"}
+    assert log.count("a") >= 2 + timed["a"] + n and log.count("b") >= 2 + timed["b"] + n
+    with pytest.raises(ValueError, match="before_sample"):
+        B.measure_interleaved({"a": B.Prepared(lambda: None, lambda n: None)}, B.QUICK, 1e-4)
 
 
 # --- the prepared calls compute what they claim ----------------------------------------

@@ -139,3 +139,55 @@ def test_openblas_loaded_before_fastnn_gets_the_short_spin(tmp_path):
     """, {"OPENBLAS_THREAD_TIMEOUT": ""})
     assert out.splitlines()[0] == "4 True", out
     assert "numpy-openblas 4" in out, out
+
+
+SPIN_PROBE = """
+    import os, time
+    for v in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):
+        os.environ.pop(v, None)
+    os.environ.update({user})
+    import numpy as np, numba, fastnn
+    from fastnn import _blas_threads
+    from fastnn.kernels import IMPLS
+    Z = np.random.default_rng(0).standard_normal((65536, 10)).astype(np.float32)
+    out = np.empty_like(Z)
+    k = IMPLS["softmax"]["jit"]           # parallel on 2 threads at this size
+    k(Z, out)
+    burnt = []
+    for _ in range(7):
+        k(Z, out)
+        c = time.process_time()
+        time.sleep(0.05)                  # the main thread sleeps; the worker idles
+        burnt.append(time.process_time() - c)
+    print(numba.threading_layer(), numba.get_num_threads(), os.environ.get("GOMP_SPINCOUNT"))
+    print(sorted(burnt)[3])
+    print(_blas_threads.OMP_REPORT)
+"""
+
+
+def test_numba_openmp_threads_stop_spinning_soon():
+    """Numba's libgomp is loaded with GOMP_SPINCOUNT=3000, which is then taken out of the
+    environment again; after a parallel kernel its idle worker burns a fraction of the CPU
+    time it burns under libgomp's default (300,000 iterations, set here as a user would:
+    fastnn keeps it), while the main thread sleeps. (That spinning thread is what made
+    a 2-thread OpenBLAS product right after a parallel kernel take twice as long.)"""
+    env = {"NUMBA_NUM_THREADS": "2"}
+    ours = run_py(SPIN_PROBE.format(user="{}"), env).splitlines()
+    default = run_py(SPIN_PROBE.format(user='{"GOMP_SPINCOUNT": "300000"}'), env).splitlines()
+    assert ours[0] == "omp 2 None", ours                     # the variable does not stay set
+    assert ours[2] == str(["GOMP_SPINCOUNT=3000 for Numba's libgomp"]), ours
+    assert default[0] == "omp 2 300000", default
+    assert default[2] == str(["kept: GOMP_SPINCOUNT or OMP_WAIT_POLICY set by the user"]), default
+    assert float(ours[1]) < float(default[1]) / 4, (ours, default)
+
+
+def test_libgomp_loaded_before_fastnn_is_left_alone():
+    out = run_py("""
+        import ctypes, os
+        os.environ.pop("GOMP_SPINCOUNT", None)
+        ctypes.CDLL("libgomp.so.1")
+        import fastnn
+        from fastnn import _blas_threads
+        print(_blas_threads.OMP_REPORT, os.environ.get("GOMP_SPINCOUNT"))
+    """, {})
+    assert out.strip() == str(["kept: libgomp was loaded before fastnn"]) + " None", out
