@@ -76,7 +76,7 @@ import numba
 import numpy as np
 
 from .kernels._blas import THREAD_CONTROL, gemm, on_numba_threads
-from .kernels._config import jit, wide_vectors
+from .kernels._config import jit, num_threads, wide_vectors
 from .kernels._gemm import (NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS, TN_PARALLEL_MIN_FMAS,
                              gemm_nt, gemm_nt_parallel, gemm_tn_acc_nt_parallel, tn_acc)
 from .kernels.cross_entropy import sce_grad_labels_rows
@@ -163,7 +163,7 @@ def policy():
       the Zen 3: kernels/_gemm.py TN_PARALLEL_MIN_FMAS). A parallel region costs
       ~2.5 µs to start, and a batch-10 product takes 11-20 µs on one core.
     """
-    threads = numba.get_num_threads()
+    threads = num_threads()
     backward = TILE_MIN_FMAS if threads >= BACKWARD_TILES_MIN_THREADS else NEVER
     return np.array([SMALL_MAX, TILE_MIN_FMAS, backward, EPOCH_PARALLEL_MIN_FMAS,
                      threads if FUSE_FIRST_LAYER else 0,

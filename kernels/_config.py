@@ -44,6 +44,7 @@ import types as pytypes
 
 import numba
 from numba import types
+from numba.np.ufunc import parallel as _numba_parallel
 from numba.extending import intrinsic
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
@@ -118,6 +119,16 @@ def pjit(*args, **overrides):
     if args and callable(args[0]):
         return numba.njit(**opts)(_parallel_copy(args[0]))
     return lambda fn: numba.njit(*args, **opts)(_parallel_copy(fn))
+
+
+def num_threads() -> int:
+    """``numba.get_num_threads()`` for the Python-level dispatchers, without its per-call
+    cost: that function takes Numba's initialisation locks on every call (about 1 µs
+    here, against 0.13 µs for the threading layer's own getter, which it then calls).
+    Falls back to it until the layer is up, or if Numba's internals differ."""
+    get = getattr(_numba_parallel, "_get_num_threads", None)
+    n = get() if get is not None else 0
+    return n if n > 0 else numba.get_num_threads()
 
 
 def _target_features():

@@ -41,10 +41,10 @@ alternates with Numba's in a training step).
 from __future__ import annotations
 
 import numpy as np
-from numba import get_num_threads, prange
+from numba import prange
 
 from ._blas import THREAD_CONTROL, gemm, on_numba_threads
-from ._config import jit, pjit, wide_vectors
+from ._config import jit, num_threads, pjit, wide_vectors
 from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_MIN_THREADS,
                     TN_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel, tn_acc)
 from ._registry import register
@@ -269,20 +269,24 @@ def linear_sigmoid_jit(X, W, b, out):
 @register("linear", "jit")
 def linear_dispatch(X, W, b, out):
     N, D = X.shape
-    if N >= NT_MAX_ROWS and THREAD_CONTROL and W.shape[0] > 0:
-        return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 0)
-    if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
+    if N < NT_MAX_ROWS:                 # the short batches first: their calls are short
+        if N * W.shape[0] * D < NT_PARALLEL_MIN_FMAS:        # (N = 0 included)
+            return linear_jit(X, W, b, out)
         return _bias_act(gemm_nt_parallel(X, W, out), b, 0)
+    if THREAD_CONTROL and W.shape[0] > 0:
+        return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 0)
     return linear_jit(X, W, b, out)
 
 
 @register("linear_sigmoid", "jit")
 def linear_sigmoid_dispatch(X, W, b, out):
     N, D = X.shape
-    if N >= NT_MAX_ROWS and THREAD_CONTROL and W.shape[0] > 0:
-        return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 1)
-    if 0 < N < NT_MAX_ROWS and N * W.shape[0] * D >= NT_PARALLEL_MIN_FMAS:
+    if N < NT_MAX_ROWS:                 # the short batches first: their calls are short
+        if N * W.shape[0] * D < NT_PARALLEL_MIN_FMAS:        # (N = 0 included)
+            return linear_sigmoid_jit(X, W, b, out)
         return _bias_act(gemm_nt_parallel(X, W, out), b, 1)
+    if THREAD_CONTROL and W.shape[0] > 0:
+        return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 1)
     return linear_sigmoid_jit(X, W, b, out)
 
 
@@ -394,7 +398,7 @@ def linear_backward_dispatch(dZ, X, W, dW, db, dX):
     fmas = N * K * X.shape[1]
     if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and X.shape[1] > 0:
         return on_numba_threads(_backward_parallel, dZ, X, W, dW, db, dX)
-    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and get_num_threads() >= TN_MIN_THREADS:
+    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and num_threads() >= TN_MIN_THREADS:
         return _backward_tiles(dZ, X, W, dW, db, dX, fmas >= TN_PARALLEL_MIN_FMAS)
     return linear_backward_jit(dZ, X, W, dW, db, dX)
 
@@ -469,6 +473,6 @@ def hidden_delta_dispatch(dZ, W, H, out):
     fmas = N * K * W.shape[1]
     if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and W.shape[1] > 0:
         return on_numba_threads(_hidden_delta_blocks_parallel, dZ, W, H, out, True)
-    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and get_num_threads() >= TN_MIN_THREADS:
+    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and num_threads() >= TN_MIN_THREADS:
         return delta_tiles(dZ, W, H, out, True, fmas >= TN_PARALLEL_MIN_FMAS)
     return hidden_delta_jit(dZ, W, H, out)

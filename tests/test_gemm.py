@@ -297,3 +297,29 @@ def test_backward_jit_paths(B, dtype, min_threads, rng, monkeypatch):
     assert_close(dX, rX, dtype, scale=10.0, what=f"dX B={B}")
     assert_close(fastnn.hidden_delta(dZ, W, H, impl="jit"), ref.hidden_delta(dZ, W, H), dtype,
                  scale=10.0, what=f"hidden_delta B={B}")
+
+
+def test_num_threads_follows_numba_set_num_threads():
+    """kernels._config.num_threads (the dispatchers' cheap thread count) is always what
+    numba.get_num_threads() says, including after set_num_threads, and in another
+    Python thread, whose count Numba keeps apart."""
+    import threading
+
+    import numba
+    from fastnn.kernels._config import num_threads
+    before = numba.get_num_threads()
+    seen = []
+    try:
+        for n in range(1, numba.config.NUMBA_NUM_THREADS + 1):
+            numba.set_num_threads(n)
+            seen.append((num_threads(), numba.get_num_threads(), n))
+        numba.set_num_threads(1)
+        t = threading.Thread(target=lambda: seen.append((num_threads(), numba.get_num_threads(),
+                                                         numba.config.NUMBA_NUM_THREADS)))
+        t.start()
+        t.join()
+    finally:
+        numba.set_num_threads(before)
+    assert len(seen) == numba.config.NUMBA_NUM_THREADS + 1
+    assert all(a == b == n for a, b, n in seen), seen
+    assert num_threads() == before
