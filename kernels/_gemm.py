@@ -14,8 +14,9 @@ and sums only) LLVM vectorises it into 16-lane partial sums (``wide_vectors``: 5
 ``zmm`` registers), 24 vector accumulators, and adds each up at the end. The 6 rows of W
 (18.8 KiB for K = 784) stay in L1 while the rows of X stream past from L2. Edges: a 2×6
 tile and a 1×6 tile for the last B mod 4 rows (1×6 tiles alone, 7 loads for 6
-multiply-adds, made rows 8-9 of a batch of 10 cost as much as rows 0-7), 4×1 and 1×1
-tiles for the last N mod 6 columns. That is for CPUs with AVX-512 (32 vector registers).
+multiply-adds, made rows 8-9 of a batch of 10 cost as much as rows 0-7); of the last
+N mod 6 columns, 4 go to a 4-column tile (4×4, 2×4, 1×4) and the rest to 4×1 and 1×1
+tiles. That is for CPUs with AVX-512 (32 vector registers).
 With AVX2 only (16 registers, 8 float32 lanes; e.g. AMD Zen 3) 24 accumulators spill to
 the stack and the 4×6 tile ran at half speed (10 rows: 38 µs against 20 µs), so there the
 main tile is ``_dot_2x6`` (12 accumulators, 2 rows of X and 1 of W: 15 registers) and
@@ -200,6 +201,83 @@ def _dot_1x6(X, W, Z, i, j, K):
 
 
 @jit(inline="always")
+def _dot_4x4(X, W, Z, i, j, K):
+    x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
+    w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
+    z = Z.dtype.type(0.0)
+    a00 = a01 = a02 = a03 = z
+    a10 = a11 = a12 = a13 = z
+    a20 = a21 = a22 = a23 = z
+    a30 = a31 = a32 = a33 = z
+    for k in range(K):
+        p, q, r, s = x0[k], x1[k], x2[k], x3[k]
+        w = w0[k]
+        a00 += p * w
+        a10 += q * w
+        a20 += r * w
+        a30 += s * w
+        w = w1[k]
+        a01 += p * w
+        a11 += q * w
+        a21 += r * w
+        a31 += s * w
+        w = w2[k]
+        a02 += p * w
+        a12 += q * w
+        a22 += r * w
+        a32 += s * w
+        w = w3[k]
+        a03 += p * w
+        a13 += q * w
+        a23 += r * w
+        a33 += s * w
+    Z[i, j], Z[i, j + 1], Z[i, j + 2], Z[i, j + 3] = a00, a01, a02, a03
+    Z[i + 1, j], Z[i + 1, j + 1], Z[i + 1, j + 2], Z[i + 1, j + 3] = a10, a11, a12, a13
+    Z[i + 2, j], Z[i + 2, j + 1], Z[i + 2, j + 2], Z[i + 2, j + 3] = a20, a21, a22, a23
+    Z[i + 3, j], Z[i + 3, j + 1], Z[i + 3, j + 2], Z[i + 3, j + 3] = a30, a31, a32, a33
+
+
+@jit(inline="always")
+def _dot_2x4(X, W, Z, i, j, K):
+    x0, x1 = X[i], X[i + 1]
+    w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
+    z = Z.dtype.type(0.0)
+    a00 = a01 = a02 = a03 = z
+    a10 = a11 = a12 = a13 = z
+    for k in range(K):
+        p, q = x0[k], x1[k]
+        w = w0[k]
+        a00 += p * w
+        a10 += q * w
+        w = w1[k]
+        a01 += p * w
+        a11 += q * w
+        w = w2[k]
+        a02 += p * w
+        a12 += q * w
+        w = w3[k]
+        a03 += p * w
+        a13 += q * w
+    Z[i, j], Z[i, j + 1], Z[i, j + 2], Z[i, j + 3] = a00, a01, a02, a03
+    Z[i + 1, j], Z[i + 1, j + 1], Z[i + 1, j + 2], Z[i + 1, j + 3] = a10, a11, a12, a13
+
+
+@jit(inline="always")
+def _dot_1x4(X, W, Z, i, j, K):
+    x0 = X[i]
+    w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
+    z = Z.dtype.type(0.0)
+    a0 = a1 = a2 = a3 = z
+    for k in range(K):
+        p = x0[k]
+        a0 += p * w0[k]
+        a1 += p * w1[k]
+        a2 += p * w2[k]
+        a3 += p * w3[k]
+    Z[i, j], Z[i, j + 1], Z[i, j + 2], Z[i, j + 3] = a0, a1, a2, a3
+
+
+@jit(inline="always")
 def _dot_4x1(X, W, Z, i, j, K):
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     w0 = W[j]
@@ -226,14 +304,17 @@ def _dot_1x1(X, W, Z, i, j, K):
 
 @jit(inline="always")
 def _column_block(X, W, Z, c):
-    """Columns 6c .. 6c+5 of Z (c < N // 6), or the single edge column N − N % 6 + c'
-    for c = N // 6 + c'."""
+    """Column block c of Z: for c < N // 6 the 6 columns 6c .. 6c+5; then, of the last
+    r = N % 6 columns, one block of 4 if r >= 4, and single columns for the rest
+    (``_col_block_start``). (Four single columns, three loads per two multiply-adds
+    each, made the last 4 columns of N = 100 cost about as much as 10 others: in the
+    training epoch's fused region that share was the last to finish.)"""
     B, K = X.shape
     N = W.shape[0]
     n6 = N // 6
     b4 = B - B % 4
+    j = _col_block_start(c, N)
     if c < n6:
-        j = 6 * c
         i0 = 0
         if HAS_AVX512:      # a compile-time constant: only one branch is compiled
             for i in range(0, b4, 4):
@@ -243,8 +324,17 @@ def _column_block(X, W, Z, c):
             _dot_2x6(X, W, Z, i0 + 2 * t, j, K)
         if (B - i0) % 2:
             _dot_1x6(X, W, Z, B - 1, j, K)
+    elif c == n6 and N % 6 >= 4:
+        i0 = 0
+        if HAS_AVX512:
+            for i in range(0, b4, 4):
+                _dot_4x4(X, W, Z, i, j, K)
+            i0 = b4
+        for t in range((B - i0) // 2):
+            _dot_2x4(X, W, Z, i0 + 2 * t, j, K)
+        if (B - i0) % 2:
+            _dot_1x4(X, W, Z, B - 1, j, K)
     else:
-        j = 6 * n6 + (c - n6)
         for i in range(0, b4, 4):
             _dot_4x1(X, W, Z, i, j, K)
         for i in range(b4, B):
@@ -252,8 +342,29 @@ def _column_block(X, W, Z, c):
 
 
 @jit(inline="always")
+def _col_block_start(c, N):
+    """First column of column block c (see ``_column_block``)."""
+    n6 = N // 6
+    if c <= n6:
+        return 6 * c
+    return 6 * n6 + (4 if N % 6 >= 4 else 0) + (c - n6 - (1 if N % 6 >= 4 else 0))
+
+
+@jit(inline="always")
+def _col_block_end(c, N):
+    """One past the last column of column block c."""
+    n6 = N // 6
+    if c < n6:
+        return 6 * c + 6
+    if c == n6 and N % 6 >= 4:
+        return 6 * n6 + 4
+    return _col_block_start(c, N) + 1
+
+
+@jit(inline="always")
 def n_column_blocks(N):
-    return N // 6 + N % 6
+    r = N % 6
+    return N // 6 + (1 + r - 4 if r >= 4 else r)
 
 
 @jit_sum
@@ -267,16 +378,17 @@ def gemm_nt(X, W, Z):
 
 @jit(inline="always")
 def spread_block(p, N):
-    """The column block at position p of the parallel loop: the N % 6 one-column blocks
-    (a sixth of the work of a 6-column block) are spread evenly among the N // 6 others,
-    light block k at position (2k + 1)·n / (2·(N % 6)) of n blocks, so that the
+    """The column block at position p of the parallel loop: the r edge blocks (of 4
+    columns and of one, see ``_column_block``; lighter than a 6-column block) are spread
+    evenly among the N // 6 others, edge block k at position (2k + 1)·n / (2r) of n
+    blocks, so that the
     contiguous share of each thread holds a like mix. (In block order, with 100 columns
     the first of two threads got 60 columns and the second 40: X (10, 784) took 15 µs
     against 21.5 µs on one thread.) Only the assignment to threads changes, not how a
     block is computed: the bits are those of gemm_nt."""
     n6 = N // 6
-    r = N % 6
-    n = n6 + r
+    n = n_column_blocks(N)
+    r = n - n6
     before = 0
     for k in range(r):
         q = ((2 * k + 1) * n) // (2 * r)
@@ -438,12 +550,11 @@ FUSED_GROUP = 12
 @jit(inline="always")
 def _acc_then_dot(C, A, W, alpha, Xn, Zn, g0, g1):
     """Rows 12·g0 .. 12·g1 − 1 of W (the last group ends at W's last row): each block of 4
-    rows gets ``W[rows] += alpha Cᵀ A[:, rows]`` (``_acc_row_block``), and as soon as the 6
+    rows gets ``W[rows] += alpha Cᵀ A[:, rows]`` (``_acc_row_block``), and as soon as the
     rows of a column block of Zn are updated, ``Zn[:, cols] = Xn W[cols]ᵀ``
     (``_column_block``), while those rows are still in this core's L1."""
     N = W.shape[0]
     n4 = N // 4
-    n6 = N // 6
     r1 = min(FUSED_GROUP * g1, N)
     rb1 = r1 // 4 if r1 < N else n_row_blocks(N)
     cb = (FUSED_GROUP * g0) // 6
@@ -451,7 +562,7 @@ def _acc_then_dot(C, A, W, alpha, Xn, Zn, g0, g1):
     for rb in range((FUSED_GROUP * g0) // 4, rb1):
         _acc_row_block(C, A, W, alpha, rb)
         done = 4 * rb + 4 if rb < n4 else 4 * n4 + (rb - n4) + 1     # rows < done are updated
-        while cb < cb1 and (6 * cb + 6 if cb < n6 else 6 * n6 + (cb - n6) + 1) <= done:
+        while cb < cb1 and _col_block_end(cb, N) <= done:
             _column_block(Xn, W, Zn, cb)
             cb += 1
     for c in range(cb, cb1):      # not reached: the last row block completes every column

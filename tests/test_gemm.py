@@ -28,7 +28,8 @@ def _check_product(Z, X, W):
     assert (err <= bound).all(), f"max error / bound {np.max(err / bound):.2f}"
 
 
-SHAPES = [(B, N, K) for B in range(1, 10) for N in (1, 5, 6, 7, 11, 12, 13) for K in (0, 1, 17)]
+SHAPES = [(B, N, K) for B in range(1, 10) for N in (1, 4, 5, 6, 7, 10, 11, 12, 13)
+          for K in (0, 1, 17)]
 SHAPES += [(10, 100, 784), (33, 128, 784), (NT_MAX_ROWS - 1, 10, 100), (3, 2, 2000)]
 
 
@@ -38,9 +39,12 @@ def test_spread_block_is_a_permutation_mixing_light_blocks():
         n = n_column_blocks(N)
         order = [spread_block(p, N) for p in range(n)]
         assert sorted(order) == list(range(n)), N
-    order = [spread_block(p, 100) for p in range(20)]     # 16 blocks of 6 columns, 4 of 1
-    assert [c >= 16 for c in order[:10]].count(True) == 2
-    assert [c >= 16 for c in order[10:]].count(True) == 2
+    assert [n_column_blocks(N) for N in (6, 10, 11, 99, 100, 101)] == [1, 2, 3, 19, 17, 18]
+    order = [spread_block(p, 99) for p in range(19)]      # 16 blocks of 6 columns, 3 of 1
+    assert [i for i, c in enumerate(order) if c >= 16] == [3, 9, 15]
+    order = [spread_block(p, 101) for p in range(18)]     # 16 of 6, one of 4, one of 1
+    assert [c >= 16 for c in order[:9]].count(True) == 1
+    assert [c >= 16 for c in order[9:]].count(True) == 1
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
