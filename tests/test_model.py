@@ -117,7 +117,7 @@ def test_jit_first_layer_ahead_gives_the_same_bits(monkeypatch, batch_size, dt, 
             mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
             mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", 0)
             mp.setattr(tj, "FUSE_FIRST_LAYER", fuse)
-            mp.setattr(tj.numba, "get_num_threads", lambda t=threads: t)   # shares of W
+            mp.setattr(tj, "num_threads", lambda t=threads: t)   # shares of W
             assert tj.policy()[4] == (threads if fuse else 0)
             m = MLP(sizes, dtype=dt, seed=2, impl="jit")
             h = m.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
