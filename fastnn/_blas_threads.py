@@ -88,7 +88,7 @@ def shorten_omp_spin() -> list:
     """Start Numba's threading layer with GOMP_SPINCOUNT set (module docstring)."""
     import numba
     from numba.np.ufunc import parallel
-    if parallel._is_initialized:
+    if getattr(parallel, "_is_initialized", False):     # a private name: guarded
         OMP_REPORT.append("kept: Numba's threading layer was started before fastnn was imported")
     elif "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
         OMP_REPORT.append("kept: GOMP_SPINCOUNT or OMP_WAIT_POLICY set by the user")
