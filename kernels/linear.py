@@ -243,6 +243,24 @@ def _affine_blocks_parallel(X, W, b, out, act):
     return out
 
 
+# Called from Python, a compiled function that returns an array pays for boxing it:
+# about 0.4 µs (a jit function of these four arrays took 0.53 µs returning None, 0.93 µs
+# returning out), 6% of a B = 1 call. The dispatchers below call these two, which
+# return nothing, and return out themselves.
+@jit
+def _affine_into(X, W, b, out, act):
+    """_affine_blocks (serial), returning nothing."""
+    _affine_blocks(X, W, b, out, act)
+
+
+@jit
+def _nt_parallel_into(X, W, b, out, act):
+    """out = act(X Wᵀ + b) on gemm_nt_parallel (the same bits as gemm_nt), returning
+    nothing. 0 < N < NT_MAX_ROWS."""
+    gemm_nt_parallel(X, W, out)
+    _bias_act(out, b, act)
+
+
 @jit
 def linear_jit(X, W, b, out):
     """Serial (also called from the compiled training epoch)."""
@@ -271,8 +289,10 @@ def linear_dispatch(X, W, b, out):
     N, D = X.shape
     if N < NT_MAX_ROWS:                 # the short batches first: their calls are short
         if N * W.shape[0] * D < NT_PARALLEL_MIN_FMAS:        # (N = 0 included)
-            return linear_jit(X, W, b, out)
-        return _bias_act(gemm_nt_parallel(X, W, out), b, 0)
+            _affine_into(X, W, b, out, 0)
+        else:
+            _nt_parallel_into(X, W, b, out, 0)
+        return out
     if THREAD_CONTROL and W.shape[0] > 0:
         return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 0)
     return linear_jit(X, W, b, out)
@@ -283,8 +303,10 @@ def linear_sigmoid_dispatch(X, W, b, out):
     N, D = X.shape
     if N < NT_MAX_ROWS:                 # the short batches first: their calls are short
         if N * W.shape[0] * D < NT_PARALLEL_MIN_FMAS:        # (N = 0 included)
-            return linear_sigmoid_jit(X, W, b, out)
-        return _bias_act(gemm_nt_parallel(X, W, out), b, 1)
+            _affine_into(X, W, b, out, 1)
+        else:
+            _nt_parallel_into(X, W, b, out, 1)
+        return out
     if THREAD_CONTROL and W.shape[0] > 0:
         return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 1)
     return linear_sigmoid_jit(X, W, b, out)

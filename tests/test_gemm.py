@@ -327,3 +327,21 @@ def test_num_threads_follows_numba_set_num_threads():
     assert len(seen) == numba.config.NUMBA_NUM_THREADS + 1
     assert all(a == b == n for a, b, n in seen), seen
     assert num_threads() == before
+
+
+@pytest.mark.parametrize("op", ["linear", "linear_sigmoid"])
+def test_raw_jit_linear_returns_out_on_every_path(op, rng):
+    """The raw dispatchers return the ``out`` they were given (the short-batch paths call
+    compiled functions that return nothing, and return out themselves), with the values of
+    the float64 reference, on the serial, parallel-tile and large-batch paths."""
+    from fastnn.kernels import IMPLS
+    k = IMPLS[op]["jit"]
+    assert 8 * 16 < NT_PARALLEL_MIN_FMAS <= 4 * 128 * 1024       # serial, then parallel tiles
+    for N, K, D in [(1, 8, 16), (4, 128, 1024), (NT_MAX_ROWS + 3, 16, 40)]:
+        X = rng.standard_normal((N, D)).astype(np.float32)
+        W = (rng.standard_normal((K, D)) * 0.1).astype(np.float32)
+        b = rng.standard_normal(K).astype(np.float32)
+        out = np.full((N, K), np.nan, np.float32)
+        assert k(X, W, b, out) is out
+        want = (ref.linear_sigmoid if op == "linear_sigmoid" else ref.linear)(X, W, b)
+        assert_close(out, want, np.float32, scale=D, what=f"{op} {N, K, D}")
