@@ -38,13 +38,14 @@ y = rng.integers(0, 10, N)
 no_targets = np.zeros((0, 10), np.float32)
 par_min = tj.EPOCH_PARALLEL_MIN_FMAS
 threads = tj.policy()[4]
-policies = {"blas": np.array([0, 0, 0, par_min, 0, 0], np.int64),
-            "fwd_tiles": np.array([tj.NT_MAX_ROWS - 1, 0, tj.NEVER, par_min, 0, 0], np.int64),
-            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, 0, 0], np.int64),
-            "tiles_ahead": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, threads, 0], np.int64),
+policies = {"blas": np.array([0, 0, 0, par_min, 0, 0, 0], np.int64),
+            "fwd_tiles": np.array([tj.NT_MAX_ROWS - 1, 0, tj.NEVER, par_min, 0, 0, 0], np.int64),
+            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, 0, 0, 0], np.int64),
+            "tiles_ahead": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, threads, 0, 0],
+                                    np.int64),
             "default": tj.policy()}
 if tj.policy()[5]:      # the same, large batches' BLAS on OpenBLAS's threads as before
-    policies["default_openblas"] = tj.policy() * np.array([1, 1, 1, 1, 1, 0], np.int64)
+    policies["default_openblas"] = tj.policy() * np.array([1, 1, 1, 1, 1, 0, 1], np.int64)
 for B in (int(b) for b in args.batches.split(",")):
     m = fastnn.MLP([784, 100, 10], dtype=np.float32, seed=0, impl="jit")
     act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = m._jit_buffers(B)

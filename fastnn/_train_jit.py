@@ -74,11 +74,15 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba import prange
 
+from .kernels._atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
+                              store_release)
 from .kernels._blas import THREAD_CONTROL, gemm, on_numba_threads
-from .kernels._config import jit, num_threads, wide_vectors
-from .kernels._gemm import (NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS, TN_PARALLEL_MIN_FMAS,
-                             gemm_nt, gemm_nt_parallel, gemm_tn_acc_nt_parallel, tn_acc)
+from .kernels._config import jit, num_threads, pjit, wide_vectors
+from .kernels._gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS,
+                            TN_PARALLEL_MIN_FMAS, acc_then_dot_share, gemm_nt, gemm_nt_parallel,
+                            gemm_tn_acc_nt_parallel, tn_acc)
 from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
                              _delta_rows, _hidden_delta_blocks_parallel, col_sums, delta_tiles,
@@ -126,6 +130,10 @@ FUSE_FIRST_LAYER = True
 #: threads, with bias, activation and the sigmoid derivative in those blocks, as the
 #: jit kernels do from NT_MAX_ROWS rows (kernels/linear.py). See the module docstring.
 BLAS_ON_NUMBA_THREADS = True
+#: Plain SGD with the first layer ahead at every step and every other product on the
+#: serial tiles: the whole epoch runs in one parallel region whose threads hand each
+#: step to each other (``_persistent_epoch``; the same bits). See the module docstring.
+PERSISTENT_EPOCH = True
 #: A threshold no product reaches.
 NEVER = np.iinfo(np.int64).max
 
@@ -137,8 +145,9 @@ def policy():
     shares of the fused first-layer region (Numba's thread count; 0 when
     FUSE_FIRST_LAYER is off), 1 when the BLAS products of batches above SMALL_MAX rows
     run in blocks on Numba's threads (BLAS_ON_NUMBA_THREADS, with OpenBLAS's threading
-    under fastnn's control; the epoch must then run under ``run_epoch``) else 0], read
-    at each ``fit``, so tests can move them.
+    under fastnn's control; the epoch must then run under ``run_epoch``) else 0, 1 when
+    the epoch may run in one persistent region (PERSISTENT_EPOCH) else 0], read at each
+    ``fit``, so tests can move them.
 
     TILE_MIN_FMAS is ``_gemm.SMALL_GEMM_FMAS``: 100³ on CPUs with AVX-512, where OpenBLAS
     has small-matrix kernels, 0 elsewhere. On an AMD EPYC (Zen 3, AVX2, 2 threads),
@@ -167,7 +176,8 @@ def policy():
     backward = TILE_MIN_FMAS if threads >= BACKWARD_TILES_MIN_THREADS else NEVER
     return np.array([SMALL_MAX, TILE_MIN_FMAS, backward, EPOCH_PARALLEL_MIN_FMAS,
                      threads if FUSE_FIRST_LAYER else 0,
-                     1 if BLAS_ON_NUMBA_THREADS and THREAD_CONTROL else 0], np.int64)
+                     1 if BLAS_ON_NUMBA_THREADS and THREAD_CONTROL else 0,
+                     1 if PERSISTENT_EPOCH else 0], np.int64)
 
 
 def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
@@ -233,20 +243,35 @@ def _correct(acc_code, Z, yb, Yb):
 
 
 @jit
-def _gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf):
-    """The mini-batch of rows perm[s:s + nb] (nb = A0.shape[0]) into contiguous buffers:
-    A0 (nb, D0), and yb_buf[:nb] (labels, when y has rows) or Yb_buf[:nb] (targets)."""
+def _gather_rows(X, perm, s, A0, j0, dj):
+    """Rows j0, j0 + dj, ... of the mini-batch: A0[j] = X[perm[s + j]]."""
     nb, D0 = A0.shape
-    K = Yb_buf.shape[1]
-    for j in range(nb):
+    for j in range(j0, nb, dj):
         r = perm[s + j]
         for d in range(D0):
             A0[j, d] = X[r, d]
+
+
+@jit
+def _gather_labels(y, Y, perm, s, nb, yb_buf, Yb_buf):
+    """yb_buf[:nb] (labels, when y has rows) or Yb_buf[:nb] (targets) of the rows
+    perm[s:s + nb]."""
+    K = Yb_buf.shape[1]
+    for j in range(nb):
+        r = perm[s + j]
         if y.shape[0] > 0:
             yb_buf[j] = y[r]
         if Y.shape[0] > 0:
             for k in range(K):
                 Yb_buf[j, k] = Y[r, k]
+
+
+@jit
+def _gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf):
+    """The mini-batch of rows perm[s:s + nb] (nb = A0.shape[0]) into contiguous buffers:
+    A0 (nb, D0), and yb_buf[:nb] (labels, when y has rows) or Yb_buf[:nb] (targets)."""
+    _gather_rows(X, perm, s, A0, 0, 1)
+    _gather_labels(y, Y, perm, s, A0.shape[0], yb_buf, Yb_buf)
 
 
 @jit
@@ -329,6 +354,246 @@ def _grad_gemm(dZ, A, dW, db, blas_par):
     col_sums(dZ, db)
 
 
+# The persistent epoch's control words (``ctl``, int64), each on its own 128 bytes (a
+# cache line and the one the adjacent-line prefetcher pairs with it).
+_LINE = 16
+_JOIN = 0           # workers joined; _CONFIRMED: all joined, go; −1: abandoned (time-out)
+_CONFIRMED = 1 << 40
+_GO = _LINE         # leader: 2k+1 step k's deltas ready; 2k+2 its share of step k done; −1 stop
+#: The leader waits this long for the workers to enter the region (and a worker for the
+#: leader) before it gives up and trains on the ordinary loop: cycles of the time-stamp
+#: counter (~30 ms at 3 GHz), and a count of spins in case the target has no counter.
+JOIN_TIMEOUT_CYCLES = 100_000_000
+JOIN_TIMEOUT_SPINS = 50_000_000
+
+
+@jit
+def _wait_at_least(ctl, i, target):
+    """Spin until ctl[i] >= target or ctl[i] < 0 (stop); return that value."""
+    while True:
+        v = load_acquire(ctl, i)
+        if v >= target or v < 0:
+            return v
+        spin_pause()
+
+
+@jit
+def _timed_out(t0, spins):
+    return spins > JOIN_TIMEOUT_SPINS or cycle_counter() - t0 > JOIN_TIMEOUT_CYCLES
+
+
+@jit
+def _lead_join(ctl, P):
+    """The leader: True once the P − 1 workers have joined (it then confirms, and they
+    start); False if they have not within the time-out: it marks the region abandoned
+    (ctl[_JOIN] = −1) and the workers that had joined leave."""
+    t0 = cycle_counter()
+    spins = 0
+    while True:
+        v = load_acquire(ctl, _JOIN)
+        if v == P - 1 and compare_exchange(ctl, _JOIN, v, _CONFIRMED):
+            return True
+        spins += 1
+        if _timed_out(t0, spins) and compare_exchange(ctl, _JOIN, v, -1):
+            return False
+        spin_pause()
+
+
+@jit
+def _work_join(ctl):
+    """A worker: True once it has joined and the leader has confirmed. If the leader does
+    not confirm within the time-out (say its share waits to run on this very thread,
+    after this one) the worker leaves again, and the leader, once it runs, gives up."""
+    while True:
+        v = load_acquire(ctl, _JOIN)
+        if v < 0:
+            return False
+        if compare_exchange(ctl, _JOIN, v, v + 1):
+            break
+    t0 = cycle_counter()
+    spins = 0
+    while True:
+        v = load_acquire(ctl, _JOIN)
+        if v == _CONFIRMED:
+            return True
+        if v < 0:
+            return False
+        spins += 1
+        if _timed_out(t0, spins) and compare_exchange(ctl, _JOIN, v, v - 1):
+            return False
+        spin_pause()
+
+
+@jit
+def _persistent_ok(layers, N, batch_size, small_max, tile_min, back_tile_min, par_min):
+    """Whether every step of a plain-SGD epoch has the first layer ahead on the tiles
+    and every other product on the serial tiles: then the one region of each step can
+    be the persistent epoch's."""
+    if batch_size > small_max or N <= batch_size:
+        return False
+    nb_last = N - ((N - 1) // batch_size) * batch_size
+    for l in range(layers.shape[0]):
+        KD = layers[l, 0] * layers[l, 1]
+        if nb_last * KD <= tile_min or nb_last * KD <= back_tile_min:
+            return False
+        if (l == 0) != (batch_size * KD >= par_min):
+            return False
+    return True
+
+
+@jit
+def _lead(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y, perm,
+          batch_size, lr_, small_max, tile_min, par_min, act_buf, delta_buf, yb_buf, Yb_buf,
+          stats, P, ctl):
+    """Share 0 of the persistent epoch: every step's serial work (the layers after the
+    first, loss, deltas, their updates, the first layer's bias), then its share of the
+    first layer's update and the next mini-batch's first product. Mirrors
+    ``_train_epoch``'s loop, call for call."""
+    if not _lead_join(ctl, P):
+        return
+    L = layers.shape[0]
+    N, D0 = X.shape
+    K = Yb_buf.shape[1]
+    K0 = layers[0, 0]
+    W0 = params[layers[0, 2]:layers[0, 2] + K0 * D0].reshape((K0, D0))
+    b0 = params[layers[0, 3]:layers[0, 3] + K0]
+    act0 = 1 if hidden_code == 0 and L > 1 else 0
+    loss_sum = 0.0
+    n_correct = 0
+    step = 0
+    in_delta = False
+    for s in range(0, N, batch_size):
+        nb = min(batch_size, N - s)
+        nn = min(batch_size, N - s - nb)
+        A0 = (delta_buf if in_delta else act_buf)[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
+        An = (act_buf if in_delta else delta_buf)[act_off[0]:act_off[0] + nn * D0].reshape((nn, D0))
+        yb = yb_buf[:nb]
+        Yb = Yb_buf[:nb]
+        if step > 0:
+            _bias_act(act_buf[act_off[1]:act_off[1] + nb * K0].reshape((nb, K0)), b0, act0)
+        for l in range(1, L):
+            Kl = layers[l, 0]
+            Dl = layers[l, 1]
+            W = params[layers[l, 2]:layers[l, 2] + Kl * Dl].reshape((Kl, Dl))
+            b = params[layers[l, 3]:layers[l, 3] + Kl]
+            A = act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
+            out = act_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
+            _forward(A, W, b, out, hidden_code == 0 and l < L - 1, small_max, tile_min,
+                     par_min, False)
+        Z = act_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
+        dZ = delta_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
+        loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
+        if not np.isfinite(loss):
+            stats[2] = step
+            break
+        loss_sum += np.float64(loss) * nb
+        n_correct += _correct(acc_code, Z, yb, Yb)
+        for l in range(L - 1, 0, -1):
+            Kl = layers[l, 0]
+            Dl = layers[l, 1]
+            W = params[layers[l, 2]:layers[l, 2] + Kl * Dl].reshape((Kl, Dl))
+            b = params[layers[l, 3]:layers[l, 3] + Kl]
+            A = act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
+            dZl = delta_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
+            dA = delta_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
+            delta_tiles(dZl, W, A, dA, hidden_code == 0, False)     # with the old W
+            _bias_sgd(dZl, b, lr_)
+            tn_acc(dZl, A, W, -lr_, False)
+        dZ0 = delta_buf[act_off[1]:act_off[1] + nb * K0].reshape((nb, K0))
+        _bias_sgd(dZ0, b0, lr_)
+        _gather_labels(y, Y, perm, s + nb, nn, yb_buf, Yb_buf)
+        for q in range(1, P):
+            _wait_at_least(ctl, _GO + _LINE * q, 2 * step + 1)      # next rows gathered
+        store_release(ctl, _GO, 2 * step + 1)
+        out = act_buf[act_off[1]:act_off[1] + nn * K0].reshape((nn, K0))
+        acc_then_dot_share(dZ0, A0, W0, -lr_, An, out, 0, P)
+        store_release(ctl, _GO, 2 * step + 2)
+        for q in range(1, P):
+            _wait_at_least(ctl, _GO + _LINE * q, 2 * step + 2)      # shares done
+        in_delta = not in_delta
+        step += 1
+    store_release(ctl, _GO, -1)
+    stats[0] = loss_sum
+    stats[1] = n_correct
+
+
+@jit
+def _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf, P, p, ctl):
+    """Share p >= 1 of the persistent epoch: at each step it gathers its rows of the next
+    mini-batch (rows p − 1, p − 1 + (P − 1), ...) while the leader runs the serial work,
+    then its share of the first layer's update and the next product."""
+    if not _work_join(ctl):
+        return
+    N, D0 = X.shape
+    K0 = layers[0, 0]
+    W0 = params[layers[0, 2]:layers[0, 2] + K0 * D0].reshape((K0, D0))
+    mine = _GO + _LINE * p
+    step = 0
+    in_delta = False
+    for s in range(0, N, batch_size):
+        nb = min(batch_size, N - s)
+        nn = min(batch_size, N - s - nb)
+        A0 = (delta_buf if in_delta else act_buf)[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
+        An = (act_buf if in_delta else delta_buf)[act_off[0]:act_off[0] + nn * D0].reshape((nn, D0))
+        # An's slot held the previous step's rows: wait until every share of that step
+        # (the leader's and the other workers') is done with them
+        if step > 0:
+            if _wait_at_least(ctl, _GO, 2 * step) < 0:
+                return
+            for q in range(1, P):
+                if q != p:
+                    _wait_at_least(ctl, _GO + _LINE * q, 2 * step)
+        _gather_rows(X, perm, s + nb, An, p - 1, P - 1)
+        store_release(ctl, mine, 2 * step + 1)
+        if _wait_at_least(ctl, _GO, 2 * step + 1) < 0:
+            return
+        dZ0 = delta_buf[act_off[1]:act_off[1] + nb * K0].reshape((nb, K0))
+        out = act_buf[act_off[1]:act_off[1] + nn * K0].reshape((nn, K0))
+        acc_then_dot_share(dZ0, A0, W0, -lr_, An, out, p, P)
+        store_release(ctl, mine, 2 * step + 2)
+        in_delta = not in_delta
+        step += 1
+
+
+@pjit
+def _persistent_region(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y,
+                       perm, batch_size, lr_, small_max, tile_min, par_min, act_buf,
+                       delta_buf, yb_buf, Yb_buf, stats, P, ctl):
+    for p in prange(P):
+        if p == 0:
+            _lead(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y, perm,
+                  batch_size, lr_, small_max, tile_min, par_min, act_buf, delta_buf, yb_buf,
+                  Yb_buf, stats, P, ctl)
+        else:
+            _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf, P,
+                  p, ctl)
+
+
+@jit
+def _persistent_epoch(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y,
+                      perm, batch_size, lr_, small_max, tile_min, par_min, act_buf,
+                      delta_buf, yb_buf, Yb_buf, stats, P):
+    """The whole plain-SGD epoch in one parallel region of P shares (see the module
+    docstring); the first mini-batch is gathered and its first product run before. False
+    if the workers did not join in time: nothing was updated, and the caller runs the
+    ordinary loop."""
+    D0 = X.shape[1]
+    L = layers.shape[0]
+    nb = min(batch_size, X.shape[0])
+    K0 = layers[0, 0]
+    A0 = act_buf[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
+    _gather(X, y, Y, perm, 0, A0, yb_buf, Yb_buf)
+    _forward(A0, params[layers[0, 2]:layers[0, 2] + K0 * D0].reshape((K0, D0)),
+             params[layers[0, 3]:layers[0, 3] + K0],
+             act_buf[act_off[1]:act_off[1] + nb * K0].reshape((nb, K0)),
+             hidden_code == 0 and L > 1, small_max, tile_min, par_min, False)
+    ctl = np.zeros((P + 1) * _LINE, np.int64)
+    _persistent_region(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y,
+                       perm, batch_size, lr_, small_max, tile_min, par_min, act_buf,
+                       delta_buf, yb_buf, Yb_buf, stats, P, ctl)
+    return ctl[_JOIN] >= 0
+
+
 @jit
 def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
@@ -338,11 +603,13 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
     params, grads, velocity : (P,) flat buffers (velocity updated when momentum > 0)
     X : (N, D0) inputs;  y : (N,) int64 labels or (0,);  Y : (N, K) float targets or (0, K)
     perm : (N,) int64 order of the rows;  batch_size >= 1
-    policy : (6,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
+    policy : (7,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
              backward_tile_min_fmas, parallel_min_fmas, fused first-layer shares,
-             BLAS blocks on Numba's threads (1: call through ``run_epoch``)]
+             BLAS blocks on Numba's threads (1: call through ``run_epoch``),
+             persistent region (1: allowed)]
     act_buf, delta_buf : flat, batch_size · Σ widths;  yb_buf (batch_size,), Yb_buf (batch_size, K)
-    stats : (3,) float64, written: [Σ loss·nb, number correct, failing step (−1: none)]
+    stats : (4,) float64, written: [Σ loss·nb, number correct, failing step (−1: none),
+            1 if the epoch ran in one persistent region (``_persistent_epoch``) else 0]
     A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
     """
     _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
@@ -368,9 +635,19 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
     parts = policy[4]
     blas_on_numba = policy[5] != 0
+    stats[2] = -1.0
+    stats[3] = 0.0
+    if fused and policy[6] != 0 and parts >= 2 and _persistent_ok(
+            layers, N, batch_size, small_max, tile_min, back_tile_min, par_min):
+        P = min(parts, (layers[0, 0] + FUSED_GROUP - 1) // FUSED_GROUP)
+        if P >= 2 and _persistent_epoch(params, layers, act_off, hidden_code, loss_code,
+                                        acc_code, X, y, Y, perm, batch_size, lr_, small_max,
+                                        tile_min, par_min, act_buf, delta_buf, yb_buf,
+                                        Yb_buf, stats, P):
+            stats[3] = 1.0
+            return
     loss_sum = 0.0
     n_correct = 0
-    stats[2] = -1.0
     step = 0
     # Layer 0's update may run with the next mini-batch's layer-0 forward product
     # (gemm_tn_acc_nt_parallel): then that batch's rows were gathered into the other of

@@ -520,7 +520,7 @@ class MLP:
         act_off = np.concatenate([[0], np.cumsum(widths * B)]).astype(np.int64)
         return (_aligned(int(act_off[-1]), self.dtype), _aligned(int(act_off[-1]), self.dtype),
                 act_off, np.empty(B, np.intp), np.empty((B, self.sizes[-1]), self.dtype),
-                np.zeros(3, np.float64))
+                np.zeros(4, np.float64))
 
     # --- training ---------------------------------------------------------------------
     def fit(self, X, y, *, epochs, batch_size, lr, momentum=0.0, weight_decay=0.0, l1=0.0,

@@ -591,6 +591,18 @@ def gemm_tn_acc_nt_parallel(C, A, W, alpha, Xn, Zn, parts):
     return Zn
 
 
+@jit_sum
+def acc_then_dot_share(C, A, W, alpha, Xn, Zn, p, parts):
+    """Share p (0 <= p < parts) of ``gemm_tn_acc_nt_parallel``: the same rows of W, each
+    element computed by the same tile, so the same bits; for a caller that runs the
+    shares on threads it already holds (``fastnn._train_jit``'s persistent epoch).
+    parts <= the number of groups of FUSED_GROUP rows. Xn may have 0 rows (the update
+    alone)."""
+    wide_vectors()
+    G = (W.shape[0] + FUSED_GROUP - 1) // FUSED_GROUP
+    _acc_then_dot(C, A, W, alpha, Xn, Zn, (p * G) // parts, ((p + 1) * G) // parts)
+
+
 @jit
 def tn_acc(C, A, Out, alpha, parallel):
     """Out += alpha · Cᵀ A on the parallel kernel or the serial one (the same bits)."""
@@ -602,5 +614,5 @@ def tn_acc(C, A, Out, alpha, parallel):
 
 
 __all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel",
-           "gemm_tn_acc_nt_parallel", "tn_acc", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS",
+           "gemm_tn_acc_nt_parallel", "acc_then_dot_share", "tn_acc", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS",
            "SMALL_GEMM_FMAS", "TN_MIN_THREADS", "TN_PARALLEL_MIN_FMAS"]

@@ -131,6 +131,113 @@ def test_jit_first_layer_ahead_gives_the_same_bits(monkeypatch, batch_size, dt, 
     np.testing.assert_allclose(runs[0][0], v._params, **tol)
 
 
+def _spy_persistent(mp):
+    """Record stats[3] of every compiled epoch: 1 where it ran in the persistent region."""
+    ran = []
+    real = tj.run_epoch
+
+    def spy(*a):
+        out = real(*a)
+        ran.append(a[-1][3])
+        return out
+    mp.setattr(tj, "run_epoch", spy)
+    return ran
+
+
+@pytest.mark.parametrize("batch_size", (4, 7, 40))
+@pytest.mark.parametrize("dt", (np.float32, np.float64))
+@pytest.mark.parametrize("sizes", ([37, 30, 6, 5], [37, 14], [40, 13, 2]))
+def test_jit_persistent_epoch_gives_the_same_bits(monkeypatch, batch_size, dt, sizes):
+    """The whole epoch in one parallel region whose two threads hand each step to each
+    other (PERSISTENT_EPOCH) against the ordinary loop (one region per step, first layer
+    ahead): the same parameters, loss and accuracy, bit for bit. The first layer's
+    products are on the parallel tiles and the others on the serial ones (the
+    threshold sits between them); 83 rows: the last mini-batch is shorter (batch 40
+    leaves 3 rows, whose first product is then below the threshold). With one Numba
+    thread for two shares the workers cannot join: the leader gives up after
+    JOIN_TIMEOUT_CYCLES and trains on the ordinary loop, with the same bits."""
+    import numba
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((83, sizes[0])).astype(dt)
+    y = rng.integers(0, sizes[-1], 83)
+    two = numba.config.NUMBA_NUM_THREADS >= 2
+    before = numba.get_num_threads()
+    runs = []
+    for persistent, threads in ((False, 2), (True, 2), (True, 1)):
+        with monkeypatch.context() as mp:
+            mp.setattr(tj, "TILE_MIN_FMAS", 0)
+            mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
+            mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", batch_size * sizes[0] * sizes[1])
+            mp.setattr(tj, "PERSISTENT_EPOCH", persistent)
+            mp.setattr(tj, "num_threads", lambda: 2)          # two shares of W
+            ran = _spy_persistent(mp)
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+            try:
+                m = MLP(sizes, dtype=dt, seed=2, impl="jit")
+                h = m.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
+            finally:
+                numba.set_num_threads(before)
+        expect = 1.0 if persistent and threads == 2 and two else 0.0
+        assert ran == [expect, expect], (persistent, threads, ran)
+        runs.append((m._params.copy(), h.loss + h.accuracy))
+    for params, losses in runs[1:]:
+        np.testing.assert_array_equal(params, runs[0][0])
+        assert losses == runs[0][1]
+    v = MLP(sizes, dtype=dt, seed=2, impl="vectorized")
+    v.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
+    tol = dict(rtol=1e-9, atol=1e-12) if dt == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(runs[0][0], v._params, **tol)
+
+
+def test_persistent_epoch_join_gives_up_without_deadlock():
+    """The shares run one after the other on one thread, the worker's first: the worker
+    joins, waits JOIN_TIMEOUT_CYCLES for the leader's confirmation and leaves; the leader
+    then waits as long, marks the region abandoned (the caller trains on the ordinary
+    loop), and a worker arriving later does not join."""
+    ctl = np.zeros(3 * tj._LINE, np.int64)
+    assert not tj._work_join(ctl)
+    assert ctl[tj._JOIN] == 0
+    assert not tj._lead_join(ctl, 2)
+    assert ctl[tj._JOIN] == -1
+    assert not tj._work_join(ctl)
+    assert ctl[tj._JOIN] == -1
+
+
+_PERSISTENT_THREE = """
+import numpy as np
+import fastnn._train_jit as tj
+from fastnn.model import MLP
+tj.TILE_MIN_FMAS = 0
+tj.BACKWARD_TILES_MIN_THREADS = 1
+tj.EPOCH_PARALLEL_MIN_FMAS = 7 * 37 * 30
+rng = np.random.default_rng(8)
+X = rng.standard_normal((83, 37)).astype(np.float32)
+y = rng.integers(0, 5, 83)
+out = []
+real = tj.run_epoch
+ran = []
+tj.run_epoch = lambda *a: (real(*a), ran.append(float(a[-1][3])))[0]
+for persistent in (False, True):
+    tj.PERSISTENT_EPOCH = persistent
+    m = MLP([37, 30, 6, 5], dtype=np.float32, seed=2, impl="jit")
+    h = m.fit(X, y, epochs=2, batch_size=7, lr=0.3)
+    out.append(m._params.tobytes().hex() + repr(h.loss))
+print(ran, out[0] == out[1])
+"""
+
+
+def test_jit_persistent_epoch_with_two_workers():
+    """Three threads (oversubscribed on a smaller machine; NUMBA_NUM_THREADS=3 in a fresh
+    process): a leader and two workers, each gathering every other row of the next
+    mini-batch, three shares of W (30 rows: 3 groups). The same bits as the ordinary
+    loop."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="3")
+    res = subprocess.run([sys.executable, "-c", _PERSISTENT_THREE], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == "[0.0, 0.0, 1.0, 1.0] True"
+
+
 @pytest.mark.parametrize("dt", (np.float32, np.float64))
 def test_jit_large_batches_blas_blocks_on_numba_threads(monkeypatch, dt):
     """Batches above SMALL_MAX rows (moved down to 20 here): the BLAS products in blocks
@@ -492,10 +599,11 @@ def test_buffers_are_64_byte_aligned(dt):
 
 def test_policy_keeps_the_backward_on_blas_with_one_thread(monkeypatch):
     p = tj.policy()
-    assert p.dtype == np.int64 and p.shape == (6,)
+    assert p.dtype == np.int64 and p.shape == (7,)
     assert p[0] == tj.SMALL_MAX and p[1] == tj.TILE_MIN_FMAS and p[3] == tj.EPOCH_PARALLEL_MIN_FMAS
     assert p[4] == (tj.numba.get_num_threads() if tj.FUSE_FIRST_LAYER else 0)
     assert p[5] == (1 if tj.BLAS_ON_NUMBA_THREADS and tj.THREAD_CONTROL else 0)
+    assert p[6] == (1 if tj.PERSISTENT_EPOCH else 0)
     monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
     assert tj.policy()[2] == tj.TILE_MIN_FMAS
     monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1 << 20)     # more threads than any machine
