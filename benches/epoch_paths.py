@@ -9,7 +9,9 @@ on BLAS; every one on the tiles (``gemm_nt``, ``gemm_tn_acc``,
 parallel from ``EPOCH_PARALLEL_MIN_FMAS``); the same with the first layer's update and
 the next mini-batch's forward product in one region (``FUSE_FIRST_LAYER``); and the
 default, which picks per product (BLAS up to ``TILE_MIN_FMAS`` multiply-adds, tiles
-above) with that fusion on, and the BLAS products of batches above SMALL_MAX rows in
+above) with that fusion on, the whole epoch in one parallel region where every step
+qualifies (``PERSISTENT_EPOCH``; ``tiles_ahead`` is the same with one region per
+step), and the BLAS products of batches above SMALL_MAX rows in
 blocks on Numba's threads (``BLAS_ON_NUMBA_THREADS``); and, where that applies, the
 default with those products on OpenBLAS's own threads instead (``default_openblas``).
 Prints the median and best seconds per epoch of each.
