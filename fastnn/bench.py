@@ -71,10 +71,13 @@ EXTRAS = {
 API_CONTENDERS = ("raw", "api_out", "api")
 #: Operations whose contenders run in one worker process, timed round-robin
 #: (:func:`measure_interleaved`); the value names that worker.
-INTERLEAVED_OPS = {"api_overhead": "api", "linear_sigmoid_vs_blas": "paired"}
+INTERLEAVED_OPS = {"api_overhead": "api", "linear_sigmoid_vs_blas": "paired",
+                   "sgd_vs_axpy": "paired"}
 #: Their ``switch_warm_s`` (:func:`measure_interleaved`): the API rows run one kernel,
 #: the paired rows two libraries with thread pools of their own.
-SWITCH_WARM_S = {"api_overhead": 0.0, "linear_sigmoid_vs_blas": 0.01}
+SWITCH_WARM_S = {"api_overhead": 0.0, "linear_sigmoid_vs_blas": 0.01,
+                 # one thread pool (Numba's) for both; fresh copies before every batch
+                 "sgd_vs_axpy": 0.0}
 
 #: The module each optional contender needs.
 NEEDS = {"scipy": "scipy", "torch": "torch", "jax": "jax"}
@@ -91,6 +94,11 @@ DESCRIPTIONS = {
     "linear_backward": "dW = dZᵀX, db = Σ dZ, dX = (dZ W) ⊙ X ⊙ (1 − X)  "
                        "[linear_backward (no dX) + hidden_delta], shapes of linear_sigmoid",
     "sgd_update": "in-place SGD on n parameters (fresh copies every call)",
+    "sgd_vs_axpy": "the jit sgd_update (plain) and the simplest in-place axpy w += a·g on all "
+                   "the run's threads (the ceiling the performance target names: two loads and "
+                   "one store per element), timed alternately in ONE process, fresh copies "
+                   "before every batch: the fraction of the ceiling, free of the host's drift "
+                   "between the ceiling measured at the start and the rows above",
     "train_step": "one training step (forward, backward, update) of a 784-100-10 "
                   "sigmoid/softmax network, plain SGD",
     "epoch": "one training epoch of fastnn.MLP (jit) on 60,000 MNIST-shaped samples (random "
@@ -164,6 +172,9 @@ def all_cases() -> list:
         for n in (100_000, 1_000_000, 16_000_000):
             cs.append(Case("sgd_update", variant, f"n={_fmt_n(n)}", n, (("n", n),),
                            quick=n in (100_000, 1_000_000)))
+    for n in (1_000_000, 16_000_000):
+        cs.append(Case("sgd_vs_axpy", "plain", f"n={_fmt_n(n)}", n, (("n", n),),
+                       quick=n == 1_000_000))
     for B in (1, 10, 64, 256):
         cs.append(Case("train_step", "", f"B={B} {NET[0]}-{NET[1]}-{NET[2]}", B, (("B", B),),
                        quick=B in (1, 64)))
@@ -221,6 +232,8 @@ def contenders(case: Case) -> list:
         return ["mlp"]
     if case.op == "linear_sigmoid_vs_blas":
         return ["jit", "blas"]
+    if case.op == "sgd_vs_axpy":
+        return ["jit", "axpy"]
     if case.op == "linear_backward":
         needed = ("linear_backward", "hidden_delta")
     elif case.op == "train_step":
@@ -268,7 +281,7 @@ def work(case: Case, dtype) -> dict:
     if case.op == "softmax_cross_entropy_grad":
         N, C = p["shape"]
         return {"kind": "bytes", "amount": 2.0 * N * C * s + 8.0 * N}   # Z in, dZ out, int64 labels
-    if case.op == "sgd_update":
+    if case.op in ("sgd_update", "sgd_vs_axpy"):
         n = p["n"]
         per = 3 if case.variant == "plain" else 5    # w, g in, w out (+ v in, v out)
         return {"kind": "bytes", "amount": float(per * n * s)}
@@ -364,7 +377,11 @@ def setup(case: Case, contender: str, dtype, rng=None) -> Prepared:
     rng = np.random.default_rng(0) if rng is None else rng
     if case.op == "linear_sigmoid_vs_blas":     # the same calls as linear_sigmoid's rows
         case = dataclasses.replace(case, op="linear_sigmoid")
+    if case.op == "sgd_vs_axpy":                # the same calls as sgd_update's plain rows
+        case = dataclasses.replace(case, op="sgd_update", variant="plain")
     inp = make_inputs(case, dtype, rng)
+    if contender == "axpy":
+        return _setup_axpy(inp)
     if contender in ("torch", "jax"):
         return _SETUP_EXT[contender](case, inp)
     from .kernels import IMPLS
@@ -914,6 +931,38 @@ def run_tasks(tasks, dtype, settings=FULL, loop_bound=LOOP_BOUND_S, seed=0, prog
         if progress:
             progress(r)
     return results
+
+
+def _setup_axpy(inp) -> Prepared:
+    """The ceiling of the plain SGD rows: ``w += (−LR)·g`` as the simplest ``prange`` loop
+    (two loads and one store per element, on all of Numba's threads), on the same fresh
+    copies of w as sgd_update's rows."""
+    g = inp["g"]
+    a = g.dtype.type(-LR)
+    pool = _Pool({"w": inp["w"]})
+
+    def f():
+        _parallel_axpy(pool.next()["w"], g, a)
+    prep = Prepared(f, pool.restore, pool.n)
+    prep.pool = pool
+    return prep
+
+
+def _parallel_axpy(w, g, a):
+    from numba import prange
+
+    from .kernels._config import pjit
+
+    global _parallel_axpy_kernel
+    if _parallel_axpy_kernel is None:
+        def axpy(w, g, a):
+            for i in prange(w.shape[0]):
+                w[i] += a * g[i]
+        _parallel_axpy_kernel = pjit(axpy)
+    _parallel_axpy_kernel(w, g, a)
+
+
+_parallel_axpy_kernel = None
 
 
 # --- ceilings and cold start (run in their own worker processes) ----------------------------------

@@ -304,7 +304,8 @@ def format_report(record: dict) -> str:
              f"OMP/OPENBLAS/MKL_NUM_THREADS, NUMBA_NUM_THREADS, torch.set_num_threads; XLA: one thread "
              f"with --threads 1, else its own pool over all cores); "
              f"OPENBLAS_THREAD_TIMEOUT={m.get('OPENBLAS_THREAD_TIMEOUT', '?')}; each contender in its own process "
-             "(except the linear_sigmoid_vs_blas and api_overhead rows: one process each, alternating)")
+             "(except the linear_sigmoid_vs_blas, sgd_vs_axpy and api_overhead rows: one process each, "
+             "alternating)")
     if st.get("passes", 1) > 1:
         L.append(f"- {st['passes']} passes: the contenders' processes ran in turn, pass after pass, "
                  f"each with a share of the samples, and the samples of all passes are pooled (a slow "
@@ -379,6 +380,24 @@ def format_report(record: dict) -> str:
                 rows.append(cells)
             L += _table(["shape", "jit linear_sigmoid", "±", "bare BLAS X @ Wᵀ", "±",
                          "jit / BLAS"], rows, "lrrrrr")
+            L.append("")
+            continue
+        if op == "sgd_vs_axpy":
+            rows = []
+            for shape in dict.fromkeys(r["shape"] for r in rs):
+                by = {r["contender"]: r for r in rs if r["shape"] == shape}
+                cells = [shape]
+                for k in ("jit", "axpy"):
+                    r = by.get(k, {})
+                    ok = r.get("status") == "ok"
+                    cells += [fmt_time(r["median_s"]) if ok else (status_text(r, bound) if r else "—"),
+                              _spread(r), f"{r['gbs']:.1f}" if ok and r.get("gbs") else ""]
+                both = all(by.get(k, {}).get("status") == "ok" for k in ("jit", "axpy"))
+                cells.append(f"{100 * by['axpy']['median_s'] / by['jit']['median_s']:.1f}%"
+                             if both else "")
+                rows.append(cells)
+            L += _table(["shape", "jit sgd_update", "±", "GB/s", "axpy ceiling", "±", "GB/s",
+                         "jit, % of the ceiling"], rows, "lrrrrrrr")
             L.append("")
             continue
         kind = next((r["work"].get("kind") for r in rs if r.get("work")), None)

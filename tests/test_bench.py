@@ -1,6 +1,7 @@
 """``fastnn bench``: the work model, the cases, the timer, the loop bound, the CLI, the plot."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -118,6 +119,37 @@ def test_paired_rows_time_jit_and_blas_alternately_in_one_process():
                                                  "loop_bound_s": 2.0}, "results": res})
     ratio = by["jit"]["median_s"] / by["blas"]["median_s"]
     assert "## linear_sigmoid_vs_blas" in text and f" {ratio:.3f} |" in text
+
+
+def test_sgd_rows_time_jit_and_the_axpy_ceiling_alternately_in_one_process():
+    c = _case("sgd_vs_axpy", size=1_000_000)
+    assert B.contenders(c) == ["jit", "axpy"]
+    assert B.process_group("jit", c.op) == B.process_group("axpy", c.op) == "paired"
+    assert B.work(c, "float32") == B.work(_case("sgd_update", variant="plain", size=1_000_000),
+                                          "float32") == {"kind": "bytes", "amount": 12e6}
+    # the ceiling kernel does what sgd_update does: w += (−lr)·g, on a fresh copy per call
+    prep = B.setup(c, "axpy", "float32")
+    w0 = prep.pool.originals["w"].copy()
+    prep.before_sample(1)
+    prep.fn()
+    ref = B.make_inputs(dataclasses.replace(c, op="sgd_update"), "float32",
+                        np.random.default_rng(0))
+    np.testing.assert_allclose(prep.pool.copies[0]["w"], ref["w"] + np.float32(-B.LR) * ref["g"],
+                               rtol=2e-7, atol=1e-8)    # one rounding (FMA) or two
+    assert not np.array_equal(prep.pool.copies[0]["w"], ref["w"])
+    np.testing.assert_array_equal(prep.pool.originals["w"], w0)     # the original is untouched
+    res = B.run_tasks([(c, "jit"), (c, "axpy")], "float32", dict(B.QUICK, budget_s=0.01))
+    by = {r["contender"]: r for r in res}
+    for r in by.values():
+        assert r["status"] == "ok" and r["interleaved"] and r["op"] == "sgd_vs_axpy"
+    assert len(by["jit"]["samples_s"]) == len(by["axpy"]["samples_s"]) >= B.QUICK["min_samples"]
+    record = {"settings": {"quick": True, "dtype": "float32", "threads": 1, "loop_bound_s": 2.0},
+              "results": res}
+    bench_cli.derive(record)
+    text = bench_cli.format_report(record)
+    pct = 100 * by["axpy"]["median_s"] / by["jit"]["median_s"]
+    gbs = 12e6 / by["jit"]["median_s"] / 1e9
+    assert "## sgd_vs_axpy" in text and f" {pct:.1f}% |" in text and f" {gbs:.1f} |" in text
 
 
 def test_interleaved_warm_up_calls_precede_every_timed_batch():

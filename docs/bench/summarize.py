@@ -6,7 +6,7 @@ median of every contender, and jit's ratio to the fastest other contender.
 import json
 import sys
 
-COLS = ["loop", "vectorized", "jit", "mlp", "scipy", "blas", "torch", "jax"]
+COLS = ["loop", "vectorized", "jit", "mlp", "scipy", "blas", "axpy", "torch", "jax"]
 
 
 def fmt(s):
