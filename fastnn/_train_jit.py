@@ -272,6 +272,21 @@ def _correct(acc_code, Z, yb, Yb):
     return n
 
 
+@jit(inline="always")
+def _layer(params, layers, l):
+    """Views of layer l's weights W (K, D) and bias b (K,) in the flat parameters (or
+    their gradients in the flat gradient buffer)."""
+    K, D = layers[l, 0], layers[l, 1]
+    return (params[layers[l, 2]:layers[l, 2] + K * D].reshape((K, D)),
+            params[layers[l, 3]:layers[l, 3] + K])
+
+
+@jit(inline="always")
+def _rows(buf, off, nb, width):
+    """The (nb, width) block of a flat buffer that starts at off."""
+    return buf[off:off + nb * width].reshape((nb, width))
+
+
 @jit
 def _gather_rows(X, perm, s, A0, j0, dj):
     """Rows j0, j0 + dj, ... of the mini-batch: A0[j] = X[perm[s + j]]."""
@@ -485,8 +500,7 @@ def _lead(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y, pe
     N, D0 = X.shape
     K = Yb_buf.shape[1]
     K0 = layers[0, 0]
-    W0 = params[layers[0, 2]:layers[0, 2] + K0 * D0].reshape((K0, D0))
-    b0 = params[layers[0, 3]:layers[0, 3] + K0]
+    W0, b0 = _layer(params, layers, 0)
     act0 = 1 if hidden_code == 0 and L > 1 else 0
     loss_sum = 0.0
     n_correct = 0
@@ -495,23 +509,22 @@ def _lead(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y, pe
     for s in range(0, N, batch_size):
         nb = min(batch_size, N - s)
         nn = min(batch_size, N - s - nb)
-        A0 = (delta_buf if in_delta else act_buf)[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
-        An = (act_buf if in_delta else delta_buf)[act_off[0]:act_off[0] + nn * D0].reshape((nn, D0))
+        A0 = _rows(delta_buf if in_delta else act_buf, act_off[0], nb, D0)
+        An = _rows(act_buf if in_delta else delta_buf, act_off[0], nn, D0)
         yb = yb_buf[:nb]
         Yb = Yb_buf[:nb]
         if step > 0:
-            _bias_act(act_buf[act_off[1]:act_off[1] + nb * K0].reshape((nb, K0)), b0, act0)
+            _bias_act(_rows(act_buf, act_off[1], nb, K0), b0, act0)
         for l in range(1, L):
             Kl = layers[l, 0]
             Dl = layers[l, 1]
-            W = params[layers[l, 2]:layers[l, 2] + Kl * Dl].reshape((Kl, Dl))
-            b = params[layers[l, 3]:layers[l, 3] + Kl]
-            A = act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
-            out = act_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
+            W, b = _layer(params, layers, l)
+            A = _rows(act_buf, act_off[l], nb, Dl)
+            out = _rows(act_buf, act_off[l + 1], nb, Kl)
             _forward(A, W, b, out, hidden_code == 0 and l < L - 1, small_max, tile_min,
                      par_min, False)
-        Z = act_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
-        dZ = delta_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
+        Z = _rows(act_buf, act_off[L], nb, K)
+        dZ = _rows(delta_buf, act_off[L], nb, K)
         loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
         if not np.isfinite(loss):
             stats[2] = step
@@ -521,21 +534,20 @@ def _lead(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y, pe
         for l in range(L - 1, 0, -1):
             Kl = layers[l, 0]
             Dl = layers[l, 1]
-            W = params[layers[l, 2]:layers[l, 2] + Kl * Dl].reshape((Kl, Dl))
-            b = params[layers[l, 3]:layers[l, 3] + Kl]
-            A = act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
-            dZl = delta_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
-            dA = delta_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
+            W, b = _layer(params, layers, l)
+            A = _rows(act_buf, act_off[l], nb, Dl)
+            dZl = _rows(delta_buf, act_off[l + 1], nb, Kl)
+            dA = _rows(delta_buf, act_off[l], nb, Dl)
             delta_tiles(dZl, W, A, dA, hidden_code == 0, False)     # with the old W
             _bias_sgd(dZl, b, lr_)
             tn_acc(dZl, A, W, -lr_, False)
-        dZ0 = delta_buf[act_off[1]:act_off[1] + nb * K0].reshape((nb, K0))
+        dZ0 = _rows(delta_buf, act_off[1], nb, K0)
         _bias_sgd(dZ0, b0, lr_)
         _gather_labels(y, Y, perm, s + nb, nn, yb_buf, Yb_buf)
         for q in range(1, P):
             _wait_at_least(ctl, _GO + _LINE * q, 2 * step + 1)      # next rows gathered
         store_release(ctl, _GO, 2 * step + 1)
-        out = act_buf[act_off[1]:act_off[1] + nn * K0].reshape((nn, K0))
+        out = _rows(act_buf, act_off[1], nn, K0)
         acc_then_dot_share(dZ0, A0, W0, -lr_, An, out, 0, P)
         store_release(ctl, _GO, 2 * step + 2)
         for q in range(1, P):
@@ -556,15 +568,15 @@ def _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf,
         return
     N, D0 = X.shape
     K0 = layers[0, 0]
-    W0 = params[layers[0, 2]:layers[0, 2] + K0 * D0].reshape((K0, D0))
+    W0 = _layer(params, layers, 0)[0]
     mine = _GO + _LINE * p
     step = 0
     in_delta = False
     for s in range(0, N, batch_size):
         nb = min(batch_size, N - s)
         nn = min(batch_size, N - s - nb)
-        A0 = (delta_buf if in_delta else act_buf)[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
-        An = (act_buf if in_delta else delta_buf)[act_off[0]:act_off[0] + nn * D0].reshape((nn, D0))
+        A0 = _rows(delta_buf if in_delta else act_buf, act_off[0], nb, D0)
+        An = _rows(act_buf if in_delta else delta_buf, act_off[0], nn, D0)
         # An's slot held the previous step's rows: wait until every share of that step
         # (the leader's and the other workers') is done with them
         if step > 0:
@@ -577,8 +589,8 @@ def _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf,
         store_release(ctl, mine, 2 * step + 1)
         if _wait_at_least(ctl, _GO, 2 * step + 1) < 0:
             return
-        dZ0 = delta_buf[act_off[1]:act_off[1] + nb * K0].reshape((nb, K0))
-        out = act_buf[act_off[1]:act_off[1] + nn * K0].reshape((nn, K0))
+        dZ0 = _rows(delta_buf, act_off[1], nb, K0)
+        out = _rows(act_buf, act_off[1], nn, K0)
         acc_then_dot_share(dZ0, A0, W0, -lr_, An, out, p, P)
         store_release(ctl, mine, 2 * step + 2)
         in_delta = not in_delta
@@ -611,11 +623,10 @@ def _persistent_epoch(params, layers, act_off, hidden_code, loss_code, acc_code,
     L = layers.shape[0]
     nb = min(batch_size, X.shape[0])
     K0 = layers[0, 0]
-    A0 = act_buf[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
+    A0 = _rows(act_buf, act_off[0], nb, D0)
     _gather(X, y, Y, perm, 0, A0, yb_buf, Yb_buf)
-    _forward(A0, params[layers[0, 2]:layers[0, 2] + K0 * D0].reshape((K0, D0)),
-             params[layers[0, 3]:layers[0, 3] + K0],
-             act_buf[act_off[1]:act_off[1] + nb * K0].reshape((nb, K0)),
+    W0, b0 = _layer(params, layers, 0)
+    _forward(A0, W0, b0, _rows(act_buf, act_off[1], nb, K0),
              hidden_code == 0 and L > 1, small_max, tile_min, par_min, False)
     ctl = np.zeros((P + 1) * _LINE, np.int64)
     _persistent_region(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y,
@@ -689,7 +700,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
         nb = min(batch_size, N - s)
         bpar = blas_on_numba and nb > small_max      # the BLAS blocks over Numba's threads
         src = delta_buf if in_delta else act_buf
-        A0 = src[act_off[0]:act_off[0] + nb * D0].reshape((nb, D0))
+        A0 = _rows(src, act_off[0], nb, D0)
         if not ahead:
             _gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf)
         yb = yb_buf[:nb]
@@ -698,14 +709,13 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
         for l in range(1 if ahead else 0, L):
             Kl = layers[l, 0]
             Dl = layers[l, 1]
-            W = params[layers[l, 2]:layers[l, 2] + Kl * Dl].reshape((Kl, Dl))
-            b = params[layers[l, 3]:layers[l, 3] + Kl]
-            A = A0 if l == 0 else act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
-            out = act_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
+            W, b = _layer(params, layers, l)
+            A = A0 if l == 0 else _rows(act_buf, act_off[l], nb, Dl)
+            out = _rows(act_buf, act_off[l + 1], nb, Kl)
             _forward(A, W, b, out, hidden_code == 0 and l < L - 1, small_max, tile_min,
                      par_min, bpar and Kl > 0 and Dl > 0)
-        Z = act_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
-        dZ = delta_buf[act_off[L]:act_off[L] + nb * K].reshape((nb, K))
+        Z = _rows(act_buf, act_off[L], nb, K)
+        dZ = _rows(delta_buf, act_off[L], nb, K)
         loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
         if not np.isfinite(loss):
             stats[2] = step
@@ -717,13 +727,11 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
         for l in range(L - 1, -1, -1):
             Kl = layers[l, 0]
             Dl = layers[l, 1]
-            W = params[layers[l, 2]:layers[l, 2] + Kl * Dl].reshape((Kl, Dl))
-            b = params[layers[l, 3]:layers[l, 3] + Kl]
-            A = A0 if l == 0 else act_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))
-            dZl = delta_buf[act_off[l + 1]:act_off[l + 1] + nb * Kl].reshape((nb, Kl))
-            dW = grads[layers[l, 2]:layers[l, 2] + Kl * Dl].reshape((Kl, Dl))
-            db = grads[layers[l, 3]:layers[l, 3] + Kl]
-            dA = delta_buf[act_off[l]:act_off[l] + nb * Dl].reshape((nb, Dl))   # unused for l = 0
+            W, b = _layer(params, layers, l)
+            A = A0 if l == 0 else _rows(act_buf, act_off[l], nb, Dl)
+            dZl = _rows(delta_buf, act_off[l + 1], nb, Kl)
+            dW, db = _layer(grads, layers, l)
+            dA = _rows(delta_buf, act_off[l], nb, Dl)   # unused for l = 0
             fmas = nb * Kl * Dl
             if nb <= small_max and fmas > back_tile_min:
                 par = fmas >= par_min
@@ -736,10 +744,10 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
                     # W −= lr dZᵀ A, then the next batch's A0 Wᵀ, in one region (the
                     # same bits as tn_acc, then _forward's gemm_nt_parallel)
                     dst = act_buf if in_delta else delta_buf
-                    An = dst[act_off[0]:act_off[0] + nn * D0].reshape((nn, D0))
+                    An = _rows(dst, act_off[0], nn, D0)
                     _gather(X, y, Y, perm, s + nb, An, yb_buf, Yb_buf)
                     _bias_sgd(dZl, b, lr_)
-                    out = act_buf[act_off[1]:act_off[1] + nn * Kl].reshape((nn, Kl))
+                    out = _rows(act_buf, act_off[1], nn, Kl)
                     gemm_tn_acc_nt_parallel(dZl, A, W, -lr_, An, out, parts)
                     _bias_act(out, b, 1 if hidden_code == 0 and L > 1 else 0)   # as _forward
                     ahead_next = True
