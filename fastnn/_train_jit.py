@@ -87,8 +87,9 @@ running them in turn, as Numba's TBB layer may). So they first join: each worker
 increments ``ctl[_JOIN]`` and waits for the leader to confirm; the leader confirms
 once all have joined. Whichever waits longer than JOIN_TIMEOUT_CYCLES (~30 ms) gives
 up (a worker leaves; the leader marks the region abandoned, and a worker arriving
-later does not join), nothing has been updated, and ``_train_epoch`` runs its ordinary
-loop: the same bits, ~30-60 ms later.
+later does not join), nothing has been updated, and ``run_epoch`` runs the ordinary
+loop (``train_epoch``): the same bits, ~30-60 ms later. ``run_epoch`` picks the
+persistent epoch, so that it is compiled only for the networks that take it.
 
 Both compute the same mathematics (SPEC "Gradients"/"Updates"); results agree to
 rounding. Integer codes select activation and loss (see ``fastnn.model``):
@@ -223,6 +224,17 @@ def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, 
             act_buf, delta_buf, yb_buf, Yb_buf, stats)
     if policy[5] and batch_size > policy[0]:
         return on_numba_threads(train_epoch, *args)
+    # the persistent epoch is called from here, not from train_epoch, so that it is
+    # compiled only for the networks and dtypes that take it
+    if (policy[6] and momentum == 0 and weight_decay == 0 and l1 == 0 and policy[4] >= 2
+            and _persistent_ok(layers, X.shape[0], batch_size, policy[0], policy[1], policy[2],
+                               policy[3])):
+        P = min(int(policy[4]), (int(layers[0, 0]) + FUSED_GROUP - 1) // FUSED_GROUP)
+        if P >= 2 and _persistent_epoch(params, layers, act_off, hidden_code, loss_code,
+                                        acc_code, X, y, Y, perm, batch_size, lr, policy[0],
+                                        policy[1], policy[3], act_buf, delta_buf, yb_buf,
+                                        Yb_buf, stats, P):
+            return None
     return train_epoch(*args)
 
 
@@ -613,12 +625,16 @@ def _persistent_region(params, layers, act_off, hidden_code, loss_code, acc_code
 
 @jit
 def _persistent_epoch(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y,
-                      perm, batch_size, lr_, small_max, tile_min, par_min, act_buf,
+                      perm, batch_size, lr, small_max, tile_min, par_min, act_buf,
                       delta_buf, yb_buf, Yb_buf, stats, P):
     """The whole plain-SGD epoch in one parallel region of P shares (see the module
-    docstring); the first mini-batch is gathered and its first product run before. False
-    if the workers did not join in time: nothing was updated, and the caller runs the
-    ordinary loop."""
+    docstring), with ``train_epoch``'s arguments and results (stats[3] = 1); the first
+    mini-batch is gathered and its first product run before. False if the workers did
+    not join in time: nothing was updated, and the caller (``run_epoch``) runs
+    ``train_epoch``."""
+    lr_ = params.dtype.type(lr)
+    stats[2] = -1.0
+    stats[3] = 1.0
     D0 = X.shape[1]
     L = layers.shape[0]
     nb = min(batch_size, X.shape[0])
@@ -647,10 +663,11 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
     policy : (7,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
              backward_tile_min_fmas, parallel_min_fmas, fused first-layer shares,
              BLAS blocks on Numba's threads (1: call through ``run_epoch``),
-             persistent region (1: allowed)]
+             persistent region (1: allowed; read by ``run_epoch``)]
     act_buf, delta_buf : flat, batch_size · Σ widths;  yb_buf (batch_size,), Yb_buf (batch_size, K)
     stats : (4,) float64, written: [Σ loss·nb, number correct, failing step (−1: none),
-            1 if the epoch ran in one persistent region (``_persistent_epoch``) else 0]
+            1 if the epoch ran in one persistent region (``_persistent_epoch``, called
+            by ``run_epoch`` instead of this function) else 0]
     A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
     """
     _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
@@ -678,15 +695,6 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     blas_on_numba = policy[5] != 0
     stats[2] = -1.0
     stats[3] = 0.0
-    if fused and policy[6] != 0 and parts >= 2 and _persistent_ok(
-            layers, N, batch_size, small_max, tile_min, back_tile_min, par_min):
-        P = min(parts, (layers[0, 0] + FUSED_GROUP - 1) // FUSED_GROUP)
-        if P >= 2 and _persistent_epoch(params, layers, act_off, hidden_code, loss_code,
-                                        acc_code, X, y, Y, perm, batch_size, lr_, small_max,
-                                        tile_min, par_min, act_buf, delta_buf, yb_buf,
-                                        Yb_buf, stats, P):
-            stats[3] = 1.0
-            return
     loss_sum = 0.0
     n_correct = 0
     step = 0
