@@ -189,6 +189,43 @@ def test_jit_persistent_epoch_gives_the_same_bits(monkeypatch, batch_size, dt, s
     np.testing.assert_allclose(runs[0][0], v._params, **tol)
 
 
+@pytest.mark.parametrize("sizes,kw,kind,lr", [
+    ([37, 14, 1], dict(output="sigmoid"), "binary", 0.3),
+    ([37, 13, 3], dict(output="sigmoid", loss="mse"), "labels", 0.3),
+    ([37, 13, 2], dict(hidden="identity", output="identity", loss="mse"), "real", 0.01),
+    ([37, 13, 2], dict(hidden="identity", output="identity", loss="mse"), "real", 0.3),
+])
+def test_jit_persistent_epoch_other_losses_give_the_same_bits(monkeypatch, sizes, kw, kind, lr):
+    """The other output/loss codes and float targets (the leader copies the next batch's
+    targets after the loss) through the persistent epoch: the bits of the ordinary loop.
+    At lr = 0.3 the identity network diverges: both stop at the same step, the model
+    restored to the same parameters (the leader tells the worker to leave)."""
+    import numba
+    from fastnn.model import NonFiniteLossError
+    X, y = _data(kind, n=83, d=37, k=sizes[-1], seed=9)
+    runs = []
+    for persistent in (False, True):
+        with monkeypatch.context() as mp:
+            mp.setattr(tj, "TILE_MIN_FMAS", 0)
+            mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
+            mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", 7 * sizes[0] * sizes[1])
+            mp.setattr(tj, "PERSISTENT_EPOCH", persistent)
+            mp.setattr(tj, "num_threads", lambda: 2)
+            ran = _spy_persistent(mp)
+            m = MLP(sizes, dtype=np.float32, seed=2, impl="jit", **kw)
+            try:
+                h = m.fit(X.astype(np.float32), y, epochs=2, batch_size=7, lr=lr)
+                out = np.array(h.loss + h.accuracy, float)
+            except NonFiniteLossError as e:
+                out = np.array([-1.0, e.epoch, e.step])
+        two = numba.config.NUMBA_NUM_THREADS >= 2 and numba.get_num_threads() >= 2
+        assert ran and set(ran) == {1.0 if persistent and two else 0.0}
+        runs.append((m._params.copy(), out))
+    assert (runs[0][1][0] == -1) == (lr == 0.3 and kind == "real")     # -1: diverged
+    np.testing.assert_array_equal(runs[1][0], runs[0][0])
+    np.testing.assert_array_equal(runs[1][1], runs[0][1])       # NaN accuracies included
+
+
 def test_persistent_epoch_join_gives_up_without_deadlock():
     """The shares run one after the other on one thread, the worker's first: the worker
     joins, waits JOIN_TIMEOUT_CYCLES for the leader's confirmation and leaves; the leader
