@@ -366,36 +366,15 @@ def format_report(record: dict) -> str:
             L.append("")
             continue
         if op == "linear_sigmoid_vs_blas":
-            rows = []
-            for shape in dict.fromkeys(r["shape"] for r in rs):
-                by = {r["contender"]: r for r in rs if r["shape"] == shape}
-                cells = [shape]
-                for k in ("jit", "blas"):
-                    r = by.get(k, {})
-                    ok = r.get("status") == "ok"
-                    cells += [fmt_time(r["median_s"]) if ok else (status_text(r, bound) if r else "—"),
-                              _spread(r)]
-                both = all(by.get(k, {}).get("status") == "ok" for k in ("jit", "blas"))
-                cells.append(f"{by['jit']['median_s'] / by['blas']['median_s']:.3f}" if both else "")
-                rows.append(cells)
+            rows = _paired_rows(rs, ("jit", "blas"), bound, False,
+                                lambda j, o: f"{j['median_s'] / o['median_s']:.3f}")
             L += _table(["shape", "jit linear_sigmoid", "±", "bare BLAS X @ Wᵀ", "±",
                          "jit / BLAS"], rows, "lrrrrr")
             L.append("")
             continue
         if op == "sgd_vs_axpy":
-            rows = []
-            for shape in dict.fromkeys(r["shape"] for r in rs):
-                by = {r["contender"]: r for r in rs if r["shape"] == shape}
-                cells = [shape]
-                for k in ("jit", "axpy"):
-                    r = by.get(k, {})
-                    ok = r.get("status") == "ok"
-                    cells += [fmt_time(r["median_s"]) if ok else (status_text(r, bound) if r else "—"),
-                              _spread(r), f"{r['gbs']:.1f}" if ok and r.get("gbs") else ""]
-                both = all(by.get(k, {}).get("status") == "ok" for k in ("jit", "axpy"))
-                cells.append(f"{100 * by['axpy']['median_s'] / by['jit']['median_s']:.1f}%"
-                             if both else "")
-                rows.append(cells)
+            rows = _paired_rows(rs, ("jit", "axpy"), bound, True,
+                                lambda j, o: f"{100 * o['median_s'] / j['median_s']:.1f}%")
             L += _table(["shape", "jit sgd_update", "±", "GB/s", "axpy ceiling", "±", "GB/s",
                          "jit, % of the ceiling"], rows, "lrrrrrrr")
             L.append("")
@@ -469,6 +448,27 @@ def _busy(m: dict) -> float:
 
 _API_NAMES = {"raw": "jit kernel (raw, no checks)", "api_out": "fastnn.<op>(..., out=)",
               "api": "fastnn.<op>(...) (allocates)"}
+
+
+def _paired_rows(rs, pair, bound, gbs, ratio) -> list:
+    """Rows of a section whose two contenders were timed alternately in one process: per
+    shape, each one's median and spread (and GB/s when ``gbs``), then ``ratio(first,
+    second)`` of their results where both ran."""
+    rows = []
+    for shape in dict.fromkeys(r["shape"] for r in rs):
+        by = {r["contender"]: r for r in rs if r["shape"] == shape}
+        cells = [shape]
+        for k in pair:
+            r = by.get(k, {})
+            ok = r.get("status") == "ok"
+            cells += [fmt_time(r["median_s"]) if ok else (status_text(r, bound) if r else "—"),
+                      _spread(r)]
+            if gbs:
+                cells.append(f"{r['gbs']:.1f}" if ok and r.get("gbs") else "")
+        both = all(by.get(k, {}).get("status") == "ok" for k in pair)
+        cells.append(ratio(by[pair[0]], by[pair[1]]) if both else "")
+        rows.append(cells)
+    return rows
 
 
 def _spread(r) -> str:
