@@ -117,7 +117,7 @@ def small_loop(Hb, b1, W2, b2, Z, dZ, dH, yb):
         gemm_nt(Hb, W2, Z)
         _bias_act(Z, b2, 0)
         sce_grad_labels_rows(Z, yb, dZ)
-        delta_tiles(dZ, W2, Hb, dH, True, False)
+        delta_tiles(dZ, W2, Hb, dH, True)
         tj._bias_sgd(dZ, b2, lr)
         gemm_tn_acc(dZ, Hb, W2, -lr)
         tj._bias_sgd(dH, b1, lr)

@@ -8,7 +8,7 @@ Every operation exists as a plain-Python ``loop`` reference, a NumPy
 ``impl=``, :func:`set_impl` or ``with use_impl(...)``. The raw kernels live in
 ``fastnn.kernels`` (no validation).
 """
-from . import _blas_threads
+from . import _blas_threads, _compiling  # noqa: F401  (_compiling: the first-call notice)
 
 # OpenBLAS worker threads spin after each call and slow fastnn's parallel kernels
 # down many times on a few cores; see fastnn/_blas_threads.py.

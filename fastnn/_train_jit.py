@@ -105,18 +105,21 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from typing import NamedTuple
+
 from numba import prange
 
 from .kernels._atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
                               store_release)
 from .kernels._blas import THREAD_CONTROL, gemm, on_numba_threads
 from .kernels._config import jit, num_threads, pjit, wide_vectors
-from .kernels._gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_MIN_THREADS,
-                            TN_PARALLEL_MIN_FMAS, acc_then_dot_share, gemm_nt, gemm_nt_parallel,
-                            gemm_tn_acc_nt_parallel, tn_acc)
+from .kernels._gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
+                            acc_then_dot_share, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
+                            gemm_tn_acc_nt_parallel, gemm_tn_acc_parallel)
 from .kernels.cross_entropy import sce_grad_labels_rows
 from .kernels.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
                              _delta_rows, _hidden_delta_blocks_parallel, col_sums, delta_tiles,
+                             delta_tiles_parallel,
                              tn_col_blocks_parallel)
 from .kernels.sgd import sgd_update_jit
 from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
@@ -148,9 +151,6 @@ LOSS_IDENTITY_MSE = 3
 #: threads, and on these short batches the tiles win (see ``policy`` for the figures).
 SMALL_MAX = NT_MAX_ROWS - 1
 TILE_MIN_FMAS = SMALL_GEMM_FMAS
-#: The backward products use the tiles only with at least this many Numba threads: on
-#: one thread OpenBLAS's packed GEMM is the faster (kernels/_gemm.py TN_MIN_THREADS).
-BACKWARD_TILES_MIN_THREADS = TN_MIN_THREADS
 #: Plain SGD, first layer on the parallel tiles, next mini-batch too: the layer's weight
 #: update and the next mini-batch's forward product run in one parallel region
 #: (``gemm_tn_acc_nt_parallel``; the same bits as the two products apart). See the
@@ -170,15 +170,20 @@ NEVER = np.iinfo(np.int64).max
 
 
 def policy():
-    """The thresholds ``train_epoch`` takes, as an int64 array: [SMALL_MAX, TILE_MIN_FMAS
-    (forward), TILE_MIN_FMAS or NEVER (backward: NEVER with fewer than
-    BACKWARD_TILES_MIN_THREADS Numba threads), EPOCH_PARALLEL_MIN_FMAS, the number of
-    shares of the fused first-layer region (Numba's thread count; 0 when
+    """The thresholds the compiled epoch takes, as an int64 array: [SMALL_MAX,
+    TILE_MIN_FMAS (forward), TILE_MIN_FMAS (backward), EPOCH_PARALLEL_MIN_FMAS, the
+    number of shares of the fused first-layer region (Numba's thread count; 0 when
     FUSE_FIRST_LAYER is off), 1 when the BLAS products of batches above SMALL_MAX rows
     run in blocks on Numba's threads (BLAS_ON_NUMBA_THREADS, with OpenBLAS's threading
     under fastnn's control; the epoch must then run under ``run_epoch``) else 0, 1 when
     the epoch may run in one persistent region (PERSISTENT_EPOCH) else 0], read at each
     ``fit``, so tests can move them.
+
+    Which product runs where depends on the shapes only, never on the thread count
+    (the backward tiles once needed BACKWARD_TILES_MIN_THREADS threads: with one thread
+    the epoch then ran other code, and its bits differed). The thread count only sets
+    how many shares a region is split into, and every element is computed by the same
+    tile whatever the split.
 
     TILE_MIN_FMAS is ``_gemm.SMALL_GEMM_FMAS``: 100³ on CPUs with AVX-512, where OpenBLAS
     has small-matrix kernels, 0 elsewhere. On an AMD EPYC (Zen 3, AVX2, 2 threads),
@@ -203,39 +208,90 @@ def policy():
       the Zen 3: kernels/_gemm.py TN_PARALLEL_MIN_FMAS). A parallel region costs
       ~2.5 µs to start, and a batch-10 product takes 11-20 µs on one core.
     """
-    threads = num_threads()
-    backward = TILE_MIN_FMAS if threads >= BACKWARD_TILES_MIN_THREADS else NEVER
-    return np.array([SMALL_MAX, TILE_MIN_FMAS, backward, EPOCH_PARALLEL_MIN_FMAS,
-                     threads if FUSE_FIRST_LAYER else 0,
+    return np.array([SMALL_MAX, TILE_MIN_FMAS, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS,
+                     num_threads() if FUSE_FIRST_LAYER else 0,
                      1 if BLAS_ON_NUMBA_THREADS and THREAD_CONTROL else 0,
                      1 if PERSISTENT_EPOCH else 0], np.int64)
 
 
-def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
-              acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
-              act_buf, delta_buf, yb_buf, Yb_buf, stats):
-    """``train_epoch`` with the same arguments; when its BLAS products may run in blocks
-    on Numba's threads (``policy[5]``, batches above ``policy[0]`` rows), under
-    ``kernels/_blas.py`` ``on_numba_threads``: OpenBLAS single-threaded for the
-    epoch, its thread count restored afterwards (also on error). The callers of the
-    compiled epoch (``MLP.fit``, the benches) go through here."""
-    args = (params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
-            acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
-            act_buf, delta_buf, yb_buf, Yb_buf, stats)
-    if policy[5] and batch_size > policy[0]:
-        return on_numba_threads(train_epoch, *args)
-    # the persistent epoch is called from here, not from train_epoch, so that it is
-    # compiled only for the networks and dtypes that take it
-    if (policy[6] and momentum == 0 and weight_decay == 0 and l1 == 0 and policy[4] >= 2
-            and _persistent_ok(layers, X.shape[0], batch_size, policy[0], policy[1], policy[2],
-                               policy[3])):
-        P = min(int(policy[4]), (int(layers[0, 0]) + FUSED_GROUP - 1) // FUSED_GROUP)
-        if P >= 2 and _persistent_epoch(params, layers, act_off, hidden_code, loss_code,
-                                        acc_code, X, y, Y, perm, batch_size, lr, policy[0],
-                                        policy[1], policy[3], act_buf, delta_buf, yb_buf,
-                                        Yb_buf, stats, P):
-            return None
-    return train_epoch(*args)
+# --- where each product runs: one function of the shapes, for jit code and Python ------
+#: Product paths (``forward_path``/``backward_path``): the serial register tiles, the
+#: parallel tiles, one BLAS gemm per block of rows, those blocks on Numba's threads.
+TILES, TILES_PAR, BLAS, BLAS_PAR = 0, 1, 2, 3
+
+
+@jit
+def forward_path(nb, K, D, small_max, tile_min, par_min, blas_on_numba):
+    """The path of a layer's forward product ``A Wᵀ`` (A (nb, D), W (K, D))."""
+    fmas = nb * K * D
+    if nb <= small_max and fmas > tile_min:
+        return TILES_PAR if fmas >= par_min else TILES
+    return BLAS_PAR if blas_on_numba and nb > small_max and K > 0 and D > 0 else BLAS
+
+
+@jit
+def backward_path(nb, K, D, small_max, back_tile_min, par_min, blas_on_numba):
+    """The path of a layer's backward products (``dZ W`` and ``dZᵀ A``)."""
+    fmas = nb * K * D
+    if nb <= small_max and fmas > back_tile_min:
+        return TILES_PAR if fmas >= par_min else TILES
+    return BLAS_PAR if blas_on_numba and nb > small_max and K > 0 and D > 0 else BLAS
+
+
+@jit
+def ahead_possible(nb, nn, K0, D0, small_max, tile_min, back_tile_min, par_min, shares):
+    """Whether a plain-SGD step of nb rows runs the first layer's update with the next
+    mini-batch's (nn rows) forward product in one region (``gemm_tn_acc_nt_parallel``)."""
+    fmas = nb * K0 * D0
+    nfmas = nn * K0 * D0
+    return (nb <= small_max and fmas > back_tile_min and fmas >= par_min and shares > 0
+            and nn > 0 and nn <= small_max and nfmas > tile_min and nfmas >= par_min)
+
+
+class Plan(NamedTuple):
+    """What one compiled epoch must be able to do: the compile-time constants of
+    ``_make_epoch``. Code for anything not in the plan is never compiled."""
+    hidden: int         # HIDDEN_*
+    loss: int           # LOSS_*
+    acc: int            # 0 none, 1 argmax vs label, 2 (z > 0) vs (y > 0.5)
+    fused: bool         # plain SGD: updates fused into the products, no gradient buffer
+    forward: int        # bit p set: some forward product on path p (TILES, ...)
+    backward: int       # bit p set: some backward product on path p
+    ahead: bool         # some step runs the first layer ahead (see the module docstring)
+
+
+def batch_sizes(N, batch_size):
+    """The mini-batch sizes of an epoch, in order of appearance: (full, last)."""
+    B = min(batch_size, N)
+    last = N - ((N - 1) // B) * B if N else 0
+    return tuple(sorted({B, last} - {0}, reverse=True))
+
+
+def make_plan(layers, N, batch_size, hidden_code, loss_code, acc_code, plain, fuse, pol):
+    """The :class:`Plan` of an epoch of N rows (``layers`` as in the module docstring,
+    ``pol`` = ``policy()``)."""
+    fwd = bwd = 0
+    ahead = False
+    sizes = batch_sizes(N, batch_size)
+    for nb in sizes:
+        for l in range(layers.shape[0]):
+            K, D = int(layers[l, 0]), int(layers[l, 1])
+            fwd |= 1 << forward_path.py_func(nb, K, D, pol[0], pol[1], pol[3], pol[5])
+            bwd |= 1 << backward_path.py_func(nb, K, D, pol[0], pol[2], pol[3], pol[5])
+    fused = bool(plain and fuse)
+    if fused and pol[4] > 0 and N > 0:
+        B = sizes[0]
+        steps = -(-N // B)
+        last = N - (steps - 1) * B
+        pairs = set()                   # (rows of a step, rows of the next step)
+        if steps >= 3:
+            pairs.add((B, B))
+        if steps >= 2:
+            pairs.add((B, last))
+        K0, D0 = int(layers[0, 0]), int(layers[0, 1])
+        ahead = any(ahead_possible.py_func(nb, nn, K0, D0, pol[0], pol[1], pol[2], pol[3], pol[4])
+                    for nb, nn in pairs)
+    return Plan(int(hidden_code), int(loss_code), int(acc_code), fused, fwd, bwd, ahead)
 
 
 @jit
@@ -253,34 +309,28 @@ def identity_mse_grad_jit(Z, Y, dZ):
 
 
 @jit
-def _loss_grad(loss_code, Z, yb, Yb, dZ):
-    if loss_code == 0:
-        return sce_grad_labels_rows(Z, yb, dZ)
-    elif loss_code == 1:
-        return sigmoid_bce_grad_jit(Z, Yb, dZ)
-    elif loss_code == 2:
-        return sigmoid_mse_grad_jit(Z, Yb, dZ)
-    return identity_mse_grad_jit(Z, Yb, dZ)
+def _correct_labels(Z, yb):
+    """Rows whose argmax is their label."""
+    n = 0
+    for i in range(Z.shape[0]):
+        best = 0
+        for k in range(1, Z.shape[1]):
+            if Z[i, k] > Z[i, best]:
+                best = k
+        if best == yb[i]:
+            n += 1
+    return n
 
 
 @jit
-def _correct(acc_code, Z, yb, Yb):
-    """Number of rows of the mini-batch classified correctly."""
+def _correct_sign(Z, Yb):
+    """Rows with (z > 0) == (y > 0.5) (one sigmoid output)."""
     n = 0
-    if acc_code == 1:
-        for i in range(Z.shape[0]):
-            best = 0
-            for k in range(1, Z.shape[1]):
-                if Z[i, k] > Z[i, best]:
-                    best = k
-            if best == yb[i]:
-                n += 1
-    elif acc_code == 2:
-        zero = Z.dtype.type(0.0)
-        half = Z.dtype.type(0.5)
-        for i in range(Z.shape[0]):
-            if (Z[i, 0] > zero) == (Yb[i, 0] > half):
-                n += 1
+    zero = Z.dtype.type(0.0)
+    half = Z.dtype.type(0.5)
+    for i in range(Z.shape[0]):
+        if (Z[i, 0] > zero) == (Yb[i, 0] > half):
+            n += 1
     return n
 
 
@@ -342,28 +392,30 @@ def _bias_sgd(dZ, b, lr):
         b[k] -= lr * s
 
 
+# --- the products of a layer, one small compiled function per path -------------------
 @jit
-def _forward(A, W, b, out, sigmoid, small_max, tile_min, par_min, blas_par):
-    """out = σ(A Wᵀ + b) (sigmoid) or A Wᵀ + b. Batches of at most small_max rows
-    with a product above tile_min multiply-adds: the register-tiled gemm_nt
-    (kernels/_gemm.py) for the whole batch. Otherwise one direct sgemm/dgemm (beta = 0)
-    per block of rows, the blocks over Numba's threads when blas_par (then OpenBLAS runs
-    single-threaded: see ``run_epoch``). Bias and activation are applied to each block
-    while it is in cache (linear.py's row pass)."""
+def _forward_tiles(A, W, b, out, act):
+    """out = act(A Wᵀ + b) on the serial register tiles (act 1: sigmoid, 0: identity)."""
     wide_vectors()   # the sigmoid loop may use 512-bit vectors
+    gemm_nt(A, W, out)
+    _bias_act_rows(out, b, act, 0, A.shape[0])
+
+
+@jit
+def _forward_tiles_par(A, W, b, out, act):
+    """As _forward_tiles on the parallel tiles (the same bits)."""
+    wide_vectors()
+    gemm_nt_parallel(A, W, out)
+    _bias_act_rows(out, b, act, 0, A.shape[0])
+
+
+@jit
+def _forward_blas(A, W, b, out, act):
+    """One direct sgemm/dgemm (beta = 0) per block of rows, bias and activation applied
+    to each block while it is in cache (linear.py's row pass)."""
+    wide_vectors()
     nb, D = A.shape
     K = W.shape[0]
-    act = 1 if sigmoid else 0
-    if nb <= small_max and nb * K * D > tile_min:
-        if nb * K * D >= par_min:
-            gemm_nt_parallel(A, W, out)     # the same bits as gemm_nt
-        else:
-            gemm_nt(A, W, out)
-        _bias_act_rows(out, b, act, 0, nb)
-        return
-    if blas_par:
-        _affine_blocks_parallel(A, W, b, out, act)
-        return
     R = _block_rows(nb, K)
     for i0 in range(0, nb, R):
         i1 = min(i0 + R, nb)
@@ -372,12 +424,8 @@ def _forward(A, W, b, out, sigmoid, small_max, tile_min, par_min, blas_par):
 
 
 @jit
-def _delta(dZ, W, H, dA, sigmoid, blas_par):
-    """dA = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W, per block of rows (direct gemm; the
-    blocks over Numba's threads when blas_par)."""
-    if blas_par:
-        _hidden_delta_blocks_parallel(dZ, W, H, dA, sigmoid)
-        return
+def _delta_blas(dZ, W, H, dA, sigmoid):
+    """dA = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W, per block of rows (direct gemm)."""
     nb = dZ.shape[0]
     R = _block_rows(nb, W.shape[1])
     for i0 in range(0, nb, R):
@@ -385,30 +433,317 @@ def _delta(dZ, W, H, dA, sigmoid, blas_par):
 
 
 @jit
-def _update_gemm(dZ, A, W, b, lr, blas_par):
-    """Plain SGD fused into the weight-gradient GEMM: W ← W − lr dZᵀ A as one
-    gemm with alpha = −lr, beta = 1 (Wᵀ += −lr Aᵀ dZ column-major; by blocks of columns
-    over Numba's threads when blas_par); b −= lr dZᵀ 1. No gradient buffer is written."""
+def _update_blas(dZ, A, W, b, lr):
+    """Plain SGD fused into the weight-gradient GEMM: W ← W − lr dZᵀ A as one gemm with
+    alpha = −lr, beta = 1 (Wᵀ += −lr Aᵀ dZ column-major); b −= lr dZᵀ 1. No gradient
+    buffer is written."""
     nb, K = dZ.shape
     D = A.shape[1]
     _bias_sgd(dZ, b, lr)
-    if blas_par:
-        tn_col_blocks_parallel(dZ, A, W, -lr, 1.0)
-    else:
-        gemm(False, True, D, K, nb, -lr, A, D, dZ, K, 1.0, W, D)
+    gemm(False, True, D, K, nb, -lr, A, D, dZ, K, 1.0, W, D)
 
 
 @jit
-def _grad_gemm(dZ, A, dW, db, blas_par):
-    """dW = dZᵀ A (one gemm, beta = 0; by blocks of columns over Numba's threads when
-    blas_par), db = dZᵀ 1 (overwritten)."""
+def _update_blas_par(dZ, A, W, b, lr):
+    """_update_blas by blocks of columns over Numba's threads."""
+    _bias_sgd(dZ, b, lr)
+    tn_col_blocks_parallel(dZ, A, W, -lr, 1.0)
+
+
+@jit
+def _grad_blas(dZ, A, dW, db):
+    """dW = dZᵀ A (one gemm, beta = 0), db = dZᵀ 1 (overwritten)."""
     nb, K = dZ.shape
     D = A.shape[1]
-    if blas_par:
-        tn_col_blocks_parallel(dZ, A, dW, 1.0, 0.0)
-    else:
-        gemm(False, True, D, K, nb, 1.0, A, D, dZ, K, 0.0, dW, D)
+    gemm(False, True, D, K, nb, 1.0, A, D, dZ, K, 0.0, dW, D)
     col_sums(dZ, db)
+
+
+@jit
+def _grad_blas_par(dZ, A, dW, db):
+    """_grad_blas by blocks of columns over Numba's threads."""
+    tn_col_blocks_parallel(dZ, A, dW, 1.0, 0.0)
+    col_sums(dZ, db)
+
+
+@jit
+def _delta_tiles(dZ, W, H, dA, sigmoid):
+    """dA = (dZ W) ⊙ H(1 − H) on the serial tiles."""
+    delta_tiles(dZ, W, H, dA, sigmoid)
+
+
+@jit
+def _delta_tiles_par(dZ, W, H, dA, sigmoid):
+    """dA = (dZ W) ⊙ H(1 − H) on the parallel tiles (the same bits)."""
+    delta_tiles_parallel(dZ, W, H, dA, sigmoid)
+
+
+@jit
+def _update_tiles(dZ, A, W, b, lr):
+    """Plain SGD on the serial tiles: b −= lr Σ dZ, W += (−lr) dZᵀ A."""
+    _bias_sgd(dZ, b, lr)
+    gemm_tn_acc(dZ, A, W, -lr)
+
+
+@jit
+def _update_tiles_par(dZ, A, W, b, lr):
+    """_update_tiles on the parallel tiles (the same bits)."""
+    _bias_sgd(dZ, b, lr)
+    gemm_tn_acc_parallel(dZ, A, W, -lr)
+
+
+@jit
+def _grad_tiles(dZ, A, dW, db):
+    """dW = dZᵀ A on the serial tiles, db = dZᵀ 1."""
+    dW[:] = 0
+    gemm_tn_acc(dZ, A, dW, 1.0)
+    col_sums(dZ, db)
+
+
+@jit
+def _grad_tiles_par(dZ, A, dW, db):
+    """_grad_tiles on the parallel tiles (the same bits)."""
+    dW[:] = 0
+    gemm_tn_acc_parallel(dZ, A, dW, 1.0)
+    col_sums(dZ, db)
+
+
+_EPOCHS = {}
+
+
+def epoch_for(plan):
+    """The compiled epoch of a :class:`Plan` (made once per plan and process; Numba's
+    cache keeps each plan's machine code, keyed by the plan's values)."""
+    f = _EPOCHS.get(plan)
+    if f is None:
+        f = _EPOCHS[plan] = _make_epoch(*plan)
+    return f
+
+
+def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
+    """The epoch loop with the plan's values as compile-time constants: Numba prunes the
+    branches they rule out before typing, so their code is never compiled."""
+    SIG = hidden == HIDDEN_SIGMOID
+    FT = bool(forward & (1 << TILES))
+    FTP = bool(forward & (1 << TILES_PAR))
+    FB = bool(forward & (1 << BLAS))
+    FBP = bool(forward & (1 << BLAS_PAR))
+    BT = bool(backward & (1 << TILES))
+    BTP = bool(backward & (1 << TILES_PAR))
+    BB = bool(backward & (1 << BLAS))
+    BBP = bool(backward & (1 << BLAS_PAR))
+    CE = loss == LOSS_SOFTMAX_CE
+    BCE = loss == LOSS_SIGMOID_BCE
+    SMSE = loss == LOSS_SIGMOID_MSE
+    ACC_LABELS = acc == 1
+    ACC_SIGN = acc == 2
+    FUSED = fused
+    AHEAD = ahead_ok
+
+    @jit
+    def epoch(params, grads, velocity, n_weights, layers, act_off, X, y, Y, perm,
+              batch_size, lr, momentum, weight_decay, l1, policy, act_buf, delta_buf,
+              yb_buf, Yb_buf, stats):
+        T = params.dtype.type
+        lr_ = T(lr)
+        L = layers.shape[0]
+        N = X.shape[0]
+        D0 = X.shape[1]
+        K = Yb_buf.shape[1]
+        small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
+        parts = policy[4]
+        blas_on_numba = policy[5] != 0
+        stats[2] = -1.0
+        stats[3] = 0.0
+        loss_sum = 0.0
+        n_correct = 0
+        step = 0
+        # Layer 0's update may run with the next mini-batch's layer-0 forward product
+        # (gemm_tn_acc_nt_parallel): then that batch's rows were gathered into the other
+        # of two input buffers (act_buf's and delta_buf's slot at act_off[0]; delta_buf's
+        # is otherwise unused) and its first layer is done ("ahead").
+        ahead = False
+        in_delta = False        # this batch's input rows are in delta_buf's slot
+        for s in range(0, N, batch_size):
+            nb = min(batch_size, N - s)
+            src = delta_buf if in_delta else act_buf
+            A0 = _rows(src, act_off[0], nb, D0)
+            if not ahead:
+                _gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf)
+            yb = yb_buf[:nb]
+            Yb = Yb_buf[:nb]
+            # forward
+            for l in range(1 if ahead else 0, L):
+                Kl = layers[l, 0]
+                Dl = layers[l, 1]
+                W, b = _layer(params, layers, l)
+                A = A0 if l == 0 else _rows(act_buf, act_off[l], nb, Dl)
+                out = _rows(act_buf, act_off[l + 1], nb, Kl)
+                act = 1 if SIG and l < L - 1 else 0
+                path = forward_path(nb, Kl, Dl, small_max, tile_min, par_min, blas_on_numba)
+                if FT and path == TILES:
+                    _forward_tiles(A, W, b, out, act)
+                elif FTP and path == TILES_PAR:
+                    _forward_tiles_par(A, W, b, out, act)
+                elif FBP and path == BLAS_PAR:
+                    _affine_blocks_parallel(A, W, b, out, act)
+                elif FB:
+                    _forward_blas(A, W, b, out, act)
+            Z = _rows(act_buf, act_off[L], nb, K)
+            dZ = _rows(delta_buf, act_off[L], nb, K)
+            if CE:
+                loss = sce_grad_labels_rows(Z, yb, dZ)
+            elif BCE:
+                loss = sigmoid_bce_grad_jit(Z, Yb, dZ)
+            elif SMSE:
+                loss = sigmoid_mse_grad_jit(Z, Yb, dZ)
+            else:
+                loss = identity_mse_grad_jit(Z, Yb, dZ)
+            if not np.isfinite(loss):
+                stats[2] = step
+                break
+            loss_sum += np.float64(loss) * nb
+            if ACC_LABELS:
+                n_correct += _correct_labels(Z, yb)
+            elif ACC_SIGN:
+                n_correct += _correct_sign(Z, Yb)
+            ahead_next = False
+            # backward (and, for plain SGD, the fused update)
+            for l in range(L - 1, -1, -1):
+                Kl = layers[l, 0]
+                Dl = layers[l, 1]
+                W, b = _layer(params, layers, l)
+                A = A0 if l == 0 else _rows(act_buf, act_off[l], nb, Dl)
+                dZl = _rows(delta_buf, act_off[l + 1], nb, Kl)
+                dW, db = _layer(grads, layers, l)
+                dA = _rows(delta_buf, act_off[l], nb, Dl)   # unused for l = 0
+                path = backward_path(nb, Kl, Dl, small_max, back_tile_min, par_min,
+                                     blas_on_numba)
+                if l > 0:                                   # with the old W
+                    if BT and path == TILES:
+                        _delta_tiles(dZl, W, A, dA, SIG)
+                    elif BTP and path == TILES_PAR:
+                        _delta_tiles_par(dZl, W, A, dA, SIG)
+                    elif BBP and path == BLAS_PAR:
+                        _hidden_delta_blocks_parallel(dZl, W, A, dA, SIG)
+                    elif BB:
+                        _delta_blas(dZl, W, A, dA, SIG)
+                nn = min(batch_size, N - s - nb)            # rows of the next mini-batch
+                if (AHEAD and l == 0 and path == TILES_PAR
+                        and ahead_possible(nb, nn, Kl, Dl, small_max, tile_min, back_tile_min,
+                                           par_min, parts)):
+                    # W −= lr dZᵀ A, then the next batch's A0 Wᵀ, in one region (the
+                    # same bits as the update, then the forward's gemm_nt_parallel)
+                    dst = act_buf if in_delta else delta_buf
+                    An = _rows(dst, act_off[0], nn, D0)
+                    _gather(X, y, Y, perm, s + nb, An, yb_buf, Yb_buf)
+                    _bias_sgd(dZl, b, lr_)
+                    out = _rows(act_buf, act_off[1], nn, Kl)
+                    gemm_tn_acc_nt_parallel(dZl, A, W, -lr_, An, out, parts)
+                    _bias_act(out, b, 1 if SIG and L > 1 else 0)   # as the forward
+                    ahead_next = True
+                elif FUSED:
+                    if BT and path == TILES:
+                        _update_tiles(dZl, A, W, b, lr_)
+                    elif BTP and path == TILES_PAR:
+                        _update_tiles_par(dZl, A, W, b, lr_)
+                    elif BBP and path == BLAS_PAR:
+                        _update_blas_par(dZl, A, W, b, lr_)
+                    elif BB:
+                        _update_blas(dZl, A, W, b, lr_)
+                else:
+                    if BT and path == TILES:
+                        _grad_tiles(dZl, A, dW, db)
+                    elif BTP and path == TILES_PAR:
+                        _grad_tiles_par(dZl, A, dW, db)
+                    elif BBP and path == BLAS_PAR:
+                        _grad_blas_par(dZl, A, dW, db)
+                    elif BB:
+                        _grad_blas(dZl, A, dW, db)
+            if not FUSED:
+                P = params.shape[0]
+                sgd_update_jit(params[:n_weights], grads[:n_weights], lr, momentum,
+                               velocity[:n_weights], weight_decay, l1, False)
+                sgd_update_jit(params[n_weights:], grads[n_weights:], lr, momentum,
+                               velocity[n_weights:P], 0.0, 0.0, False)
+            if ahead_next:
+                in_delta = not in_delta
+            ahead = ahead_next
+            step += 1
+        stats[0] = loss_sum
+        stats[1] = n_correct
+
+    return epoch
+
+
+def _plan_of(layers, X, batch_size, hidden_code, loss_code, acc_code, momentum,
+             weight_decay, l1, policy, fuse):
+    plain = momentum == 0 and weight_decay == 0 and l1 == 0
+    return make_plan(layers, X.shape[0], batch_size, hidden_code, loss_code, acc_code,
+                     plain, fuse, policy)
+
+
+def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+                acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
+                policy, act_buf, delta_buf, yb_buf, Yb_buf, stats):
+    """Run one epoch; see the module docstring.
+
+    params, grads, velocity : (P,) flat buffers (velocity updated when momentum > 0)
+    X : (N, D0) inputs;  y : (N,) int64 labels or (0,);  Y : (N, K) float targets or (0, K)
+    perm : (N,) int64 order of the rows;  batch_size >= 1
+    policy : (7,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
+             backward_tile_min_fmas, parallel_min_fmas, fused first-layer shares,
+             BLAS blocks on Numba's threads (1: call through ``run_epoch``),
+             persistent region (1: allowed; read by ``run_epoch``)]
+    act_buf, delta_buf : flat, batch_size · Σ widths;  yb_buf (batch_size,), Yb_buf (batch_size, K)
+    stats : (4,) float64, written: [Σ loss·nb, number correct, failing step (−1: none),
+            1 if the epoch ran in one persistent region (``_persistent_epoch``, called
+            by ``run_epoch`` instead of this function) else 0]
+    A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
+    """
+    _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
+                 policy, True, act_buf, delta_buf, yb_buf, Yb_buf, stats)
+
+
+def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
+                 policy, fuse, act_buf, delta_buf, yb_buf, Yb_buf, stats):
+    """``train_epoch`` with one more switch: ``fuse`` (False: plain SGD writes the
+    gradient and runs ``sgd_update_jit``, as the other optimisers do; for tests of the
+    fused paths)."""
+    plan = _plan_of(layers, X, batch_size, hidden_code, loss_code, acc_code, momentum,
+                    weight_decay, l1, policy, fuse)
+    epoch_for(plan)(params, grads, velocity, n_weights, layers, act_off, X, y, Y, perm,
+                    batch_size, lr, momentum, weight_decay, l1, policy, act_buf, delta_buf,
+                    yb_buf, Yb_buf, stats)
+
+
+def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+              acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
+              act_buf, delta_buf, yb_buf, Yb_buf, stats):
+    """``train_epoch`` with the same arguments; when its BLAS products may run in blocks
+    on Numba's threads (``policy[5]``, batches above ``policy[0]`` rows), under
+    ``kernels/_blas.py`` ``on_numba_threads``: OpenBLAS single-threaded for the
+    epoch, its thread count restored afterwards (also on error). The callers of the
+    compiled epoch (``MLP.fit``, the benches) go through here."""
+    args = (params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
+            acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
+            act_buf, delta_buf, yb_buf, Yb_buf, stats)
+    if policy[5] and batch_size > policy[0]:
+        return on_numba_threads(train_epoch, *args)
+    # the persistent epoch is called from here, not from train_epoch, so that it is
+    # compiled only for the networks and dtypes that take it
+    if (policy[6] and momentum == 0 and weight_decay == 0 and l1 == 0 and policy[4] >= 2
+            and _persistent_ok(layers, X.shape[0], batch_size, policy[0], policy[1], policy[2],
+                               policy[3])):
+        P = min(int(policy[4]), (int(layers[0, 0]) + FUSED_GROUP - 1) // FUSED_GROUP)
+        if P >= 2 and _persistent_epoch(params, layers, act_off, hidden_code, loss_code,
+                                        acc_code, X, y, Y, perm, batch_size, lr, policy[0],
+                                        policy[1], policy[3], act_buf, delta_buf, yb_buf,
+                                        Yb_buf, stats, P):
+            return None
+    return train_epoch(*args)
 
 
 # The persistent epoch's control words (``ctl``, int64), each on its own 128 bytes (a
@@ -481,7 +816,6 @@ def _work_join(ctl):
         spin_pause()
 
 
-@jit
 def _persistent_ok(layers, N, batch_size, small_max, tile_min, back_tile_min, par_min):
     """Whether every step of a plain-SGD epoch has the first layer ahead on the tiles
     and every other product on the serial tiles: then the one region of each step can
@@ -498,77 +832,145 @@ def _persistent_ok(layers, N, batch_size, small_max, tile_min, back_tile_min, pa
     return True
 
 
-@jit
-def _lead(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y, perm,
-          batch_size, lr_, small_max, tile_min, par_min, act_buf, delta_buf, yb_buf, Yb_buf,
-          stats, P, ctl):
-    """Share 0 of the persistent epoch: every step's serial work (the layers after the
-    first, loss, deltas, their updates, the first layer's bias), then its share of the
-    first layer's update and the next mini-batch's first product. Mirrors
-    ``_train_epoch``'s loop, call for call."""
-    if not _lead_join(ctl, P):
-        return
-    L = layers.shape[0]
-    N, D0 = X.shape
-    K = Yb_buf.shape[1]
-    K0 = layers[0, 0]
-    W0, b0 = _layer(params, layers, 0)
-    act0 = 1 if hidden_code == 0 and L > 1 else 0
-    loss_sum = 0.0
-    n_correct = 0
-    step = 0
-    in_delta = False
-    for s in range(0, N, batch_size):
-        nb = min(batch_size, N - s)
-        nn = min(batch_size, N - s - nb)
-        A0 = _rows(delta_buf if in_delta else act_buf, act_off[0], nb, D0)
-        An = _rows(act_buf if in_delta else delta_buf, act_off[0], nn, D0)
-        yb = yb_buf[:nb]
-        Yb = Yb_buf[:nb]
-        if step > 0:
-            _bias_act(_rows(act_buf, act_off[1], nb, K0), b0, act0)
-        for l in range(1, L):
-            Kl = layers[l, 0]
-            Dl = layers[l, 1]
-            W, b = _layer(params, layers, l)
-            A = _rows(act_buf, act_off[l], nb, Dl)
-            out = _rows(act_buf, act_off[l + 1], nb, Kl)
-            _forward(A, W, b, out, hidden_code == 0 and l < L - 1, small_max, tile_min,
-                     par_min, False)
-        Z = _rows(act_buf, act_off[L], nb, K)
-        dZ = _rows(delta_buf, act_off[L], nb, K)
-        loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
-        if not np.isfinite(loss):
-            stats[2] = step
-            break
-        loss_sum += np.float64(loss) * nb
-        n_correct += _correct(acc_code, Z, yb, Yb)
-        for l in range(L - 1, 0, -1):
-            Kl = layers[l, 0]
-            Dl = layers[l, 1]
-            W, b = _layer(params, layers, l)
-            A = _rows(act_buf, act_off[l], nb, Dl)
-            dZl = _rows(delta_buf, act_off[l + 1], nb, Kl)
-            dA = _rows(delta_buf, act_off[l], nb, Dl)
-            delta_tiles(dZl, W, A, dA, hidden_code == 0, False)     # with the old W
-            _bias_sgd(dZl, b, lr_)
-            tn_acc(dZl, A, W, -lr_, False)
-        dZ0 = _rows(delta_buf, act_off[1], nb, K0)
-        _bias_sgd(dZ0, b0, lr_)
-        _gather_labels(y, Y, perm, s + nb, nn, yb_buf, Yb_buf)
-        for q in range(1, P):
-            _wait_at_least(ctl, _GO + _LINE * q, 2 * step + 1)      # next rows gathered
-        store_release(ctl, _GO, 2 * step + 1)
-        out = _rows(act_buf, act_off[1], nn, K0)
-        acc_then_dot_share(dZ0, A0, W0, -lr_, An, out, 0, P)
-        store_release(ctl, _GO, 2 * step + 2)
-        for q in range(1, P):
-            _wait_at_least(ctl, _GO + _LINE * q, 2 * step + 2)      # shares done
-        in_delta = not in_delta
-        step += 1
-    store_release(ctl, _GO, -1)
-    stats[0] = loss_sum
-    stats[1] = n_correct
+_PERSISTENT = {}
+
+
+def persistent_epoch_for(hidden, loss, acc):
+    """The persistent epoch (``_persistent_epoch``) for one network kind."""
+    key = (int(hidden), int(loss), int(acc))
+    f = _PERSISTENT.get(key)
+    if f is None:
+        f = _PERSISTENT[key] = _make_persistent(*key)
+    return f
+
+
+def _make_persistent(hidden, loss, acc):
+    """The persistent epoch with the network kind as compile-time constants (as
+    ``_make_epoch``). Every product but the first layer's is on the serial tiles there
+    (``_persistent_ok``)."""
+    SIG = hidden == HIDDEN_SIGMOID
+    CE = loss == LOSS_SOFTMAX_CE
+    BCE = loss == LOSS_SIGMOID_BCE
+    SMSE = loss == LOSS_SIGMOID_MSE
+    ACC_LABELS = acc == 1
+    ACC_SIGN = acc == 2
+
+    @jit
+    def lead(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,
+             yb_buf, Yb_buf, stats, P, ctl):
+        """Share 0 of the persistent epoch: every step's serial work (the layers after the
+        first, loss, deltas, their updates, the first layer's bias), then its share of
+        the first layer's update and the next mini-batch's first product, in the order of
+        ``_make_epoch``'s loop."""
+        if not _lead_join(ctl, P):
+            return
+        L = layers.shape[0]
+        N, D0 = X.shape
+        K = Yb_buf.shape[1]
+        K0 = layers[0, 0]
+        W0, b0 = _layer(params, layers, 0)
+        act0 = 1 if SIG and L > 1 else 0
+        loss_sum = 0.0
+        n_correct = 0
+        step = 0
+        in_delta = False
+        for s in range(0, N, batch_size):
+            nb = min(batch_size, N - s)
+            nn = min(batch_size, N - s - nb)
+            A0 = _rows(delta_buf if in_delta else act_buf, act_off[0], nb, D0)
+            An = _rows(act_buf if in_delta else delta_buf, act_off[0], nn, D0)
+            yb = yb_buf[:nb]
+            Yb = Yb_buf[:nb]
+            if step > 0:
+                _bias_act(_rows(act_buf, act_off[1], nb, K0), b0, act0)
+            for l in range(1, L):
+                Kl = layers[l, 0]
+                Dl = layers[l, 1]
+                W, b = _layer(params, layers, l)
+                A = _rows(act_buf, act_off[l], nb, Dl)
+                out = _rows(act_buf, act_off[l + 1], nb, Kl)
+                _forward_tiles(A, W, b, out, 1 if SIG and l < L - 1 else 0)
+            Z = _rows(act_buf, act_off[L], nb, K)
+            dZ = _rows(delta_buf, act_off[L], nb, K)
+            if CE:
+                loss = sce_grad_labels_rows(Z, yb, dZ)
+            elif BCE:
+                loss = sigmoid_bce_grad_jit(Z, Yb, dZ)
+            elif SMSE:
+                loss = sigmoid_mse_grad_jit(Z, Yb, dZ)
+            else:
+                loss = identity_mse_grad_jit(Z, Yb, dZ)
+            if not np.isfinite(loss):
+                stats[2] = step
+                break
+            loss_sum += np.float64(loss) * nb
+            if ACC_LABELS:
+                n_correct += _correct_labels(Z, yb)
+            elif ACC_SIGN:
+                n_correct += _correct_sign(Z, Yb)
+            for l in range(L - 1, 0, -1):
+                Kl = layers[l, 0]
+                Dl = layers[l, 1]
+                W, b = _layer(params, layers, l)
+                A = _rows(act_buf, act_off[l], nb, Dl)
+                dZl = _rows(delta_buf, act_off[l + 1], nb, Kl)
+                dA = _rows(delta_buf, act_off[l], nb, Dl)
+                _delta_tiles(dZl, W, A, dA, SIG)                # with the old W
+                _update_tiles(dZl, A, W, b, lr_)
+            dZ0 = _rows(delta_buf, act_off[1], nb, K0)
+            _bias_sgd(dZ0, b0, lr_)
+            _gather_labels(y, Y, perm, s + nb, nn, yb_buf, Yb_buf)
+            for q in range(1, P):
+                _wait_at_least(ctl, _GO + _LINE * q, 2 * step + 1)      # next rows gathered
+            store_release(ctl, _GO, 2 * step + 1)
+            out = _rows(act_buf, act_off[1], nn, K0)
+            acc_then_dot_share(dZ0, A0, W0, -lr_, An, out, 0, P)
+            store_release(ctl, _GO, 2 * step + 2)
+            for q in range(1, P):
+                _wait_at_least(ctl, _GO + _LINE * q, 2 * step + 2)      # shares done
+            in_delta = not in_delta
+            step += 1
+        store_release(ctl, _GO, -1)
+        stats[0] = loss_sum
+        stats[1] = n_correct
+
+    @pjit
+    def region(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,
+               yb_buf, Yb_buf, stats, P, ctl):
+        for p in prange(P):
+            if p == 0:
+                lead(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf,
+                     delta_buf, yb_buf, Yb_buf, stats, P, ctl)
+            else:
+                _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf,
+                      P, p, ctl)
+
+    @jit
+    def persistent_epoch(params, layers, act_off, X, y, Y, perm, batch_size, lr, act_buf,
+                         delta_buf, yb_buf, Yb_buf, stats, P):
+        """The whole plain-SGD epoch in one parallel region of P shares (see the module
+        docstring), with ``train_epoch``'s arguments and results (stats[3] = 1); the first
+        mini-batch is gathered and its first product run before. False if the workers did
+        not join in time: nothing was updated, and the caller (``run_epoch``) runs
+        ``train_epoch``."""
+        lr_ = params.dtype.type(lr)
+        stats[2] = -1.0
+        stats[3] = 1.0
+        D0 = X.shape[1]
+        L = layers.shape[0]
+        nb = min(batch_size, X.shape[0])
+        K0 = layers[0, 0]
+        A0 = _rows(act_buf, act_off[0], nb, D0)
+        _gather(X, y, Y, perm, 0, A0, yb_buf, Yb_buf)
+        W0, b0 = _layer(params, layers, 0)
+        _forward_tiles_par(A0, W0, b0, _rows(act_buf, act_off[1], nb, K0),
+                           1 if SIG and L > 1 else 0)
+        ctl = np.zeros((P + 1) * _LINE, np.int64)
+        region(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,
+               yb_buf, Yb_buf, stats, P, ctl)
+        return ctl[_JOIN] >= 0
+
+    return persistent_epoch
 
 
 @jit
@@ -609,180 +1011,10 @@ def _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf,
         step += 1
 
 
-@pjit
-def _persistent_region(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y,
-                       perm, batch_size, lr_, small_max, tile_min, par_min, act_buf,
-                       delta_buf, yb_buf, Yb_buf, stats, P, ctl):
-    for p in prange(P):
-        if p == 0:
-            _lead(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y, perm,
-                  batch_size, lr_, small_max, tile_min, par_min, act_buf, delta_buf, yb_buf,
-                  Yb_buf, stats, P, ctl)
-        else:
-            _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf, P,
-                  p, ctl)
-
-
-@jit
 def _persistent_epoch(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y,
                       perm, batch_size, lr, small_max, tile_min, par_min, act_buf,
                       delta_buf, yb_buf, Yb_buf, stats, P):
-    """The whole plain-SGD epoch in one parallel region of P shares (see the module
-    docstring), with ``train_epoch``'s arguments and results (stats[3] = 1); the first
-    mini-batch is gathered and its first product run before. False if the workers did
-    not join in time: nothing was updated, and the caller (``run_epoch``) runs
-    ``train_epoch``."""
-    lr_ = params.dtype.type(lr)
-    stats[2] = -1.0
-    stats[3] = 1.0
-    D0 = X.shape[1]
-    L = layers.shape[0]
-    nb = min(batch_size, X.shape[0])
-    K0 = layers[0, 0]
-    A0 = _rows(act_buf, act_off[0], nb, D0)
-    _gather(X, y, Y, perm, 0, A0, yb_buf, Yb_buf)
-    W0, b0 = _layer(params, layers, 0)
-    _forward(A0, W0, b0, _rows(act_buf, act_off[1], nb, K0),
-             hidden_code == 0 and L > 1, small_max, tile_min, par_min, False)
-    ctl = np.zeros((P + 1) * _LINE, np.int64)
-    _persistent_region(params, layers, act_off, hidden_code, loss_code, acc_code, X, y, Y,
-                       perm, batch_size, lr_, small_max, tile_min, par_min, act_buf,
-                       delta_buf, yb_buf, Yb_buf, stats, P, ctl)
-    return ctl[_JOIN] >= 0
-
-
-@jit
-def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
-                acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                policy, act_buf, delta_buf, yb_buf, Yb_buf, stats):
-    """Run one epoch; see the module docstring.
-
-    params, grads, velocity : (P,) flat buffers (velocity updated when momentum > 0)
-    X : (N, D0) inputs;  y : (N,) int64 labels or (0,);  Y : (N, K) float targets or (0, K)
-    perm : (N,) int64 order of the rows;  batch_size >= 1
-    policy : (7,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
-             backward_tile_min_fmas, parallel_min_fmas, fused first-layer shares,
-             BLAS blocks on Numba's threads (1: call through ``run_epoch``),
-             persistent region (1: allowed; read by ``run_epoch``)]
-    act_buf, delta_buf : flat, batch_size · Σ widths;  yb_buf (batch_size,), Yb_buf (batch_size, K)
-    stats : (4,) float64, written: [Σ loss·nb, number correct, failing step (−1: none),
-            1 if the epoch ran in one persistent region (``_persistent_epoch``, called
-            by ``run_epoch`` instead of this function) else 0]
-    A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
-    """
-    _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
-                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                 policy, True, act_buf, delta_buf, yb_buf, Yb_buf, stats)
-
-
-@jit
-def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
-                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                 policy, fuse, act_buf, delta_buf, yb_buf, Yb_buf, stats):
-    """``train_epoch`` with one more switch: ``fuse`` (False: plain SGD writes the
-    gradient and runs ``sgd_update_jit``, as the other optimisers do; for tests of the
-    fused paths)."""
-    T = params.dtype.type
-    lr_ = T(lr)
-    L = layers.shape[0]
-    N = X.shape[0]
-    D0 = X.shape[1]
-    K = Yb_buf.shape[1]
-    plain = momentum == 0 and weight_decay == 0 and l1 == 0
-    fused = plain and fuse
-    small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
-    parts = policy[4]
-    blas_on_numba = policy[5] != 0
-    stats[2] = -1.0
-    stats[3] = 0.0
-    loss_sum = 0.0
-    n_correct = 0
-    step = 0
-    # Layer 0's update may run with the next mini-batch's layer-0 forward product
-    # (gemm_tn_acc_nt_parallel): then that batch's rows were gathered into the other of
-    # two input buffers (act_buf's and delta_buf's slot at act_off[0]; delta_buf's is
-    # otherwise unused) and its first layer is done ("ahead").
-    ahead = False
-    in_delta = False        # this batch's input rows are in delta_buf's slot
-    for s in range(0, N, batch_size):
-        nb = min(batch_size, N - s)
-        bpar = blas_on_numba and nb > small_max      # the BLAS blocks over Numba's threads
-        src = delta_buf if in_delta else act_buf
-        A0 = _rows(src, act_off[0], nb, D0)
-        if not ahead:
-            _gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf)
-        yb = yb_buf[:nb]
-        Yb = Yb_buf[:nb]
-        # forward
-        for l in range(1 if ahead else 0, L):
-            Kl = layers[l, 0]
-            Dl = layers[l, 1]
-            W, b = _layer(params, layers, l)
-            A = A0 if l == 0 else _rows(act_buf, act_off[l], nb, Dl)
-            out = _rows(act_buf, act_off[l + 1], nb, Kl)
-            _forward(A, W, b, out, hidden_code == 0 and l < L - 1, small_max, tile_min,
-                     par_min, bpar and Kl > 0 and Dl > 0)
-        Z = _rows(act_buf, act_off[L], nb, K)
-        dZ = _rows(delta_buf, act_off[L], nb, K)
-        loss = _loss_grad(loss_code, Z, yb, Yb, dZ)
-        if not np.isfinite(loss):
-            stats[2] = step
-            break
-        loss_sum += np.float64(loss) * nb
-        n_correct += _correct(acc_code, Z, yb, Yb)
-        ahead_next = False
-        # backward (and, for plain SGD, the fused update)
-        for l in range(L - 1, -1, -1):
-            Kl = layers[l, 0]
-            Dl = layers[l, 1]
-            W, b = _layer(params, layers, l)
-            A = A0 if l == 0 else _rows(act_buf, act_off[l], nb, Dl)
-            dZl = _rows(delta_buf, act_off[l + 1], nb, Kl)
-            dW, db = _layer(grads, layers, l)
-            dA = _rows(delta_buf, act_off[l], nb, Dl)   # unused for l = 0
-            fmas = nb * Kl * Dl
-            if nb <= small_max and fmas > back_tile_min:
-                par = fmas >= par_min
-                if l > 0:
-                    delta_tiles(dZl, W, A, dA, hidden_code == 0, par)   # with the old W
-                nn = min(batch_size, N - s - nb)        # rows of the next mini-batch
-                nfmas = nn * Kl * Dl
-                if (fused and l == 0 and par and parts > 0 and nn > 0 and nn <= small_max
-                        and nfmas > tile_min and nfmas >= par_min):
-                    # W −= lr dZᵀ A, then the next batch's A0 Wᵀ, in one region (the
-                    # same bits as tn_acc, then _forward's gemm_nt_parallel)
-                    dst = act_buf if in_delta else delta_buf
-                    An = _rows(dst, act_off[0], nn, D0)
-                    _gather(X, y, Y, perm, s + nb, An, yb_buf, Yb_buf)
-                    _bias_sgd(dZl, b, lr_)
-                    out = _rows(act_buf, act_off[1], nn, Kl)
-                    gemm_tn_acc_nt_parallel(dZl, A, W, -lr_, An, out, parts)
-                    _bias_act(out, b, 1 if hidden_code == 0 and L > 1 else 0)   # as _forward
-                    ahead_next = True
-                elif fused:
-                    _bias_sgd(dZl, b, lr_)
-                    tn_acc(dZl, A, W, -lr_, par)                # W −= lr dZᵀ A
-                else:
-                    dW[:] = 0
-                    tn_acc(dZl, A, dW, 1.0, par)                # dW = dZᵀ A
-                    col_sums(dZl, db)
-            else:
-                bp = bpar and Kl > 0 and Dl > 0
-                if l > 0:
-                    _delta(dZl, W, A, dA, hidden_code == 0, bp)     # with the old W
-                if fused:
-                    _update_gemm(dZl, A, W, b, lr_, bp)
-                else:
-                    _grad_gemm(dZl, A, dW, db, bp)
-        if not fused:
-            P = params.shape[0]
-            sgd_update_jit(params[:n_weights], grads[:n_weights], lr, momentum,
-                           velocity[:n_weights], weight_decay, l1, False)
-            sgd_update_jit(params[n_weights:], grads[n_weights:], lr, momentum,
-                           velocity[n_weights:P], 0.0, 0.0, False)
-        if ahead_next:
-            in_delta = not in_delta
-        ahead = ahead_next
-        step += 1
-    stats[0] = loss_sum
-    stats[1] = n_correct
+    """The persistent epoch of this network kind (``persistent_epoch_for``)."""
+    return persistent_epoch_for(hidden_code, loss_code, acc_code)(
+        params, layers, act_off, X, y, Y, perm, batch_size, lr, act_buf, delta_buf, yb_buf,
+        Yb_buf, stats, P)

@@ -91,6 +91,56 @@ print(json.dumps({"import_s": t1 - t0, "first_call_s": t3 - t2}))
 """
 
 
+def compile_seconds(row: dict):
+    """An operation's cold compile time: its first call with an empty cache minus its
+    first call with a warm one (which still pays Numba's start-up in that process)."""
+    try:
+        return max(0.0, row["cold"]["first_call_s"] - row["warm"]["first_call_s"])
+    except (KeyError, TypeError):
+        return None
+
+
+def break_even_calls(compile_s, vectorized_s, jit_s):
+    """Calls after which jit's compile time has paid for itself against vectorized:
+    compile / (vectorized − jit) per call; None when jit is not faster (never pays)."""
+    if compile_s is None or vectorized_s is None or jit_s is None or vectorized_s <= jit_s:
+        return None
+    return compile_s / (vectorized_s - jit_s)
+
+
+def _break_even_section(record) -> list:
+    """Per operation: the cold compile time and, for each of its measured shapes, the
+    number of calls after which the jit kernel's compile time has paid for itself
+    against the vectorized one, next to both run times."""
+    by_case = {}
+    for r in record["results"]:
+        if r.get("status") == "ok":
+            by_case.setdefault(r["case"], {})[r["contender"]] = r
+    rows = []
+    for c in record.get("coldstart") or []:
+        comp = compile_seconds(c)
+        if comp is None:
+            continue
+        for cid, peers in by_case.items():
+            j, v = peers.get("jit"), peers.get("vectorized")
+            if not (j and v) or j["op"] != c["op"]:
+                continue
+            n = break_even_calls(comp, v["median_s"], j["median_s"])
+            rows.append([c["op"], fmt_time(comp), j["shape"], fmt_time(v["median_s"]),
+                         fmt_time(j["median_s"]),
+                         f"{n:,.0f}" if n is not None else "never (jit not faster)"])
+    if not rows:
+        return []
+    L = ["## the JIT's whole story: compile time and break-even calls", "",
+         "compile = first call with an empty cache − first call with a warm one; break-even "
+         "= compile / (vectorized − jit): the calls after which compiling has paid for itself "
+         "(once per machine: later processes load the cache)", ""]
+    L += _table(["operation", "compile", "shape", "vectorized", "jit", "break-even calls"],
+                rows, "lrlrrr")
+    L.append("")
+    return L
+
+
 def coldstart(ops, dtype: str, env: dict) -> list:
     """Per jit kernel, in fresh processes: import time and time to the first result with an
     empty Numba cache, then again with the cache the first run wrote."""
@@ -426,6 +476,7 @@ def format_report(record: dict) -> str:
         L += _table(["kernel", "import (empty)", "first call (empty)", "process (empty)",
                      "import (warm)", "first call (warm)", "process (warm)"], rows, "lrrrrrr")
         L.append("")
+        L += _break_even_section(record)
     else:
         L.append("cold start: not measured (--no-coldstart)")
     errors = [r for r in record["results"] if str(r.get("status", "")).startswith("error")]

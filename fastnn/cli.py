@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("demo", help="time loop vs vectorized vs jit on one kernel")
     p.add_argument("--rows", type=int, default=2000)
     p.set_defaults(func=_cmd_demo)
-    for modname in ("bench_cli", "train_cli"):
+    for modname in ("bench_cli", "train_cli", "compile_cli"):
         try:
             mod = __import__(f"fastnn.{modname}", fromlist=["add_parser"])
         except ImportError as exc:

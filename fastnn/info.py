@@ -56,6 +56,42 @@ def _blas() -> list:
     return out
 
 
+def _sample_kernels():
+    """(dispatcher, arguments) of the first call of every operation and of a training
+    epoch, float32: what ``cache_warmth`` looks up."""
+    import numpy as np
+
+    from .kernels import cross_entropy as ce, linear, sgd, sigmoid, sigmoid_losses, softmax
+    a, b = np.zeros((4, 10), np.float32), np.zeros(10, np.float32)
+    y = np.zeros(4, np.int64)
+    return [
+        ("sigmoid", sigmoid.sigmoid_jit, (b, b)),
+        ("sigmoid_backward", sigmoid.sigmoid_backward_jit, (b, b, b)),
+        ("softmax", softmax.softmax_serial, (a, a)),
+        ("log_softmax", softmax.log_softmax_serial, (a, a)),
+        ("softmax_cross_entropy", ce.sce_labels_jit, (a, y)),
+        ("softmax_cross_entropy_grad", ce.sce_grad_labels_jit, (a, y, a)),
+        ("sigmoid_bce_grad", sigmoid_losses.sigmoid_bce_grad_jit, (a, a, a)),
+        ("sigmoid_mse_grad", sigmoid_losses.sigmoid_mse_grad_jit, (a, a, a)),
+        ("linear", linear._affine_into, (a, a, b, a, 0)),
+        ("linear_backward", linear.linear_backward_jit, (a, a, a, a, b, a)),
+        ("hidden_delta", linear.hidden_delta_jit, (a, a, a, a)),
+        ("sgd_update", sgd.sgd_update_jit, (b, b, 0.1, 0.0, b, 0.0, 0.0, False)),
+    ]
+
+
+def cache_warmth() -> str:
+    """How many of the sampled first-call kernels the cache holds ("warm": all)."""
+    from .kernels._cache import is_cached
+    samples = _sample_kernels()
+    missing = [name for name, disp, args in samples if not is_cached(disp, args)]
+    if not missing:
+        return f"warm ({len(samples)} of {len(samples)} sampled float32 kernels cached)"
+    return (f"cold for {len(missing)} of {len(samples)} sampled float32 kernels "
+            f"({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}): "
+            "run `fastnn compile`")
+
+
 def info() -> dict:
     """Versions, threading and compilation facts, as a dict of strings."""
     import llvmlite
@@ -80,7 +116,11 @@ def info() -> dict:
         layer = numba.threading_layer()
     except Exception as exc:  # pragma: no cover
         layer = f"unavailable ({exc})"
-    cache_dir = numba.config.CACHE_DIR or "(beside each kernel module, in __pycache__)"
+    from .kernels._cache import CACHE_INFO
+    where = {"NUMBA_CACHE_DIR": "NUMBA_CACHE_DIR", "in-tree": "beside each kernel module",
+             "user": "the user cache folder", "temporary": "a temporary folder (nothing else "
+             "was writable)"}.get(CACHE_INFO.get("kind"), "")
+    cache_dir = f"{CACHE_INFO.get('folder')} ({where}); {cache_warmth()}"
     return {
         "fastnn": __import__("fastnn").__version__,
         "python": platform.python_version(),
@@ -95,7 +135,9 @@ def info() -> dict:
         "exp in jit kernels": EXP_NAME,
         "fastmath flags": ", ".join(sorted(FASTMATH)) + " (+ reassoc in sum and dot-product loops)",
         "vector width": _vector_width(),
-        "numba cache": cache_dir if CACHE else "disabled (FASTNN_NO_CACHE)",
+        "numba cache": cache_dir if CACHE else (
+            "disabled (FASTNN_NO_CACHE)" if CACHE_INFO.get("kind") != "none" else
+            "none: no writable folder, kernels compile in memory in every process"),
         "BLAS": "; ".join(_blas()) or "none found",
         "BLAS of the jit kernels": _gemm_library(),
         "OPENBLAS_THREAD_TIMEOUT": os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)") + (

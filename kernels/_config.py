@@ -47,10 +47,13 @@ from numba import types
 from numba.np.ufunc import parallel as _numba_parallel
 from numba.extending import intrinsic
 
+from . import _cache
+
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn"})
 
-#: Set FASTNN_NO_CACHE=1 to compile in memory only (e.g. read-only installs).
-CACHE = os.environ.get("FASTNN_NO_CACHE", "") in ("", "0")
+#: Set FASTNN_NO_CACHE=1 to compile in memory only. Where no folder can be written, the
+#: kernels are compiled in memory too, after one warning (``_cache.probe``).
+CACHE = os.environ.get("FASTNN_NO_CACHE", "") in ("", "0") and _cache.probe()
 
 _SERIAL = dict(cache=CACHE, nogil=True, error_model="numpy", fastmath=set(FASTMATH))
 #: Without "contract": no fused multiply-add, so ``w - lr * g`` rounds twice exactly
@@ -162,5 +165,22 @@ def wide_vectors(typingctx):
             # llvmlite's FunctionAttributes.add only accepts enum attributes;
             # string attributes are printed verbatim, in sorted order.
             set.add(attrs, attr)
+        return context.get_dummy_value()
+    return types.none(), codegen
+
+
+@intrinsic
+def always_inline(typingctx):
+    """Mark the enclosing compiled function ``alwaysinline`` for LLVM; emits no code.
+
+    Numba's own ``inline="always"`` copies a function's Numba IR into every caller, which
+    then types and lowers it again: for the small row helpers and the scalar exp/log
+    called from many kernels that was most of the compile time. A function marked
+    here is compiled by Numba once per signature, and LLVM copies the optimised
+    machine-independent code into each caller instead, so loops around it vectorise as
+    before. The callers' loops take the callers' attributes: a caller whose loops should
+    use 512-bit vectors calls ``wide_vectors()`` itself."""
+    def codegen(context, builder, signature, args):
+        builder.function.attributes.add("alwaysinline")
         return context.get_dummy_value()
     return types.none(), codegen

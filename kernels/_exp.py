@@ -111,7 +111,7 @@ from llvmlite import ir
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
-from ._config import HAS_AVX512, jit, wide_vectors
+from ._config import HAS_AVX512, always_inline, jit, wide_vectors
 
 __all__ = ["fast_exp", "exp_inplace", "exp_into", "EXP_NAME", "EXP_MAX_REL_ERR",
            "EXP_DEGREE"]
@@ -299,12 +299,13 @@ def _ov_scale(p, n):
     return s64
 
 
-@jit(inline="always")
+@jit
 def fast_exp(x):
     """``exp(x)`` for a float32 or float64 scalar, vectorisable inside loops.
 
     Returns the argument's type. See the module docstring for the algorithm and
     the error bound (``EXP_MAX_REL_ERR``)."""
+    always_inline()
     wide_vectors()      # the calling kernel's loops may use 512-bit vectors
     lo, hi, log2e, half, c1, c2 = _consts(x)
     # Clamp (vmaxps/vminps).  A NaN passes through; its lane computes garbage

@@ -51,7 +51,6 @@ serial and parallel kernels give the same bits, whatever the number of threads.
 
     gemm_tn_acc(C, A, Out, alpha)            serial
     gemm_tn_acc_parallel(C, A, Out, alpha)   blocks of 4 rows of Out over Numba's threads
-    tn_acc(C, A, Out, alpha, parallel)       either, by a flag (for jit callers)
     gemm_tn_acc_nt_parallel(C, A, W, alpha, Xn, Zn, parts)
                                              W += alpha CᵀA, then Zn = Xn Wᵀ, one region:
                                              a weight update and the next mini-batch's
@@ -59,12 +58,15 @@ serial and parallel kernels give the same bits, whatever the number of threads.
 
 Raw kernels: C (n_in, n_out) (any strides: dZᵀ is a transposed view), A (n_in, D) and
 Out (n_out, D) C-contiguous, one float dtype; Out must not overlap C or A.
+The entry points pass C on as a view of layout 'A' (``C[:, ::1]``), so that the row
+blocks, which hold the tiles, are compiled once for dZ and for dZᵀ (a coefficient is
+loaded once per tile: its stride costs nothing).
 """
 from __future__ import annotations
 
 from numba import prange
 
-from ._config import HAS_AVX512, jit, jit_sum, pjit, pjit_sum, wide_vectors
+from ._config import HAS_AVX512, always_inline, jit, jit_sum, pjit, pjit_sum, wide_vectors
 
 #: Batches of at least this many rows go to BLAS instead (measured above).
 NT_MAX_ROWS = 256
@@ -91,15 +93,11 @@ SMALL_GEMM_FMAS = 100 ** 3 if HAS_AVX512 else 0
 #: batch 4 / 8 / 10 / 16: 0.35 / 0.32 / 0.27 / 0.29 s against 0.41 / 0.37 / 0.33 / 0.37 s;
 #: at batch 1 (78k) 0.85 against 0.78 s. Hence 300k there (batch 4 and up).
 TN_PARALLEL_MIN_FMAS = 1_500_000 if HAS_AVX512 else 300_000
-#: ... but only with at least this many Numba threads. On one thread OpenBLAS's packed
-#: GEMM beats gemm_tn_acc on these shapes (fastnn bench --threads 1: linear_backward
-#: dZ(32,128) X(32,784): 224 µs on the tiles, 126 µs on BLAS); the tiles win where
-#: OpenBLAS would thread (2 threads: 153-173 µs against 169-199 µs for bare BLAS).
-TN_MIN_THREADS = 2
 
-
-@jit(inline="always")
+@jit_sum
 def _dot_4x6(X, W, Z, i, j, K):
+    always_inline()
+    wide_vectors()
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     w0, w1, w2, w3, w4, w5 = W[j], W[j + 1], W[j + 2], W[j + 3], W[j + 4], W[j + 5]
     z = Z.dtype.type(0.0)
@@ -149,8 +147,10 @@ def _dot_4x6(X, W, Z, i, j, K):
     Z[i + 3, j + 3], Z[i + 3, j + 4], Z[i + 3, j + 5] = a33, a34, a35
 
 
-@jit(inline="always")
+@jit_sum
 def _dot_2x6(X, W, Z, i, j, K):
+    always_inline()
+    wide_vectors()
     x0, x1 = X[i], X[i + 1]
     w0, w1, w2, w3, w4, w5 = W[j], W[j + 1], W[j + 2], W[j + 3], W[j + 4], W[j + 5]
     z = Z.dtype.type(0.0)
@@ -182,8 +182,10 @@ def _dot_2x6(X, W, Z, i, j, K):
     Z[i + 1, j + 3], Z[i + 1, j + 4], Z[i + 1, j + 5] = a13, a14, a15
 
 
-@jit(inline="always")
+@jit_sum
 def _dot_1x6(X, W, Z, i, j, K):
+    always_inline()
+    wide_vectors()
     x0 = X[i]
     w0, w1, w2, w3, w4, w5 = W[j], W[j + 1], W[j + 2], W[j + 3], W[j + 4], W[j + 5]
     z = Z.dtype.type(0.0)
@@ -200,8 +202,10 @@ def _dot_1x6(X, W, Z, i, j, K):
     Z[i, j + 3], Z[i, j + 4], Z[i, j + 5] = a3, a4, a5
 
 
-@jit(inline="always")
+@jit_sum
 def _dot_4x4(X, W, Z, i, j, K):
+    always_inline()
+    wide_vectors()
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
     z = Z.dtype.type(0.0)
@@ -237,8 +241,10 @@ def _dot_4x4(X, W, Z, i, j, K):
     Z[i + 3, j], Z[i + 3, j + 1], Z[i + 3, j + 2], Z[i + 3, j + 3] = a30, a31, a32, a33
 
 
-@jit(inline="always")
+@jit_sum
 def _dot_2x4(X, W, Z, i, j, K):
+    always_inline()
+    wide_vectors()
     x0, x1 = X[i], X[i + 1]
     w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
     z = Z.dtype.type(0.0)
@@ -262,8 +268,10 @@ def _dot_2x4(X, W, Z, i, j, K):
     Z[i + 1, j], Z[i + 1, j + 1], Z[i + 1, j + 2], Z[i + 1, j + 3] = a10, a11, a12, a13
 
 
-@jit(inline="always")
+@jit_sum
 def _dot_1x4(X, W, Z, i, j, K):
+    always_inline()
+    wide_vectors()
     x0 = X[i]
     w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
     z = Z.dtype.type(0.0)
@@ -277,8 +285,10 @@ def _dot_1x4(X, W, Z, i, j, K):
     Z[i, j], Z[i, j + 1], Z[i, j + 2], Z[i, j + 3] = a0, a1, a2, a3
 
 
-@jit(inline="always")
+@jit_sum
 def _dot_4x1(X, W, Z, i, j, K):
+    always_inline()
+    wide_vectors()
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     w0 = W[j]
     z = Z.dtype.type(0.0)
@@ -292,8 +302,10 @@ def _dot_4x1(X, W, Z, i, j, K):
     Z[i, j], Z[i + 1, j], Z[i + 2, j], Z[i + 3, j] = a0, a1, a2, a3
 
 
-@jit(inline="always")
+@jit_sum
 def _dot_1x1(X, W, Z, i, j, K):
+    always_inline()
+    wide_vectors()
     x0 = X[i]
     w0 = W[j]
     a = Z.dtype.type(0.0)
@@ -302,13 +314,14 @@ def _dot_1x1(X, W, Z, i, j, K):
     Z[i, j] = a
 
 
-@jit(inline="always")
+@jit_sum
 def _column_block(X, W, Z, c):
     """Column block c of Z: for c < N // 6 the 6 columns 6c .. 6c+5; then, of the last
     r = N % 6 columns, one block of 4 if r >= 4, and single columns for the rest
     (``_col_block_start``). (Four single columns, three loads per two multiply-adds
     each, made the last 4 columns of N = 100 cost about as much as 10 others: in the
     training epoch's fused region that share was the last to finish.)"""
+    wide_vectors()
     B, K = X.shape
     N = W.shape[0]
     n6 = N // 6
@@ -410,8 +423,10 @@ def gemm_nt_parallel(X, W, Z):
 
 
 
-@jit(inline="always")
+@jit
 def _acc_4x4(C, A, Out, o, j, D, alpha):
+    always_inline()
+    wide_vectors()
     c00, c01, c02, c03 = alpha * C[j, o], alpha * C[j + 1, o], alpha * C[j + 2, o], alpha * C[j + 3, o]
     o1, o2, o3 = o + 1, o + 2, o + 3
     c10, c11, c12, c13 = alpha * C[j, o1], alpha * C[j + 1, o1], alpha * C[j + 2, o1], alpha * C[j + 3, o1]
@@ -446,8 +461,10 @@ def _acc_4x4(C, A, Out, o, j, D, alpha):
         Out[o3, d] = t
 
 
-@jit(inline="always")
+@jit
 def _acc_2x4(C, A, Out, o, j, D, alpha):
+    always_inline()
+    wide_vectors()
     o1, o2, o3 = o + 1, o + 2, o + 3
     j1 = j + 1
     c00, c01 = alpha * C[j, o], alpha * C[j1, o]
@@ -474,8 +491,10 @@ def _acc_2x4(C, A, Out, o, j, D, alpha):
         Out[o3, d] = t
 
 
-@jit(inline="always")
+@jit
 def _acc_1x4(C, A, Out, o, j, D, alpha):
+    always_inline()
+    wide_vectors()
     o1, o2, o3 = o + 1, o + 2, o + 3
     c0, c1, c2, c3 = alpha * C[j, o], alpha * C[j, o1], alpha * C[j, o2], alpha * C[j, o3]
     for d in range(D):
@@ -486,8 +505,10 @@ def _acc_1x4(C, A, Out, o, j, D, alpha):
         Out[o3, d] += c3 * x0
 
 
-@jit(inline="always")
+@jit
 def _acc_1x1(C, A, Out, o, j, D, alpha):
+    always_inline()
+    wide_vectors()
     c0 = alpha * C[j, o]
     for d in range(D):
         Out[o, d] += c0 * A[j, d]
@@ -528,16 +549,18 @@ def n_row_blocks(n_out):
 @jit
 def gemm_tn_acc(C, A, Out, alpha):
     """Out += alpha · Cᵀ A, serial."""
+    Ca = C[:, ::1]      # any layout as 'A': the row blocks are compiled once (see below)
     for r in range(n_row_blocks(C.shape[1])):
-        _acc_row_block(C, A, Out, alpha, r)
+        _acc_row_block(Ca, A, Out, alpha, r)
     return Out
 
 
 @pjit
 def gemm_tn_acc_parallel(C, A, Out, alpha):
     """Out += alpha · Cᵀ A, blocks of rows of Out over threads."""
+    Ca = C[:, ::1]
     for r in prange(n_row_blocks(C.shape[1])):
-        _acc_row_block(C, A, Out, alpha, r)
+        _acc_row_block(Ca, A, Out, alpha, r)
     return Out
 
 
@@ -547,20 +570,22 @@ def gemm_tn_acc_parallel(C, A, Out, alpha):
 FUSED_GROUP = 12
 
 
-@jit(inline="always")
+@jit_sum
 def _acc_then_dot(C, A, W, alpha, Xn, Zn, g0, g1):
     """Rows 12·g0 .. 12·g1 − 1 of W (the last group ends at W's last row): each block of 4
     rows gets ``W[rows] += alpha Cᵀ A[:, rows]`` (``_acc_row_block``), and as soon as the
     rows of a column block of Zn are updated, ``Zn[:, cols] = Xn W[cols]ᵀ``
     (``_column_block``), while those rows are still in this core's L1."""
+    wide_vectors()
     N = W.shape[0]
     n4 = N // 4
     r1 = min(FUSED_GROUP * g1, N)
     rb1 = r1 // 4 if r1 < N else n_row_blocks(N)
     cb = (FUSED_GROUP * g0) // 6
     cb1 = r1 // 6 if r1 < N else n_column_blocks(N)
+    Ca = C[:, ::1]
     for rb in range((FUSED_GROUP * g0) // 4, rb1):
-        _acc_row_block(C, A, W, alpha, rb)
+        _acc_row_block(Ca, A, W, alpha, rb)
         done = 4 * rb + 4 if rb < n4 else 4 * n4 + (rb - n4) + 1     # rows < done are updated
         while cb < cb1 and _col_block_end(cb, N) <= done:
             _column_block(Xn, W, Zn, cb)
@@ -603,16 +628,6 @@ def acc_then_dot_share(C, A, W, alpha, Xn, Zn, p, parts):
     _acc_then_dot(C, A, W, alpha, Xn, Zn, (p * G) // parts, ((p + 1) * G) // parts)
 
 
-@jit
-def tn_acc(C, A, Out, alpha, parallel):
-    """Out += alpha · Cᵀ A on the parallel kernel or the serial one (the same bits)."""
-    if parallel:
-        gemm_tn_acc_parallel(C, A, Out, alpha)
-    else:
-        gemm_tn_acc(C, A, Out, alpha)
-    return Out
-
-
 __all__ = ["gemm_nt", "gemm_nt_parallel", "gemm_tn_acc", "gemm_tn_acc_parallel",
-           "gemm_tn_acc_nt_parallel", "acc_then_dot_share", "tn_acc", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS",
-           "SMALL_GEMM_FMAS", "TN_MIN_THREADS", "TN_PARALLEL_MIN_FMAS"]
+           "gemm_tn_acc_nt_parallel", "acc_then_dot_share", "NT_MAX_ROWS", "NT_PARALLEL_MIN_FMAS",
+           "SMALL_GEMM_FMAS", "TN_PARALLEL_MIN_FMAS"]

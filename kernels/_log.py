@@ -45,7 +45,7 @@ from numba import types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
-from ._config import jit, wide_vectors
+from ._config import always_inline, jit, wide_vectors
 
 __all__ = ["fast_log", "log_into", "LOG_MAX_ULP"]
 
@@ -167,12 +167,13 @@ def _ov_log1p_reduced(f):
     return p64
 
 
-@jit(inline="always")
+@jit
 def fast_log(x):
     """``log(x)`` for a float32 or float64 scalar, vectorisable inside loops.
 
     Returns the argument's type. See the module docstring for the algorithm and
     the error bound (``LOG_MAX_ULP``)."""
+    always_inline()
     wide_vectors()
     zero, half, one, inf, nan, tiny, scale, bias, bias_small, sqrt2, ln2hi, ln2lo = _consts(x)
     small = x < tiny                       # subnormal (or 0, negative: discarded below)

@@ -24,7 +24,7 @@ import numpy as np
 
 from numba import prange
 
-from ._config import jit, pjit
+from ._config import always_inline, jit, pjit, wide_vectors
 from ._registry import register
 from ._scalar import exp as _exp
 from ._log import fast_log as _log
@@ -135,9 +135,11 @@ def softmax_cross_entropy_grad_vectorized(Z, y, dZ):
 # summed serially afterwards, so the loss does not depend on the number of threads.
 
 
-@jit(inline="always")
+@jit
 def _sce_grad_labels_row(Z, y, dZ, i, C, inv_n):
     """dZ[i] = (softmax(Z[i]) − onehot(y[i]))/N; returns the row's loss (float64)."""
+    always_inline()
+    wide_vectors()
     m = _max_row(Z, i, C)
     s = _exp_shift_row(Z, i, m, dZ, C)
     r = inv_n / s
@@ -147,9 +149,11 @@ def _sce_grad_labels_row(Z, y, dZ, i, C, inv_n):
     return (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(_log(s))
 
 
-@jit(inline="always")
+@jit
 def _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n):
     """dZ[i] = (softmax(Z[i])·Σ_k Y[i,k] − Y[i])/N; returns the row's loss."""
+    always_inline()
+    wide_vectors()
     m = _max_row(Z, i, C)
     s = _exp_shift_row(Z, i, m, dZ, C)
     w = _sum_row(Y, i, C)
@@ -202,6 +206,7 @@ def _sce_grad_labels_block(Z, y, dZ, r0, r1, C, inv_n, scratch):
     row order). Whole groups of 16 short rows go through softmax.py's transposed
     path when ``scratch`` has room for them (``ldt`` > 0), the rest row by row;
     both give the same bits."""
+    wide_vectors()
     loss = 0.0
     T, ms, tab, ldt = scratch
     g = 0
@@ -228,10 +233,12 @@ def _sce_grad_labels_block(Z, y, dZ, r0, r1, C, inv_n, scratch):
     return _sce_grad_labels_rows_part(Z, y, dZ, r0 + g, r1, C, inv_n, loss)
 
 
-@jit(inline="always")
+@jit
 def _sce_grad_labels_rows_part(Z, y, dZ, r0, r1, C, inv_n, loss):
     """Rows r0..r1 one at a time; returns ``loss`` plus their losses (float64, added
     in row order)."""
+    always_inline()
+    wide_vectors()
     if C >= LONG_ROW:
         for i in range(r0, r1):
             loss += _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
@@ -253,6 +260,7 @@ def _sce_grad_labels_rows_part(Z, y, dZ, r0, r1, C, inv_n, loss):
 
 @jit
 def _sce_grad_targets_block(Z, Y, dZ, r0, r1, C, inv_n):
+    wide_vectors()
     loss = 0.0
     if C >= LONG_ROW:
         for i in range(r0, r1):

@@ -44,9 +44,9 @@ import numpy as np
 from numba import prange
 
 from ._blas import THREAD_CONTROL, gemm, on_numba_threads
-from ._config import jit, num_threads, pjit, wide_vectors
-from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_MIN_THREADS,
-                    TN_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel, tn_acc)
+from ._config import always_inline, jit, pjit, wide_vectors
+from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
+                    gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
 from ._registry import register
 from ._scalar import sigmoid as _sig
 from .sigmoid import _sigmoid_py
@@ -153,9 +153,11 @@ def _block_rows(N, K):
     return min(r, max(N, 1))
 
 
-@jit(inline="always")
+@jit
 def _bias_act_rows(out, b, act, i0, i1):
     """out[i] = act(out[i] + b) for rows i0..i1 (act 1: sigmoid, 0: identity)."""
+    always_inline()
+    wide_vectors()
     K = out.shape[1]
     for i in range(i0, i1):
         row = out[i]
@@ -174,10 +176,12 @@ def _bias_act(out, b, act):
     return out
 
 
-@jit(inline="always")
+@jit
 def _affine_rows(X, W, b, out, act, i0, i1):
     """Rows i0..i1 of out = act(X Wᵀ + b): one BLAS product (zeros for D = 0), then
     bias (+ sigmoid) while the block is in cache."""
+    always_inline()
+    wide_vectors()
     D = X.shape[1]
     K = W.shape[0]
     if D > 0:       # blkᵀ = W X_blkᵀ (column-major, see _blas.py)
@@ -340,14 +344,26 @@ def linear_backward_jit(dZ, X, W, dW, db, dX):
 
 
 @jit
-def _backward_tiles(dZ, X, W, dW, db, dX, parallel):
+def _backward_tiles(dZ, X, W, dW, db, dX):
     """linear_backward with dW = dZᵀ X and dX = dZ W as gemm_tn_acc tiles (no BLAS)."""
     dW[:] = 0
-    tn_acc(dZ, X, dW, 1.0, parallel)
+    gemm_tn_acc(dZ, X, dW, 1.0)
     col_sums(dZ, db)
     if dX is not None:
         dX[:] = 0
-        tn_acc(dZ.T, W, dX, 1.0, parallel)
+        gemm_tn_acc(dZ.T, W, dX, 1.0)
+    return dW, db, dX
+
+
+@jit
+def _backward_tiles_parallel(dZ, X, W, dW, db, dX):
+    """_backward_tiles on the parallel tiles (the same bits)."""
+    dW[:] = 0
+    gemm_tn_acc_parallel(dZ, X, dW, 1.0)
+    col_sums(dZ, db)
+    if dX is not None:
+        dX[:] = 0
+        gemm_tn_acc_parallel(dZ.T, W, dX, 1.0)
     return dW, db, dX
 
 
@@ -420,15 +436,19 @@ def linear_backward_dispatch(dZ, X, W, dW, db, dX):
     fmas = N * K * X.shape[1]
     if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and X.shape[1] > 0:
         return on_numba_threads(_backward_parallel, dZ, X, W, dW, db, dX)
-    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and num_threads() >= TN_MIN_THREADS:
-        return _backward_tiles(dZ, X, W, dW, db, dX, fmas >= TN_PARALLEL_MIN_FMAS)
+    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS:
+        if fmas >= TN_PARALLEL_MIN_FMAS:
+            return _backward_tiles_parallel(dZ, X, W, dW, db, dX)
+        return _backward_tiles(dZ, X, W, dW, db, dX)
     return linear_backward_jit(dZ, X, W, dW, db, dX)
 
 
-@jit(inline="always")
+@jit
 def _delta_rows(dZ, W, H, out, i0, i1, sigmoid):
     """Rows i0..i1 of out = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W: one BLAS product,
     then the sigmoid derivative while the block is in cache. K, D >= 1."""
+    always_inline()
+    wide_vectors()
     K = dZ.shape[1]
     D = W.shape[1]
     one = H.dtype.type(1.0)
@@ -457,20 +477,36 @@ def hidden_delta_jit(dZ, W, H, out):
 
 
 @jit
-def delta_tiles(dZ, W, H, out, sigmoid, parallel):
+def _times_sigmoid_derivative(out, H):
+    """out ⊙= H ⊙ (1 − H)."""
+    wide_vectors()
+    N, D = out.shape
+    one = H.dtype.type(1.0)
+    for i in range(N):
+        for d in range(D):
+            h = H[i, d]
+            out[i, d] *= h * (one - h)
+
+
+@jit
+def delta_tiles(dZ, W, H, out, sigmoid):
     """out = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W, with dZ W as gemm_tn_acc tiles (rows
     of out as combinations of the rows of W, C = dZᵀ; no BLAS). Also the compiled
     training epoch's backward step."""
-    wide_vectors()
-    N, D = out.shape
     out[:] = 0
-    tn_acc(dZ.T, W, out, 1.0, parallel)
+    gemm_tn_acc(dZ.T, W, out, 1.0)
     if sigmoid:
-        one = H.dtype.type(1.0)
-        for i in range(N):
-            for d in range(D):
-                h = H[i, d]
-                out[i, d] *= h * (one - h)
+        _times_sigmoid_derivative(out, H)
+    return out
+
+
+@jit
+def delta_tiles_parallel(dZ, W, H, out, sigmoid):
+    """delta_tiles on the parallel tiles (the same bits)."""
+    out[:] = 0
+    gemm_tn_acc_parallel(dZ.T, W, out, 1.0)
+    if sigmoid:
+        _times_sigmoid_derivative(out, H)
     return out
 
 
@@ -495,6 +531,8 @@ def hidden_delta_dispatch(dZ, W, H, out):
     fmas = N * K * W.shape[1]
     if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and W.shape[1] > 0:
         return on_numba_threads(_hidden_delta_blocks_parallel, dZ, W, H, out, True)
-    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS and num_threads() >= TN_MIN_THREADS:
-        return delta_tiles(dZ, W, H, out, True, fmas >= TN_PARALLEL_MIN_FMAS)
+    if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS:
+        if fmas >= TN_PARALLEL_MIN_FMAS:
+            return delta_tiles_parallel(dZ, W, H, out, True)
+        return delta_tiles(dZ, W, H, out, True)
     return hidden_delta_jit(dZ, W, H, out)

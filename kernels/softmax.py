@@ -25,7 +25,7 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from ._config import jit, jit_sum, pjit, wide_vectors
+from ._config import always_inline, jit, jit_sum, pjit, wide_vectors
 from ._gather import LANES, gather_cols16, gather_rows16
 from ._registry import register
 from ._scalar import exp as _exp
@@ -156,9 +156,10 @@ def _ov_from_key(k):
     return None
 
 
-@jit(inline="always")
+@jit
 def _max_short(row, C):
     """Row maximum for short rows: 4 partial maxima, no vector loop to set up."""
+    always_inline()
     m0 = m1 = m2 = m3 = row[0]
     for c in range(C // 4):
         j = 4 * c
@@ -178,10 +179,12 @@ def _max_short(row, C):
     return m2 if m2 > m0 else m0
 
 
-@jit(inline="always")
+@jit
 def _max_row(Z, i, C):
     """max_j Z[i, j] (C >= 1). A NaN need not win here: a NaN entry makes its own
     exp(z − m) NaN, and through the row sum the whole row NaN."""
+    always_inline()
+    wide_vectors()
     row = Z[i]
     if C < LONG_ROW:
         return _max_short(row, C)
@@ -192,9 +195,10 @@ def _max_row(Z, i, C):
     return _from_key(m)
 
 
-@jit(inline="always")
+@jit
 def _sum_short(row, C):
     """Σ row[j] for short rows: 4 partial sums."""
+    always_inline()
     zero = row.dtype.type(0.0)
     s0 = s1 = s2 = s3 = zero
     for c in range(C // 4):
@@ -217,17 +221,20 @@ def _sum_contig(a):
     return s
 
 
-@jit(inline="always")
+@jit
 def _sum_row(E, i, C):
     """Σ_j E[i, j] (C is E.shape[1])."""
+    always_inline()
     if C < LONG_ROW:
         return _sum_short(E[i], C)
     return _sum_contig(E[i])
 
 
-@jit(inline="always")
+@jit
 def _exp_shift_row(Z, i, m, out, C):
     """out[i, j] = exp(Z[i, j] − m); returns Σ_j out[i, j]. out may be Z."""
+    always_inline()
+    wide_vectors()
     zr = Z[i]
     orow = out[i]
     if zr.ctypes.data == orow.ctypes.data:
@@ -249,8 +256,10 @@ def _sum_exp_contig(a):
     return s
 
 
-@jit(inline="always")
+@jit
 def _log_softmax_row(Z, i, out, C):
+    always_inline()
+    wide_vectors()
     m = _max_row(Z, i, C)
     zr = Z[i]
     orow = out[i]
@@ -273,10 +282,12 @@ def _log_softmax_row(Z, i, out, C):
 BLOCK_ELEMS = 4096
 
 
-@jit(inline="always")
+@jit
 def _flat_exp_shift(Z, dZ, r0, r1, C):
     """dZ[i] = exp(Z[i] − max Z[i]) for rows r0..r1 (short rows): z − m row by row,
     then one flat exp pass over the block, which vectorises whatever C is."""
+    always_inline()
+    wide_vectors()
     for i in range(r0, r1):
         m = _max_row(Z, i, C)
         zr = Z[i]
@@ -314,7 +325,7 @@ def _transposed_scratch(Z, rows):
     return np.empty(C * ldt, Z.dtype), np.empty(5 * ldt, Z.dtype), tab, ldt
 
 
-@jit(inline="always")
+@jit
 def _exp_shift_T(zb, g, C, T, ldt, ms):
     """Short rows, 16 at a time, transposed (see _gather.py): for the first g rows
     (a multiple of 16) of the flat row-major block ``zb`` (row length C):
@@ -324,6 +335,7 @@ def _exp_shift_T(zb, g, C, T, ldt, ms):
     The maximum and the sum are taken over the same elements in the same order as
     the row-by-row path (_max_short, and _sum_short's four partial sums), so both
     paths give identical bits (tested); every loop here runs over contiguous lanes."""
+    always_inline()
     wide_vectors()
     zero = zb.dtype.type(0.0)
     for i0 in range(0, g, LANES):
@@ -360,9 +372,11 @@ def _exp_shift_T(zb, g, C, T, ldt, ms):
         s0[i] = (s0[i] + s1[i]) + (s2[i] + s3[i])
 
 
-@jit(inline="always")
+@jit
 def _scale_T(T, ldt, g, C, r):
     """T[j·ldt + i] *= r[i] for i < g, j < C."""
+    always_inline()
+    wide_vectors()
     for j in range(C):
         t = T[j * ldt:j * ldt + g]
         for i in range(g):
@@ -374,6 +388,7 @@ def _softmax_block(Z, out, r0, r1, C, scratch):
     """softmax of rows r0..r1 (C >= 1); whole groups of 16 rows go through the
     transposed path when ``scratch`` has room for them (``ldt`` > 0), the rest row by
     row (both give the same bits)."""
+    wide_vectors()
     one = Z.dtype.type(1.0)
     g = 0
     T, ms, tab, ldt = scratch
@@ -431,6 +446,7 @@ def _softmax_rows(Z, out):
 
 @jit
 def _log_softmax_block(Z, out, r0, r1, C):
+    wide_vectors()
     for i in range(r0, r1):
         _log_softmax_row(Z, i, out, C)
 

@@ -58,7 +58,6 @@ def test_same_trajectory_in_every_implementation(sizes, kw, kind, fit):
 
 
 #: (SMALL_MAX, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS): BLAS only; serial tiles; parallel tiles
-#: (BACKWARD_TILES_MIN_THREADS = 1: the tiles whatever the number of threads)
 PATHS = {"blas": (0, 0, 1 << 62), "tiles": (1000, 0, 1 << 62), "parallel_tiles": (1000, 0, 0)}
 
 
@@ -69,7 +68,6 @@ def test_jit_tile_and_blas_paths_agree(monkeypatch, path, momentum):
                     momentum=momentum)
     for name, value in zip(("SMALL_MAX", "TILE_MIN_FMAS", "EPOCH_PARALLEL_MIN_FMAS"), PATHS[path]):
         monkeypatch.setattr(tj, name, value)
-    monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
     m, _ = _train([5, 4, 3, 3], {}, "labels", "jit", epochs=2, batch_size=3, lr=0.3,
                   momentum=momentum)
     np.testing.assert_allclose(m._params, ref._params, rtol=1e-9, atol=1e-12)
@@ -87,7 +85,6 @@ def test_jit_parallel_tiles_give_the_serial_bits(monkeypatch, batch_size, dt):
     for par_min in (1 << 62, 0):
         with monkeypatch.context() as mp:
             mp.setattr(tj, "TILE_MIN_FMAS", 0)
-            mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
             mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", par_min)
             m = MLP([37, 9, 6, 5], dtype=dt, seed=2, impl="jit")   # 9 and 6 rows: edge tiles
             m.fit(X, y, epochs=2, batch_size=batch_size, lr=0.3)
@@ -114,7 +111,6 @@ def test_jit_first_layer_ahead_gives_the_same_bits(monkeypatch, batch_size, dt, 
     for fuse, threads in ((False, 2), (True, 1), (True, 2), (True, 3)):
         with monkeypatch.context() as mp:
             mp.setattr(tj, "TILE_MIN_FMAS", 0)
-            mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
             mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", 0)
             mp.setattr(tj, "FUSE_FIRST_LAYER", fuse)
             mp.setattr(tj, "num_threads", lambda t=threads: t)   # shares of W
@@ -166,7 +162,6 @@ def test_jit_persistent_epoch_gives_the_same_bits(monkeypatch, batch_size, dt, s
     for persistent, threads in ((False, 2), (True, 2), (True, 1)):
         with monkeypatch.context() as mp:
             mp.setattr(tj, "TILE_MIN_FMAS", 0)
-            mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
             mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", batch_size * sizes[0] * sizes[1])
             mp.setattr(tj, "PERSISTENT_EPOCH", persistent)
             mp.setattr(tj, "num_threads", lambda: 2)          # two shares of W
@@ -207,7 +202,6 @@ def test_jit_persistent_epoch_other_losses_give_the_same_bits(monkeypatch, sizes
     for persistent in (False, True):
         with monkeypatch.context() as mp:
             mp.setattr(tj, "TILE_MIN_FMAS", 0)
-            mp.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
             mp.setattr(tj, "EPOCH_PARALLEL_MIN_FMAS", 7 * sizes[0] * sizes[1])
             mp.setattr(tj, "PERSISTENT_EPOCH", persistent)
             mp.setattr(tj, "num_threads", lambda: 2)
@@ -245,7 +239,6 @@ import numpy as np
 import fastnn._train_jit as tj
 from fastnn.model import MLP
 tj.TILE_MIN_FMAS = 0
-tj.BACKWARD_TILES_MIN_THREADS = 1
 tj.EPOCH_PARALLEL_MIN_FMAS = 7 * 37 * 30
 rng = np.random.default_rng(8)
 X = rng.standard_normal((83, 37)).astype(np.float32)
@@ -634,14 +627,19 @@ def test_buffers_are_64_byte_aligned(dt):
         assert a.shape == (n,) and a.ctypes.data % ALIGN == 0 and (a == 3).all()
 
 
-def test_policy_keeps_the_backward_on_blas_with_one_thread(monkeypatch):
+def test_policy_depends_on_the_shapes_not_the_thread_count(monkeypatch):
+    """Which path a product takes is a function of the shapes only: the policy's
+    thresholds are the same for any number of threads (only the number of shares of a
+    region follows it, and every element is computed by the same tile whatever the split)."""
     p = tj.policy()
     assert p.dtype == np.int64 and p.shape == (7,)
     assert p[0] == tj.SMALL_MAX and p[1] == tj.TILE_MIN_FMAS and p[3] == tj.EPOCH_PARALLEL_MIN_FMAS
+    assert p[2] == tj.TILE_MIN_FMAS
     assert p[4] == (tj.numba.get_num_threads() if tj.FUSE_FIRST_LAYER else 0)
     assert p[5] == (1 if tj.BLAS_ON_NUMBA_THREADS and tj.THREAD_CONTROL else 0)
     assert p[6] == (1 if tj.PERSISTENT_EPOCH else 0)
-    monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1)
-    assert tj.policy()[2] == tj.TILE_MIN_FMAS
-    monkeypatch.setattr(tj, "BACKWARD_TILES_MIN_THREADS", 1 << 20)     # more threads than any machine
-    assert tj.policy()[2] == tj.NEVER
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(tj, "num_threads", lambda t=threads: t)
+        q = tj.policy()
+        assert list(q[:4]) == list(p[:4]) and list(q[5:]) == list(p[5:])
+        assert q[4] == (threads if tj.FUSE_FIRST_LAYER else 0)
