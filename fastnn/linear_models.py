@@ -74,8 +74,8 @@ def _epoch_args(X, y, w, b, eta, order, fit_intercept, *, binary):
         y = v.floats("y", y_in, dt)
     v.shape_is("y", y, (N,), "(one target per row of X {})", X.shape)
     if binary and N and not np.all((y == 0) | (y == 1)):
-        bad = y[(y != 0) & (y != 1)][0]
-        raise ValueError(f"y: expected perceptron targets 0 or 1, got {bad!r}")
+        i = int(np.flatnonzero((y != 0) & (y != 1))[0])
+        raise ValueError(f"y: expected perceptron targets 0 or 1, got {float(y[i]):g} at index {i}")
     w = v.out_array("w", w, (D,), dt, (("X", X), ("y", y)))
     b = v.out_array("b", b, (1,), dt, (("X", X), ("y", y), ("w", w)))
     eta = v.real("eta", eta, lo=0.0, lo_open=True)
@@ -85,6 +85,8 @@ def _epoch_args(X, y, w, b, eta, order, fit_intercept, *, binary):
         if isinstance(order, (str, bytes)):
             raise TypeError(f"order: expected an array of sample indices, got {type(order).__name__}")
         order = np.asarray(order)
+        if order.ndim == 1 and order.size == 0:
+            order = order.astype(np.intp)             # [] : no samples this epoch
         if order.dtype.kind not in "iu" or order.ndim != 1:
             raise TypeError(f"order: expected a 1-D array of integer sample indices, got "
                             f"{order.dtype} of shape {order.shape}")
@@ -344,7 +346,8 @@ class _LinearUnit:
 
     def predict(self, X):
         """Class labels (N,) from ``classes_``: ``classes_[1]`` where ``Xw + b >= threshold``."""
-        return self.classes_[(self.decision_function(X) >= 0).astype(np.intp)]
+        d = self.decision_function(X)               # checks first (fitted? X's shape?)
+        return self.classes_[(d >= 0).astype(np.intp)]
 
     def score(self, X, y):
         """Accuracy: the fraction of rows of X whose predicted label equals y's."""
