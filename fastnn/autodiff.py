@@ -227,7 +227,7 @@ class Dual(_Traced):
 
     >>> from fastnn import autodiff as ad
     >>> x1, x2 = ad.Dual(2.0, 1.0), ad.Dual(5.0, 0.0)          # seed ẋ₁ = 1
-    >>> (ad.log(x1) + x1 * x2 - ad.sin(x2)).tangent               # ∂f/∂x₁
+    >>> print((ad.log(x1) + x1 * x2 - ad.sin(x2)).tangent)        # ∂f/∂x₁
     5.5
     """
 
