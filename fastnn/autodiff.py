@@ -785,7 +785,7 @@ def _num(x, digits=3):
     if a.ndim:
         return np.array2string(a, precision=digits).replace("-", "−")
     x = float(a)
-    if x == int(x) and math.isfinite(x) and _builtin_abs(x) < 1e15:
+    if math.isfinite(x) and _builtin_abs(x) < 1e15 and x == int(x):
         s = str(int(x))
     else:
         s = f"{x:.{digits}f}".rstrip("0").rstrip(".") if math.isfinite(x) else str(x)
