@@ -22,6 +22,14 @@ In the normal test run (``--benchmark-disable``, the default) every case of the
 smallest quick case of each family (op, variant): a fixed list, so the test count does
 not depend on the machine's speed. With timing on, the loop implementation is collected
 where one call is expected within ``fastnn bench``'s bound (a timed probe decides).
+
+The learners' epochs (``perceptron_epoch``, ``adaline_epoch``: one epoch of the
+perceptron / ADALINE rule over N samples of D features) are not cases of
+``fastnn bench``; ``test_learner_epoch`` times their three implementations here, side
+by side (group ``op|N=..,D=..|dtype``), each round from w = b = 0. In the smoke run the
+loop implementation runs on the smaller size only.
+
+    pytest benches --benchmark-enable -k learner
 """
 from __future__ import annotations
 
@@ -31,13 +39,23 @@ import numpy as np
 import pytest
 
 from fastnn import bench as B
+from fastnn.kernels import IMPL_NAMES, IMPLS
+from fastnn.kernels.perceptron import make_inputs
 
 #: The loop implementation runs where one call is expected within this bound (seconds).
 ENABLED_LOOP_BOUND = B.LOOP_BOUND_S
 _gates = {}
 
 
+#: (N, D) of the learners' epoch benchmarks.
+LEARNER_SIZES = ((1000, 20), (10000, 100))
+LEARNER_OPS = ("perceptron_epoch", "adaline_epoch")
+
+
 def pytest_generate_tests(metafunc):
+    if "learner" in metafunc.fixturenames:
+        _learner_params(metafunc)
+        return
     if "case" not in metafunc.fixturenames:
         return
     cfg = metafunc.config
@@ -56,6 +74,18 @@ def pytest_generate_tests(metafunc):
               if _installed(k) and (k != "loop" or (_gate(cfg, dt).allows(c, k) if enabled
                                                     else c in smallest))]
     metafunc.parametrize("case,contender,dtype", params)
+
+
+def _learner_params(metafunc):
+    cfg = metafunc.config
+    d = cfg.getoption("bench_dtype", "float32")
+    dtypes = ["float32", "float64"] if d == "both" else [d]
+    enabled = _enabled(cfg)
+    params = [pytest.param(op, n, dim, impl, dt, id=f"{op}|N={n},D={dim}|{impl}|{dt}")
+              for op in LEARNER_OPS for (n, dim) in LEARNER_SIZES for impl in IMPL_NAMES
+              for dt in dtypes
+              if enabled or impl != "loop" or (n, dim) == LEARNER_SIZES[0]]
+    metafunc.parametrize("learner,N,D,impl,dtype", params)
 
 
 def _smallest(cases) -> list:
@@ -99,3 +129,22 @@ def test_kernel(benchmark, request, case, contender, dtype):
     else:
         prep.fn()                                 # warm-up (compiles), not timed
         benchmark(prep.fn)
+
+
+def test_learner_epoch(benchmark, learner, N, D, impl, dtype):
+    """One epoch of the perceptron or ADALINE rule, from w = b = 0 every round."""
+    args = make_inputs(learner, dtype, N=N, D=D, seed=0)
+    w, b = args[2], args[3]
+    kern = IMPLS[learner][impl]
+    benchmark.group = f"{learner}|N={N},D={D}|{dtype}"
+    benchmark.extra_info.update(contender=impl, work={"kind": "samples", "amount": N})
+
+    def fresh():
+        w[...] = 0
+        b[...] = 0
+    fresh()
+    first = kern(*args)                           # warm-up (compiles), not timed
+    benchmark.pedantic(lambda: kern(*args), setup=fresh, rounds=5 if impl == "loop" else 10,
+                       warmup_rounds=0)
+    assert kern(*args) <= first or learner == "adaline_epoch"   # the rule made progress
+    assert np.isfinite(w).all() and np.isfinite(b).all()

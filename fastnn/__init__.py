@@ -26,7 +26,10 @@ from .functional import (  # noqa: E402
 from .info import info  # noqa: E402
 from .model import MLP, History, NonFiniteLossError  # noqa: E402
 from .gradcheck import gradcheck  # noqa: E402
-from . import datasets  # noqa: E402
+from .linear_models import (  # noqa: E402
+    Adaline, ConvergenceWarning, Perceptron, adaline_epoch, perceptron_epoch,
+)
+from . import autodiff, datasets  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -36,4 +39,6 @@ __all__ = [
     "sigmoid_mse_grad", "linear_backward", "sigmoid_backward", "hidden_delta",
     "sgd_update", "impls", "set_impl", "get_impl", "use_impl", "info", "kernels",
     "MLP", "History", "NonFiniteLossError", "gradcheck", "datasets",
+    "perceptron_epoch", "adaline_epoch", "Perceptron", "Adaline", "ConvergenceWarning",
+    "autodiff",
 ]

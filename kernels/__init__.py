@@ -11,6 +11,7 @@ unless you have validated the inputs yourself.
 """
 from ._registry import IMPL_NAMES, IMPLS, OPS, register  # noqa: F401
 from . import sigmoid, softmax, cross_entropy, sigmoid_losses, linear, sgd  # noqa: F401,E401
+from . import perceptron  # noqa: F401
 from ._scalar import EXP_NAME  # noqa: F401
 
 __all__ = ["IMPLS", "IMPL_NAMES", "OPS", "register", "EXP_NAME"]

@@ -172,6 +172,6 @@ def test_plain_sgd_is_w_minus_lr_g(dtype, impl, rng):
 def test_implementations_are_registered_for_every_operation():
     ops = fastnn.kernels.IMPLS
     public = {name for name in fastnn.__all__ if name in ops}
-    assert set(ops) == public and len(ops) == 13
+    assert set(ops) == public and len(ops) == 15
     for op, table in ops.items():
         assert tuple(table) == IMPLS or set(table) == set(IMPLS), op
