@@ -1056,4 +1056,7 @@ def coldstart_args(op: str, dtype):
         "hidden_delta": (Z, W, X, np.empty_like(X)),
         "sgd_update": (v.copy(), v, 0.1, 0.9, np.zeros_like(v), 1e-4, 1e-5, False),
     }
+    if op in ("perceptron_epoch", "adaline_epoch"):
+        from .kernels import perceptron
+        return perceptron.make_inputs(op, dt)
     return table[op]

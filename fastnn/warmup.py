@@ -103,6 +103,9 @@ def _op_calls(op, dt):
             fastnn.sgd_update(w, g_, 0.1)
             fastnn.sgd_update(w, g_, 0.1, weight_decay=1e-3, l1=1e-4)
             fastnn.sgd_update(w, g_, 0.1, momentum=0.9, velocity=np.zeros(n, dt), nesterov=True)
+    elif op in ("perceptron_epoch", "adaline_epoch"):
+        from .kernels import IMPLS, perceptron
+        IMPLS[op]["jit"](*perceptron.make_inputs(op, dt))
     else:   # pragma: no cover - every op is listed
         raise ValueError(f"op: no warm-up calls for {op!r}")
 
@@ -132,7 +135,7 @@ def jobs(dtypes: Sequence[str] = DTYPES, only: Sequence[str] | None = None) -> L
     out = []
     for dt in dtypes:
         for op in IMPLS:
-            if "jit" in IMPLS[op] and op not in ("perceptron_epoch", "adaline_epoch"):
+            if "jit" in IMPLS[op]:
                 out.append(Job(op, dt, _OpJob(op)))
         for kind in NETWORK_KINDS:
             for sizes in NETWORKS:
