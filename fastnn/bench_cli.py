@@ -22,6 +22,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import tempfile
 import time
 
@@ -54,10 +55,29 @@ def _run_worker(spec: dict, env: dict, timeout: float = 1800) -> dict:
         sp, op = os.path.join(d, "spec.json"), os.path.join(d, "out.json")
         with open(sp, "w") as f:
             json.dump(spec, f)
-        p = subprocess.run([sys.executable, "-m", "fastnn.bench_worker", sp, op], env=env,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+        p = subprocess.Popen([sys.executable, "-m", "fastnn.bench_worker", sp, op], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        err = []
+
+        def relay():
+            # the worker's "fastnn: compiling ..." lines reach the user as they happen
+            for line in p.stderr:
+                err.append(line)
+                if line.startswith("fastnn: compiling"):
+                    sys.stderr.write("[bench] " + line)
+                    sys.stderr.flush()
+        t = threading.Thread(target=relay, daemon=True)
+        t.start()
+        killer = threading.Timer(timeout, p.kill)
+        killer.start()
+        try:
+            out = p.stdout.read()
+            p.wait()
+        finally:
+            killer.cancel()
+        t.join()
         if p.returncode != 0 or not os.path.exists(op):
-            tail = (p.stderr or p.stdout or "").strip().splitlines()[-3:]
+            tail = ("".join(err) or out or "").strip().splitlines()[-3:]
             return {"error": f"worker exited with {p.returncode}: " + " | ".join(tail)}
         with open(op) as f:
             return json.load(f)

@@ -60,6 +60,8 @@ def main(argv=None) -> int:
             continue
         mod.add_parser(sub)
     args = parser.parse_args(argv)
+    from . import _compiling
+    _compiling.progress(True)       # a first run that compiles says so, with elapsed time
     return args.func(args)
 
 
