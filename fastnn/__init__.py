@@ -37,3 +37,19 @@ __all__ = [
     "sgd_update", "impls", "set_impl", "get_impl", "use_impl", "info", "kernels",
     "MLP", "History", "NonFiniteLossError", "gradcheck", "datasets",
 ]
+
+#: Defined in fastnn.estimators, imported on first access: they need scikit-learn.
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name):
+    """``fastnn.MLPClassifier`` / ``fastnn.MLPRegressor``: imported (with scikit-learn)
+    only when first used, so that ``import fastnn`` needs only NumPy, SciPy and Numba."""
+    if name in _ESTIMATORS:
+        from . import estimators   # raises ImportError naming the extra when sklearn is missing
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ESTIMATORS))
