@@ -34,7 +34,9 @@ at the end of the epoch.
 Stopping (as scikit-learn's ``sgd`` solver with a constant learning rate): training
 stops after epoch t when the loss has not fallen below ``best_loss_ − tol`` for more
 than ``n_iter_no_change`` consecutive epochs; reaching ``max_iter`` epochs without that
-emits a ``sklearn.exceptions.ConvergenceWarning``, as scikit-learn does.
+emits a ``sklearn.exceptions.ConvergenceWarning``, as scikit-learn does. Ctrl-C stops
+training after the running epoch (:meth:`fastnn.MLP.fit`); the estimator keeps the epochs
+done and warns (UserWarning), as scikit-learn's MLPs do.
 
 Differences from scikit-learn's estimators, by design:
 
@@ -221,16 +223,21 @@ class _BaseMLP(BaseEstimator):
             if best[1] > patience:
                 raise _Converged
 
-        converged = False
+        converged = interrupted = False
         try:
-            mlp.fit(X, y_fit, epochs=p["max_iter"], batch_size=B, lr=p["lr"],
-                    momentum=p["momentum"], weight_decay=alpha / B, l1=p["l1"],
-                    shuffle=p["shuffle"], progress=on_epoch)
+            interrupted = mlp.fit(X, y_fit, epochs=p["max_iter"], batch_size=B, lr=p["lr"],
+                                  momentum=p["momentum"], weight_decay=alpha / B, l1=p["l1"],
+                                  shuffle=p["shuffle"], progress=on_epoch).interrupted
         except _Converged:
             converged = True
             if p["verbose"]:
                 print(f"Training loss did not improve more than tol={tol} for {patience} "
                       "consecutive epochs. Stopping.", flush=True)
+        if interrupted:             # Ctrl-C (MLP.fit stops at the next safe point)
+            if not curve:
+                raise KeyboardInterrupt
+            warnings.warn(f"{type(self).__name__}: training interrupted by the user after "
+                          f"{mlp.epoch} epochs.", UserWarning, stacklevel=3)
         self.model_ = mlp
         self.n_iter_ = mlp.epoch
         self.t_ = n * mlp.epoch

@@ -349,6 +349,26 @@ def test_verbose_prints_the_loss_of_every_epoch(blobs, capsys):
     assert lines[-1].startswith("Training loss did not improve more than tol=0.05 for 2")
 
 
+def test_ctrl_c_keeps_the_epochs_done(blobs, monkeypatch):
+    """Ctrl-C during fit: MLP.fit stops after the running epoch; the estimator keeps the
+    epochs done, fitted, with a warning (scikit-learn's MLPs do the same)."""
+    import signal
+
+    from fastnn import estimators
+
+    def print_and_interrupt(line, **kw):          # verbose's per-epoch line
+        if line.startswith("Iteration 3,"):
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(estimators, "print", print_and_interrupt, raising=False)
+    X, y = blobs
+    clf = MLPClassifier((4,), max_iter=50, tol=0.0, verbose=True, random_state=0)
+    with pytest.warns(UserWarning, match="training interrupted by the user after 3 epochs"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3 and clf.model_.epoch == 3
+    assert clf.predict(X).shape == (len(X),)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_coefs_are_views_and_pickling_keeps_them(blobs):
     X, y = blobs
     clf = MLPClassifier((8,), tol=1e-2, n_iter_no_change=2, random_state=0).fit(X, y)
