@@ -1,4 +1,4 @@
-"""A 64-32-10 sigmoid MLP on scikit-learn's digits, with every implementation:
+"""A 64-32-10 sigmoid MLP on the embedded digits data set, with every implementation:
 test accuracy and median epoch time. Same as ``fastnn train --impl IMPL``.
 Run: python examples/digits_mlp.py [epochs]
 """

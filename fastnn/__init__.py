@@ -42,3 +42,19 @@ __all__ = [
     "perceptron_epoch", "adaline_epoch", "Perceptron", "Adaline", "ConvergenceWarning",
     "autodiff",
 ]
+
+#: Defined in fastnn.estimators, imported on first access: they need scikit-learn.
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name):
+    """``fastnn.MLPClassifier`` / ``fastnn.MLPRegressor``: imported (with scikit-learn)
+    only when first used, so that ``import fastnn`` needs only NumPy, SciPy and Numba."""
+    if name in _ESTIMATORS:
+        from . import estimators   # raises ImportError naming the extra when sklearn is missing
+        return getattr(estimators, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_ESTIMATORS))

@@ -2,8 +2,9 @@
 
 Three sources are supported:
 
-* :func:`load_digits` -- scikit-learn's embedded 8x8 handwritten digits
-  (1,797 images). Needs the optional extra ``fastnn-kernels[digits]``.
+* :func:`load_digits` -- the 8x8 handwritten digits (1,797 images) that ship
+  inside fastnn (``fastnn/data/digits.npz``, scikit-learn's copy of the UCI
+  data set; source and licence in ``fastnn/data/README.md``).
 * :func:`load_mnist` -- MNIST from the four standard IDX files (gzipped or
   not) or from Keras' ``mnist.npz``.
 * :func:`download_mnist` -- fetches the four gzipped IDX files with
@@ -14,8 +15,7 @@ The IDX reader, :func:`read_idx`, is usable on its own, and
 :func:`load_digits`.
 
 Only NumPy (and the standard library) is imported when this module is
-imported; scikit-learn is imported lazily by :func:`load_digits`, and
-:mod:`urllib.request` lazily by :func:`download_mnist`.
+imported; :mod:`urllib.request` is imported lazily by :func:`download_mnist`.
 """
 
 from __future__ import annotations
@@ -196,15 +196,41 @@ def train_val_split(X, y, *, val_fraction=0.1, seed=0):
     return X[tr_idx], y[tr_idx], X[val_idx], y[val_idx]
 
 
-def load_digits(*, dtype=np.float32, test_size=0.2, seed=0):
-    """Load scikit-learn's 8x8 handwritten digits, split into train and test.
+#: The embedded digits: 1,797 8x8 images (fastnn/data/README.md: source and licence).
+DIGITS_PATH = Path(__file__).resolve().parent / "data" / "digits.npz"
+_DIGITS_SHAPE = (1797, 64)
 
-    The 1,797 images (pixel values 0..16) come embedded in scikit-learn,
-    so nothing is downloaded. scikit-learn is imported only when this
-    function is called; install it with ``pip install "fastnn-kernels[digits]"``.
+
+def _read_digits(path=DIGITS_PATH):
+    """-> (pixels (1797, 64) uint8 in 0..16, labels (1797,) uint8 in 0..9), checked."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data, target = f["data"], f["target"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise OSError(f"the embedded digits file {path} is missing or damaged ({exc}); "
+                      "reinstall fastnn-kernels") from None
+    if (data.shape != _DIGITS_SHAPE or target.shape != _DIGITS_SHAPE[:1]
+            or data.dtype != np.uint8 or target.dtype != np.uint8
+            or int(data.max()) > 16 or int(target.max()) > 9):
+        raise OSError(f"the embedded digits file {path} is damaged: expected uint8 arrays "
+                      f"data {_DIGITS_SHAPE} in 0..16 and target ({_DIGITS_SHAPE[0]},) in 0..9, "
+                      f"got {data.dtype} {data.shape}, {target.dtype} {target.shape}; "
+                      "reinstall fastnn-kernels")
+    return data, target
+
+
+def load_digits(*, dtype=np.float32, test_size=0.2, seed=0):
+    """Load the 8x8 handwritten digits (1,797 images), split into train and test.
+
+    The images ship inside fastnn (``fastnn/data/digits.npz``): the values and
+    order of scikit-learn's ``sklearn.datasets.load_digits``, which is a copy of
+    the test set of UCI's *Optical Recognition of Handwritten Digits* (Alpaydin
+    and Kaynak, 1998; CC BY 4.0; ``fastnn/data/README.md``). Nothing is downloaded
+    and scikit-learn is not needed.
 
     The split is a seeded, plain (not stratified) shuffle made by
-    :func:`train_val_split` with ``val_fraction=test_size``.
+    :func:`train_val_split` with ``val_fraction=test_size``; pixels are scaled
+    as ``x = pixel / 16`` (computed in float64, then rounded to ``dtype``).
 
     Parameters
     ----------
@@ -228,23 +254,16 @@ def load_digits(*, dtype=np.float32, test_size=0.2, seed=0):
 
     Raises
     ------
-    ImportError
-        If scikit-learn is not installed.
     ValueError
         If ``dtype`` is not a floating dtype or ``test_size`` is not in (0, 1).
+    OSError
+        If the embedded file is missing or damaged (a broken installation).
     """
     dt = _check_float_dtype(dtype)
     test_size = _check_fraction(test_size, "test_size")
-    try:
-        from sklearn.datasets import load_digits as _sk_load_digits
-    except ImportError as exc:
-        raise ImportError(
-            "load_digits needs scikit-learn, which ships the digits data set; "
-            'install it with: pip install "fastnn-kernels[digits]"'
-        ) from exc
-    bunch = _sk_load_digits()
-    X = (np.asarray(bunch.data, dtype=np.float64) / 16.0).astype(dt)
-    y = np.asarray(bunch.target).astype(np.int64)
+    data, target = _read_digits()
+    X = (data.astype(np.float64) / 16.0).astype(dt)
+    y = target.astype(np.int64)
     return train_val_split(X, y, val_fraction=test_size, seed=seed)
 
 

@@ -652,7 +652,6 @@ def test_train_val_split_too_few_samples():
 
 
 def test_load_digits():
-    pytest.importorskip("sklearn")
     X_train, y_train, X_test, y_test = datasets.load_digits()
     assert X_train.shape[0] + X_test.shape[0] == 1797
     assert X_test.shape == (359, 64) and X_train.shape == (1438, 64)
@@ -680,7 +679,8 @@ def test_load_digits():
         datasets.load_digits(dtype=np.int64)
 
 
-def test_load_digits_without_sklearn(monkeypatch):
+def test_load_digits_needs_no_sklearn(monkeypatch):
+    """The digits ship inside fastnn: load_digits works with scikit-learn unimportable."""
     import builtins
 
     real_import = builtins.__import__
@@ -691,13 +691,44 @@ def test_load_digits_without_sklearn(monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    with pytest.raises(ImportError, match=r'pip install "fastnn-kernels\[digits\]"'):
-        datasets.load_digits()
+    X_train, y_train, X_test, y_test = datasets.load_digits()
+    assert X_train.shape == (1438, 64) and X_test.shape == (359, 64)
+    assert np.bincount(np.concatenate([y_train, y_test])).tolist() == [
+        178, 182, 177, 183, 181, 182, 181, 179, 174, 180]   # UCI's optdigits.tes counts
+
+
+def test_embedded_digits_equal_sklearn_bit_for_bit():
+    """The embedded file holds scikit-learn's arrays, and load_digits gives the very
+    arrays the former scikit-learn path gave (same scaling, same split), both dtypes."""
+    from sklearn.datasets import load_digits as sklearn_load_digits   # a test dependency
+
+    bunch = sklearn_load_digits()
+    data, target = datasets._read_digits()
+    np.testing.assert_array_equal(data, bunch.data)
+    np.testing.assert_array_equal(target, bunch.target)
+    for dt, test_size, seed in ((np.float32, 0.2, 0), (np.float64, 0.5, 3)):
+        X = (np.asarray(bunch.data, dtype=np.float64) / 16.0).astype(dt)
+        y = np.asarray(bunch.target).astype(np.int64)
+        old = datasets.train_val_split(X, y, val_fraction=test_size, seed=seed)
+        new = datasets.load_digits(dtype=dt, test_size=test_size, seed=seed)
+        for u, w in zip(new, old):
+            assert u.dtype == w.dtype
+            np.testing.assert_array_equal(u, w)
+
+
+def test_damaged_digits_file_is_a_clear_error(tmp_path):
+    missing = tmp_path / "missing.npz"
+    with pytest.raises(OSError, match="missing or damaged.*reinstall"):
+        datasets._read_digits(missing)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, data=np.zeros((10, 64), np.uint8), target=np.zeros(10, np.uint8))
+    with pytest.raises(OSError, match=r"damaged: expected uint8 arrays data \(1797, 64\)"):
+        datasets._read_digits(wrong)
 
 
 def test_module_imports_only_numpy_and_stdlib():
     """fastnn/datasets.py, loaded on its own, pulls in no third-party module
-    but NumPy (scikit-learn and urllib.request are imported lazily)."""
+    but NumPy (urllib.request is imported lazily; scikit-learn is not needed)."""
     import subprocess
     import sys
 

@@ -34,20 +34,136 @@ def test_kernels_is_installed_as_fastnn_kernels(tmp_path):
     assert origin == "none" or not origin.startswith(str(REPO / "kernels")), origin
 
 
+def _pyproject():
+    try:
+        import tomllib
+    except ImportError:                     # Python 3.10
+        import tomli as tomllib
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def _no_isolation(flag):
+    """``[flag]`` when this environment's setuptools already satisfies pyproject's build
+    requirement (build here, offline), else ``[]``: an isolated build, in which pip or
+    build fetches it (a fresh venv's bundled setuptools 65 cannot build this project)."""
+    from packaging.requirements import Requirement
+    try:
+        import setuptools
+    except ImportError:
+        return []
+    (req,) = [Requirement(r) for r in _pyproject()["build-system"]["requires"]]
+    assert req.name == "setuptools", req
+    return [flag] if req.specifier.contains(setuptools.__version__) else []
+
+
 @pytest.mark.slow
 def test_wheel_maps_kernels_under_fastnn(tmp_path):
-    """`pip install .` installs what the wheel holds: fastnn/ and fastnn/kernels/ only."""
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                        "-q", "-w", str(tmp_path), str(REPO)], capture_output=True, text=True,
-                       timeout=300)
+    """`pip install .` installs what the wheel holds: fastnn/ and fastnn/kernels/ only,
+    with the py.typed markers, the embedded digits, the licence and the classifiers."""
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                        *_no_isolation("--no-build-isolation"), "-w", str(tmp_path), str(REPO)],
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     (wheel,) = tmp_path.glob("fastnn_kernels-*.whl")
     import zipfile
-    names = zipfile.ZipFile(wheel).namelist()
+    zf = zipfile.ZipFile(wheel)
+    names = zf.namelist()
     tops = {n.split("/")[0] for n in names}
-    assert tops == {"fastnn", next(t for t in tops if t.endswith(".dist-info"))}, tops
+    info = next(t for t in tops if t.endswith(".dist-info"))
+    assert tops == {"fastnn", info}, tops
     for mod in ("softmax", "linear", "cross_entropy", "sgd", "_config", "_registry"):
         assert f"fastnn/kernels/{mod}.py" in names
+    for data in ("fastnn/py.typed", "fastnn/kernels/py.typed", "fastnn/data/digits.npz",
+                 "fastnn/data/README.md", "fastnn/estimators.py", f"{info}/licenses/LICENSE"):
+        assert data in names, data
+    meta = zf.read(f"{info}/METADATA").decode()
+    assert "License-Expression: MIT" in meta.splitlines()
+    assert "Classifier: Programming Language :: Python :: 3.11" in meta
+    assert "Requires-Dist: numba>=0.62" in meta
+    import numpy as np
+    with zf.open("fastnn/data/digits.npz") as f, np.load(f) as d:
+        assert d["data"].shape == (1797, 64) and d["target"].shape == (1797,)
+
+
+def _collect(cwd, args):
+    """pytest --collect-only from ``cwd``: the node ids (run from tests/ so that no
+    checkout-like root with a fastnn/ folder lands on sys.path)."""
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                        "-p", "no:cacheprovider", *args], capture_output=True, text=True,
+                       cwd=cwd, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    return {line for line in r.stdout.splitlines() if "::" in line}
+
+
+@pytest.mark.slow
+def test_sdist_holds_everything_its_tests_import(tmp_path):
+    """The sdist is complete: every tests/*.py and every local module they import
+    (conftest.py, numerics.py, reference.py, ...), benches, examples, docs, LICENSE and
+    the embedded data; its test suite collects the same tests as the checkout's."""
+    import ast
+    import tarfile
+
+    r = subprocess.run([sys.executable, "-m", "build", "--sdist", *_no_isolation("--no-isolation"),
+                        "--outdir", str(tmp_path / "dist"), str(REPO)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    (sdist,) = (tmp_path / "dist").glob("fastnn_kernels-*.tar.gz")
+    with tarfile.open(sdist) as tf:
+        top = tf.getnames()[0].split("/")[0]
+        names = {n[len(top) + 1:] for n in tf.getnames() if n.startswith(top + "/")}
+        tf.extractall(tmp_path / "x", filter="data")
+    root = tmp_path / "x" / top
+    local = {}
+    for folder in ("tests", "benches"):
+        for path in sorted((REPO / folder).glob("*.py")):
+            assert f"{folder}/{path.name}" in names, f"{folder}/{path.name} is not in the sdist"
+            for node in ast.walk(ast.parse(path.read_text())):
+                mods = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                        [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                for m in mods:
+                    if (REPO / folder / f"{m.split('.')[0]}.py").exists():
+                        local.setdefault(f"{folder}/{m.split('.')[0]}.py", []).append(path.name)
+    assert {"tests/numerics.py", "tests/reference.py"} <= set(local), local
+    for need, users in local.items():
+        assert need in names, f"{need} (imported by {users}) is not in the sdist"
+    for need in ("tests/conftest.py", "benches/conftest.py", "LICENSE", "README.md",
+                 "MANIFEST.in", "pyproject.toml", "fastnn/py.typed", "kernels/py.typed",
+                 "fastnn/data/digits.npz", "fastnn/data/README.md", "fastnn/data/make_digits.py",
+                 "docs/bench/README.md", ".ci/min-versions.txt", ".ci/run"):
+        assert need in names, need
+    for path in (REPO / "examples").glob("*.py"):
+        assert f"examples/{path.name}" in names, path.name
+    assert not [n for n in names if "__pycache__" in n or n.endswith((".nbi", ".nbc", ".pyc"))]
+    args = [".", "../benches"]
+    assert _collect(root / "tests", args) == _collect(REPO / "tests", args)
+
+
+def test_declared_floors_are_the_minimum_versions_ci_tests():
+    """pyproject's `numpy>=A, scipy>=B, numba>=C` are exactly the versions .ci/run's
+    minimum-versions run installs (.ci/min-versions.txt), and .ci/run runs README's test
+    command as README gives it."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    floors = {}
+    for spec in _pyproject()["project"]["dependencies"]:
+        req = Requirement(spec)
+        (s,) = req.specifier
+        assert s.operator == ">=", spec
+        floors[req.name] = Version(s.version)
+    assert set(floors) == {"numpy", "scipy", "numba"}, floors
+    pins = {}
+    for line in (REPO / ".ci" / "min-versions.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip()] = Version(version.strip())
+    assert pins == floors, (pins, floors)
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "pip install -q -c .ci/min-versions.txt" in ci
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("**Run the tests**", 1)[1].split("```bash\n", 1)[1].split("\n```", 1)[0]
+    assert block.strip() in ci.splitlines(), block
 
 
 def test_every_operation_has_every_implementation_with_one_signature():
