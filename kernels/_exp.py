@@ -72,9 +72,13 @@ extra rounding; their absolute error is below one unit of the smallest
 subnormal plus the relative bound times the result.  Nothing here sets or reads
 floating-point exception flags and no warnings are ever raised.
 
-Floating-point flags.  ``fast_exp`` is ``inline="always"``: it is inlined into
-the calling kernel at the Numba IR level and compiled with the *caller's*
-flags, so it is written not to depend on them.  It is tested with the project's
+Floating-point flags.  ``fast_exp`` is compiled by Numba once per float type, with
+the project's flags, and marked ``alwaysinline`` for LLVM (``_config.always_inline``),
+which copies it into every calling loop: its instructions keep its own flags whatever
+the caller's (it used to be ``inline="always"``, inlined at the Numba IR level with the
+caller's flags, so it is written not to depend on them). The caller's loop takes the
+caller's vector width: a kernel whose loops call it calls ``wide_vectors()`` itself.
+It is tested with the project's
 ``FASTMATH`` (``_config.py``), without ``contract`` (``jit_strict``), with
 ``reassoc`` added and with no flags.  No NaN/inf test may be folded away, so
 ``nnan``/``ninf`` must never be used with it (the project never does).
@@ -306,7 +310,7 @@ def fast_exp(x):
     Returns the argument's type. See the module docstring for the algorithm and
     the error bound (``EXP_MAX_REL_ERR``)."""
     always_inline()
-    wide_vectors()      # the calling kernel's loops may use 512-bit vectors
+    wide_vectors()      # (its own function; callers mark themselves, see the module docstring)
     lo, hi, log2e, half, c1, c2 = _consts(x)
     # Clamp (vmaxps/vminps).  A NaN passes through; its lane computes garbage
     # that the final select replaces by the NaN.
@@ -330,6 +334,7 @@ def fast_exp(x):
 @jit
 def exp_into(x, out):
     """``out[i] = fast_exp(x[i])`` for 1-D contiguous arrays of one float dtype."""
+    wide_vectors()
     for i in range(x.shape[0]):
         out[i] = fast_exp(x[i])
 
@@ -337,5 +342,6 @@ def exp_into(x, out):
 @jit
 def exp_inplace(x):
     """``x[i] = fast_exp(x[i])`` for a 1-D contiguous float array."""
+    wide_vectors()
     for i in range(x.shape[0]):
         x[i] = fast_exp(x[i])

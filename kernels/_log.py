@@ -192,5 +192,6 @@ def fast_log(x):
 @jit
 def log_into(x, out):
     """``out[i] = fast_log(x[i])`` for 1-D contiguous arrays of one float dtype."""
+    wide_vectors()
     for i in range(x.shape[0]):
         out[i] = fast_log(x[i])

@@ -171,6 +171,7 @@ def _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n):
 @jit
 def sce_labels_jit(Z, y):
     """Mean loss only; a one-row scratch buffer holds exp(z − m)."""
+    wide_vectors()
     N, C = Z.shape
     scratch = np.empty((1, C), Z.dtype)
     total = 0.0
@@ -185,6 +186,7 @@ def sce_labels_jit(Z, y):
 
 @jit
 def sce_targets_jit(Z, Y):
+    wide_vectors()
     N, C = Z.shape
     scratch = np.empty((1, C), Z.dtype)
     total = 0.0
@@ -289,6 +291,7 @@ def _sce_grad_targets_block(Z, Y, dZ, r0, r1, C, inv_n):
 def sce_grad_labels_rows(Z, y, dZ):
     """Serial and allocation-free (the training epoch's): every row on the row-by-row
     path. The same bits as ``sce_grad_labels_jit``."""
+    wide_vectors()
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
     rows = max(1, BLOCK_ELEMS // C)

@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ._config import jit
+from ._config import jit, wide_vectors
 from ._registry import register
 from ._scalar import exp as _exp
 from ._scalar import log1p as _log1p
@@ -91,6 +91,7 @@ def sigmoid_mse_grad_vectorized(Z, Y, dZ):
 @register("sigmoid_bce_grad", "jit")
 @jit
 def sigmoid_bce_grad_jit(Z, Y, dZ):
+    wide_vectors()
     N, K = Z.shape
     zero = Z.dtype.type(0.0)
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
@@ -109,6 +110,7 @@ def sigmoid_bce_grad_jit(Z, Y, dZ):
 @register("sigmoid_mse_grad", "jit")
 @jit
 def sigmoid_mse_grad_jit(Z, Y, dZ):
+    wide_vectors()
     N, K = Z.shape
     zero = Z.dtype.type(0.0)
     one = Z.dtype.type(1.0)

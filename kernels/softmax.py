@@ -250,6 +250,7 @@ def _exp_shift_row(Z, i, m, out, C):
 def _sum_exp_contig(a):
     """Σ exp(a[j]) for a 1-D contiguous array (fast_exp is written to tolerate
     ``reassoc``; see _exp.py)."""
+    wide_vectors()
     s = a.dtype.type(0.0)
     for j in range(a.shape[0]):
         s += _exp(a[j])

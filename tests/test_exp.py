@@ -252,10 +252,11 @@ _VSCALEF_CHECK = """
 import re
 import numpy as np
 from numba import types
-from fastnn.kernels._config import HAS_AVX512, jit
+from fastnn.kernels._config import HAS_AVX512, jit, wide_vectors
 from fastnn.kernels._exp import fast_exp
 assert HAS_AVX512
 def loop(x, out):
+    wide_vectors()      # a kernel whose loops call fast_exp asks for 512-bit vectors itself
     for i in range(x.shape[0]):
         out[i] = fast_exp(x[i])
 for dt, nbt, suffix in ((np.float32, types.float32, "ps"), (np.float64, types.float64, "pd")):
