@@ -7,6 +7,18 @@ written before every argument of a call has been checked.
 
 The checks are the only Python between a caller and a kernel, so they are kept
 cheap: identity tests on dtypes first, the slow paths only for unusual input.
+
+Array subclasses and foreign arrays (the rule ``fastnn.functional`` documents):
+
+* read-only inputs are converted with ``np.asarray`` (``np.matrix``, ``np.memmap``, a
+  PyTorch CPU tensor or anything with ``__array__``: the plain array of the same
+  values), except masked arrays, which are a ``TypeError``: no kernel can honour a
+  mask, and ``np.asarray`` would drop it silently;
+* arrays that are written (``out``, ``sgd_update``'s ``param`` and ``velocity``) must be
+  exactly ``numpy.ndarray``: anything else is a ``TypeError`` naming the argument and
+  what to pass instead (:func:`written`). A subclass would be written through a view
+  whose indexing is not its own (``np.matrix``), or with its mask ignored, and an
+  array converted from a tensor may be a copy, so that the result would be lost.
 """
 from __future__ import annotations
 
@@ -16,6 +28,7 @@ import numbers
 import numpy as np
 
 from .kernels._config import jit as _jit
+from .kernels._finite import all_finite
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)
@@ -25,6 +38,110 @@ _INTP = np.dtype(np.intp)
 
 def _describe_dtype(dt) -> str:
     return str(dt) if dt.isnative else f"{dt.str} (non-native byte order)"
+
+
+def type_name(x) -> str:
+    """``numpy.matrix``, ``numpy.ma.MaskedArray``, ``torch.Tensor``: the public name of
+    ``x``'s type, for messages."""
+    t = type(x)
+    mod = t.__module__ or ""
+    if mod == "numpy.ma" or mod.startswith("numpy.ma."):
+        return "numpy.ma." + t.__qualname__
+    if mod == "numpy" or mod.startswith("numpy."):
+        return "numpy." + t.__qualname__
+    if mod in ("builtins", ""):
+        return t.__qualname__
+    return f"{mod.split('.')[0]}.{t.__qualname__}"
+
+
+def _is_masked(a) -> bool:
+    return isinstance(a, np.ma.MaskedArray)
+
+
+def plain(name: str, a):
+    """A read-only input as a plain ``numpy.ndarray`` when it is an ndarray subclass
+    (``np.asarray``: a view of the same memory); masked arrays are a ``TypeError``.
+    Anything that is not an ndarray is returned as it is (``floats`` converts it)."""
+    if type(a) is np.ndarray or not isinstance(a, np.ndarray):
+        return a
+    if _is_masked(a):
+        raise TypeError(
+            f"{name}: masked arrays are not supported (got {type_name(a)}): the kernels cannot "
+            f"honour a mask; pass {name}.filled(value) or np.asarray({name}) (which ignores it)")
+    return np.asarray(a)
+
+
+def written(name: str, a, role: str = "to write into") -> None:
+    """An array the call writes into must be exactly ``numpy.ndarray``: ``TypeError``
+    naming ``name`` otherwise (see the module docstring)."""
+    if type(a) is np.ndarray:
+        return
+    tn = type_name(a)
+    what = f"{name}: expected a numpy.ndarray {role}, got {tn}"
+    expr = name.split(" (")[0]                 # "out[0] (dW)" -> "out[0]"
+    if isinstance(a, np.ndarray):
+        if _is_masked(a):
+            raise TypeError(f"{what}: the kernels cannot honour a mask; pass a plain array "
+                            f"(np.asarray({expr}) is its data, written under the mask too)")
+        raise TypeError(f"{what}; pass np.asarray({expr}), a plain view of the same memory")
+    if any(hasattr(a, attr) for attr in ("__array__", "__array_interface__", "__dlpack__")):
+        raise TypeError(f"{what}: an array converted from it may be a copy, and what is "
+                        f"written into a copy is lost; pass a numpy.ndarray (for a PyTorch "
+                        f"CPU tensor t, t.numpy() shares its memory)")
+    raise TypeError(what)
+
+
+#: float32 rounds every |x| >= 2^128 - 2^103 (half an ulp above its maximum) to inf,
+#: and every |x| <= 2^-150 (half its smallest subnormal) to 0.
+F32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
+_F32_HALF_SUBNORMAL = 2.0 ** -150
+
+
+def convert_floats(name: str, x, dtype):
+    """``x`` (an array of real numbers: bool, integers or floats) as a C-contiguous
+    array of ``dtype`` (float32 or float64), converted without NumPy's cast warnings.
+
+    Values the conversion would turn into infinities (finite float64 beyond float32's
+    range, or extended-precision values beyond float64's) are a ``ValueError`` naming
+    ``name`` and the largest magnitude; NaN and infinities already in ``x`` are kept
+    (the caller's finiteness check names them). Values below the smallest subnormal
+    become 0, as in any float conversion.
+    """
+    dtype = np.dtype(dtype)
+    if type(x) is not np.ndarray:
+        x = plain(name, x)
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+    if x.dtype == dtype:
+        return np.ascontiguousarray(x)
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected real numbers, got dtype {_describe_dtype(x.dtype)}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = np.ascontiguousarray(x, dtype=dtype)
+    if (x.dtype.kind == "f" and x.dtype.itemsize > dtype.itemsize and y.size
+            and not all_finite(y)):
+        with np.errstate(invalid="ignore"):
+            lost = np.isinf(y) & np.isfinite(x)
+        if lost.any():
+            big = float(np.max(np.abs(x[lost])))
+            raise ValueError(f"{name}: values out of {dtype} range (max |x| = {big:.6g}; "
+                             f"the largest {dtype} is {float(np.finfo(dtype).max):.6g})")
+    return y
+
+
+def in_dtype(name: str, x: float, dtype) -> float:
+    """A finite non-negative hyperparameter ``x`` that survives rounding to ``dtype``
+    (round to nearest): ``ValueError`` if it would become inf (beyond float32's range)
+    or if a nonzero value would become 0 (below float32's smallest subnormal, 1.4e-45),
+    which would silently change the update. Returns ``x`` unchanged."""
+    if dtype is F32 and x != 0.0:
+        if abs(x) >= F32_OVERFLOW:
+            raise ValueError(f"{name}: {x!r} is beyond the range of float32, the parameters' "
+                             f"dtype (largest float32: {float(np.finfo(F32).max):.8g})")
+        if abs(x) <= _F32_HALF_SUBNORMAL:              # rounds (to even) to 0
+            raise ValueError(f"{name}: {x!r} rounds to 0 in float32, the parameters' dtype "
+                             f"(smallest positive float32: 1.4e-45); pass 0.0 for none")
+    return x
 
 
 def floats(name: str, a, dtype=None, ndim=None, shape_hint: str = ""):
@@ -46,7 +163,7 @@ def floats(name: str, a, dtype=None, ndim=None, shape_hint: str = ""):
                     f"{name}: expected a float32 or float64 array, got {type(a).__name__} of "
                     f"{a.dtype}; pass np.asarray(..., dtype=np.float32) (or float64)")
         else:
-            a = np.asarray(a)
+            a = plain(name, a)
     dt = a.dtype
     if dt is not F32 and dt is not F64:
         if dt.kind == "f" and dt.itemsize in (4, 8) and not dt.isnative:
@@ -76,20 +193,58 @@ def shape_is(name: str, a, expected: tuple, why: str, *why_args) -> None:
         raise ValueError(f"{name}: expected shape {expected} {why.format(*why_args)}, got {a.shape}")
 
 
+def _arrays(item):
+    """The arrays of an ``inputs`` entry ``(name, array)`` or ``(name, array, original)``:
+    what the kernel reads, and what the caller passed where that is another ndarray
+    (a copy was made: non-contiguous, byte-swapped, ...; the original may still share
+    memory with ``out``)."""
+    yield item[1]
+    if len(item) > 2:
+        orig = item[2]
+        if orig is not item[1] and isinstance(orig, np.ndarray):
+            yield orig
+
+
+def _overlaps(a, b) -> bool:
+    """Whether ``a`` and ``b`` share memory: NumPy's exact answer for strided views
+    (bounded work; too hard to decide counts as overlapping)."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=1 << 16))
+    except np.exceptions.TooHardError:
+        return True
+
+
+def _fast_disjoint(out, inputs) -> bool:
+    """True when ``out`` and every input own their memory and are distinct objects
+    (two arrays that each own their memory overlap only if they are the same array).
+    (The per-call path: no generator.)"""
+    for item in inputs:
+        other = item[1]
+        if out is other or other.base is not None:
+            return False
+        if len(item) > 2:
+            orig = item[2]
+            if orig is not other and isinstance(orig, np.ndarray) and (
+                    orig is out or orig.base is not None):
+                return False
+    return True
+
+
 def out_array(name: str, out, shape: tuple, dtype, inputs=()):
-    """Validate a caller-provided output array (written in place by the kernel)."""
+    """Validate a caller-provided output array (written in place by the kernel).
+
+    ``inputs``: ``(name, array)`` or ``(name, array, original)`` entries, the arrays
+    the kernel reads and, where a check converted one, what the caller passed; ``out``
+    must share memory with none of them."""
     if type(out) is np.ndarray and out.dtype is dtype and out.shape == shape:
         # fast path: a writeable C-contiguous array that owns its memory, as do the inputs
-        # (two arrays that each own their memory overlap only if they are the same array)
         flags = out.flags
-        if flags.writeable and flags.c_contiguous and out.base is None:
-            for _, other in inputs:
-                if out is other or other.base is not None:
-                    break
-            else:
-                return out
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray to write into, got {type(out).__name__}")
+        if (flags.writeable and flags.c_contiguous and out.base is None
+                and _fast_disjoint(out, inputs)):
+            return out
+    written(name, out)
     if out.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {dtype} (the inputs' dtype), got {_describe_dtype(out.dtype)}")
     if out.shape != shape:
@@ -100,13 +255,34 @@ def out_array(name: str, out, shape: tuple, dtype, inputs=()):
     if not flags.c_contiguous or not out.dtype.isnative:
         raise ValueError(f"{name}: expected a C-contiguous array in native byte order "
                          f"(use np.empty({shape}, dtype={dtype}))")
-    owns = out.base is None
-    for other_name, other in inputs:
-        # two arrays that each own their memory overlap only if they are the same
-        # array; otherwise ask NumPy (bounds check)
-        if (out is other) if (owns and other.base is None) else np.may_share_memory(out, other):
-            raise ValueError(f"{name}: must not overlap the input {other_name}")
+    for item in inputs:
+        for other in _arrays(item):
+            if out is other or _overlaps(out, other):
+                raise ValueError(f"{name}: must not overlap the input {item[0]}")
     return out
+
+
+def _same_layout(out, x) -> bool:
+    """``x`` is ``out``'s memory exactly: the same address, dtype and shape, both
+    C-contiguous (so the same elements in the same order)."""
+    return (x.ctypes.data == out.ctypes.data and x.dtype == out.dtype and x.shape == out.shape
+            and x.flags.c_contiguous)
+
+
+def no_partial_overlap(out_name: str, out, inputs) -> None:
+    """``out`` (written elementwise, C-contiguous) may be an input exactly (in place:
+    :func:`_same_layout`) but must not share memory with any input otherwise, before
+    or after the checks' conversions (``inputs`` as in :func:`out_array`)."""
+    if out.base is None and _fast_disjoint(out, inputs):
+        return                           # all own their memory: overlap means identity
+    for item in inputs:
+        for x in _arrays(item):
+            if out is x or (out.base is None and x.base is None):
+                continue                 # the same array, or two that own their memory
+            if _overlaps(out, x) and not _same_layout(out, x):
+                name = item[0]
+                raise ValueError(f"{out_name}: overlaps {name} partially; pass {name} itself "
+                                 f"(in place) or an array that does not overlap it")
 
 
 @_jit
@@ -120,8 +296,10 @@ def _first_label_out_of_range(y, C):
 
 def labels(name: str, y, N: int, C: int):
     """Integer class labels (N,) in [0, C), as a C-contiguous intp array."""
-    if not isinstance(y, np.ndarray):
-        y = np.asarray(y)
+    if type(y) is not np.ndarray:
+        y = plain(name, y)
+        if not isinstance(y, np.ndarray):
+            y = np.asarray(y)
     if y.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer class labels of shape ({N},) or float target "
                         f"rows of shape ({N}, {C}), got dtype {y.dtype}")

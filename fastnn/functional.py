@@ -8,6 +8,35 @@ arguments of one call in the same dtype); results are in that dtype. Invalid
 arguments raise ``TypeError`` (wrong kind or dtype) or ``ValueError`` (wrong
 shape or value) naming the argument, before anything is written.
 
+Array kinds. Read-only inputs may be any array-like: lists, ndarray subclasses
+(``np.matrix``, ``np.memmap``), objects with ``__array__`` (a PyTorch CPU tensor);
+they are converted with ``np.asarray`` and give the plain array's result. Masked
+arrays are a ``TypeError``: no kernel can honour a mask, and dropping it silently
+would compute on the masked values. Arrays that are written (``out``, and
+``sgd_update``'s ``param`` and ``velocity``) must be exactly ``numpy.ndarray``: a
+subclass is a ``TypeError`` telling you to pass ``np.asarray(x)`` (a plain view of the
+same memory), and a foreign array one telling you that its conversion may be a copy
+(what is written into a copy is lost).
+
+Overlap. ``out`` must not share memory with any input, as passed or as converted (a
+strided input is copied before the kernel runs; ``out`` may not overlap the original
+either). The one exception is in place: ``out`` exactly an input (the same memory,
+shape and dtype, C-contiguous) for ``sigmoid``, ``sigmoid_backward`` (``out`` is dH),
+``softmax`` and ``log_softmax``, and ``sgd_update``'s ``grad`` being ``param``. Any
+other sharing, partial or not, is a ``ValueError``.
+
+Float range (finite input; each docstring gives its operation's). No operation warns,
+and none gives NaN, for finite input up to ± the dtype's maximum. sigmoid, softmax
+and every gradient are finite; log_softmax is −inf where a log-probability is below
+the dtype's range (float32 row [3e38, −3e38]: −6e38). The losses are accumulated in
+float64 from non-negative terms, so an overflow is +inf: float32 losses are the mean
+rounded to float32 (+inf exactly when the mean is at least 2^128 − 2^103 =
+3.40282357e38, half an ulp above float32's maximum); float64 losses are +inf where
+the float64 total (or one float64 term) overflows, even where the mean would be
+representable. ``sgd_update`` rounds each step to the dtype (±inf where one
+overflows, never NaN); its hyperparameters are rounded to the parameters' dtype and
+must survive that (see :func:`sgd_update`).
+
 Formulas and notation: SPEC.md; the implementations: ``fastnn.kernels``.
 """
 from __future__ import annotations
@@ -74,19 +103,23 @@ def _zeros(K, dtype):
     return z
 
 
-def _layer_out(out, X, W, b, N, K):
-    """The (N, K) output of linear/linear_sigmoid: new, or ``out`` checked. Fast path
-    (no tuples built): a writeable C-contiguous array owning its memory, inputs that own
+def _layer_out(out, X, W, b, N, K, X0, W0, b0):
+    """The (N, K) output of linear/linear_sigmoid: new, or ``out`` checked against the
+    checked inputs X, W, b and what the caller passed (X0, W0, b0: a strided X0 was copied
+    into X, but ``out`` must not overlap X0 either). Fast path (no tuples built): a
+    writeable C-contiguous array owning its memory, inputs passed as they are that own
     theirs (then overlap means identity)."""
     if out is None:
         return np.empty((N, K), X.dtype)
     if (type(out) is _ndarray and out.base is None and out.dtype is X.dtype
             and out.shape == (N, K) and X.base is None and W.base is None and b.base is None
-            and out is not X and out is not W and out is not b):
+            and out is not X and out is not W and out is not b
+            and X is X0 and W is W0 and (b is b0 or b0 is None)):
         flags = out.flags
         if flags.writeable and flags.c_contiguous:
             return out
-    return v.out_array("out", out, (N, K), X.dtype, (("X", X), ("W", W), ("b", b)))
+    return v.out_array("out", out, (N, K), X.dtype,
+                       (("X", X, X0), ("W", W, W0), ("b", b, b0)))
 
 
 def _new_or_out(out, shape, dtype, inputs):
@@ -109,9 +142,9 @@ def linear(X, W, b=None, *, out=None, impl=None):
     -------
     Z : (N, K) array of X's dtype
     """
-    X, W, b, N, K = _layer_args(X, W, b)
-    out = _layer_out(out, X, W, b, N, K)
-    return kernel("linear", impl)(X, W, b, out)
+    Xc, Wc, bc, N, K = _layer_args(X, W, b)
+    out = _layer_out(out, Xc, Wc, bc, N, K, X, W, b)
+    return kernel("linear", impl)(Xc, Wc, bc, out)
 
 
 def linear_sigmoid(X, W, b=None, *, out=None, impl=None):
@@ -120,30 +153,22 @@ def linear_sigmoid(X, W, b=None, *, out=None, impl=None):
     Shapes as :func:`linear`; returns H (N, K) in X's dtype. The jit version applies
     bias and sigmoid to blocks of the product while they are in cache.
     """
-    X, W, b, N, K = _layer_args(X, W, b)
-    out = _layer_out(out, X, W, b, N, K)
-    return kernel("linear_sigmoid", impl)(X, W, b, out)
+    Xc, Wc, bc, N, K = _layer_args(X, W, b)
+    out = _layer_out(out, Xc, Wc, bc, N, K, X, W, b)
+    return kernel("linear_sigmoid", impl)(Xc, Wc, bc, out)
 
 
 def _elementwise_out(out, a, inputs=()):
-    """New, or ``out`` checked. ``out`` may be one of the inputs exactly (same memory:
-    in place) but must not overlap any input partially: the jit loops would then read
-    elements they had already written."""
+    """New, or ``out`` checked. ``out`` may be one of the inputs exactly (the same
+    memory, shape and dtype: in place) but must not overlap any input otherwise, as
+    passed or as converted (``inputs``: ``(name, checked, original)``): the jit loops
+    would read elements they had already written, and an input that had to be copied
+    (strided, byte-swapped) is not the array ``out`` is."""
     if out is None:
         return np.empty(a.shape, a.dtype)
     out = v.out_array("out", out, a.shape, a.dtype)
-    _no_partial_overlap("out", out, inputs)
+    v.no_partial_overlap("out", out, inputs)
     return out
-
-
-def _no_partial_overlap(out_name, out, inputs):
-    """``out`` (written elementwise) may be an input exactly, but no partial overlap."""
-    for name, x in inputs:
-        if out is x or (out.base is None and x.base is None):
-            continue                     # the same array, or two that own their memory
-        if np.may_share_memory(out, x) and out.ctypes.data != x.ctypes.data:
-            raise ValueError(f"{out_name}: overlaps {name} partially; pass {name} itself "
-                             f"(in place) or an array that does not overlap it")
 
 
 def sigmoid(Z, *, out=None, impl=None):
@@ -152,9 +177,9 @@ def sigmoid(Z, *, out=None, impl=None):
     Computed as ``e^z/(1+e^z)`` for z < 0: no overflow or warning for any finite
     input, NaN propagates. ``out`` may be Z itself (in place).
     """
-    Z = v.floats("Z", Z)
-    out = _elementwise_out(out, Z, (("Z", Z),))
-    kernel("sigmoid", impl)(Z.reshape(-1), out.reshape(-1))
+    Zc = v.floats("Z", Z)
+    out = _elementwise_out(out, Zc, (("Z", Zc, Z),))
+    kernel("sigmoid", impl)(Zc.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -164,11 +189,11 @@ def sigmoid_backward(dH, H, *, out=None, impl=None):
     dH, H: arrays of one shape; returns dZ of that shape (``out`` is overwritten,
     never accumulated into; it may be dH).
     """
-    H = v.floats("H", H)
-    dH = v.floats("dH", dH, H.dtype)
-    v.shape_is("dH", dH, H.shape, "to match H {}", H.shape)
-    out = _elementwise_out(out, H, (("dH", dH), ("H", H)))
-    kernel("sigmoid_backward", impl)(dH.reshape(-1), H.reshape(-1), out.reshape(-1))
+    Hc = v.floats("H", H)
+    dHc = v.floats("dH", dH, Hc.dtype)
+    v.shape_is("dH", dHc, Hc.shape, "to match H {}", Hc.shape)
+    out = _elementwise_out(out, Hc, (("dH", dHc, dH), ("H", Hc, H)))
+    kernel("sigmoid_backward", impl)(dHc.reshape(-1), Hc.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -200,8 +225,9 @@ def _over_rows(op, Z, out, impl):
             if shape[0] and shape[1]:
                 kernel(op, impl)(Z, out)
             return out
+    Z0 = Z
     Z, R, C = _rows("Z", Z)
-    out = _elementwise_out(out, Z, (("Z", Z),))
+    out = _elementwise_out(out, Z, (("Z", Z, Z0),))
     if Z.ndim == 2:
         if R and C:
             kernel(op, impl)(Z, out)
@@ -221,7 +247,12 @@ def softmax(Z, *, out=None, impl=None):
 
 
 def log_softmax(Z, *, out=None, impl=None):
-    """``log softmax(Z)`` over the last axis: ``Z − m − log Σ exp(Z − m)``; any ndim >= 1."""
+    """``log softmax(Z)`` over the last axis: ``Z − m − log Σ exp(Z − m)``; any ndim >= 1.
+
+    ``out`` may be Z (in place). A log-probability below the dtype's range is −inf
+    (float32 row [3e38, −3e38]: the second is −6e38), with no warning; finite input
+    gives no NaN.
+    """
     return _over_rows("log_softmax", Z, out, impl)
 
 
@@ -237,9 +268,33 @@ def _logits_targets(Z, y):
         y = v.floats("y", y, Z.dtype, ndim=2,
                      shape_hint=" of target rows (N, C) (or integer labels (N,))")
         v.shape_is("y", y, (N, C), "to match Z {}", Z.shape)
+        _check_target_rows(y)
     else:
         y = v.labels("y", y, N, C)
     return Z, y, N, C
+
+
+def _check_target_rows(Y):
+    """Target rows are non-negative weights whose row sums are at most half the dtype's
+    largest value (the gradient scales P by Σ_k Y_ik: with that bound no summation order
+    overflows; a NaN passes and propagates). Two reductions; the row sums only when
+    the largest weight could make one too large."""
+    if Y.size == 0:
+        return
+    lo, hi = Y.min(), Y.max()
+    if lo < 0:
+        i, j = np.unravel_index(int(np.argmin(Y)), Y.shape)
+        raise ValueError(f"y: target rows must be non-negative weights (one-hot or "
+                         f"probabilities), got {float(lo):.6g} at [{i}, {j}]")
+    half = float(np.finfo(Y.dtype).max) / 2
+    if float(hi) * Y.shape[1] > half:
+        with np.errstate(over="ignore"):
+            sums = Y.sum(axis=1, dtype=np.float64)
+        for i in np.flatnonzero(sums > half):
+            if np.isfinite(Y[i]).all():           # (an inf weight is non-finite input)
+                raise ValueError(
+                    f"y: each target row must sum to at most {half:.6g} (half the largest "
+                    f"{Y.dtype}), got a row summing to {float(sums[i]):.6g} at index {i}")
 
 
 def softmax_cross_entropy(Z, y, *, impl=None):
@@ -253,7 +308,18 @@ def softmax_cross_entropy(Z, y, *, impl=None):
 
     Returns
     -------
-    loss : scalar of Z's dtype; finite for every finite Z (through logsumexp).
+    loss : scalar of Z's dtype, through logsumexp, each row's term
+        ``(m_i − Z[i, y_i]) + log Σ_j exp(Z_ij − m_i)`` in float64 (m_i the row max).
+        Range, for finite Z: float32, the mean rounded to float32: finite exactly when
+        it is below 3.40282357e38 (2^128 − 2^103, half an ulp above float32's
+        maximum), else +inf (a row [3e38, −3e38] with label 1 alone: 6e38 -> +inf).
+        float64: +inf where a term ``m_i − Z_ij`` (a label, or a nonzero target
+        weight) or the float64 total overflows 1.797e308; finite for sure when
+        N·(2·max|Z| + log C) < 1.797e308 (labels) — e.g. max|Z| < 8.9e307 for N = 1.
+        Never NaN, no warning.
+
+    Target rows must be non-negative, each summing to at most half the dtype's
+    maximum (``ValueError`` otherwise: the gradient scales P by the row sum).
     """
     Z, y, N, C = _logits_targets(Z, y)
     return Z.dtype.type(kernel("softmax_cross_entropy", impl)(Z, y))
@@ -263,15 +329,16 @@ def softmax_cross_entropy_grad(Z, y, *, out=None, impl=None):
     """Loss and gradient: ``(L, dZ)`` with ``dZ = (softmax(Z) − Y)/N`` (SPEC "Gradients").
 
     For target rows, ``dZ = (P · Σ_k Y_ik − Y)/N``, equal to ``(P − Y)/N`` when rows sum
-    to 1. Arguments as :func:`softmax_cross_entropy`; ``out`` (N, C) is overwritten.
+    to 1. Arguments, and the loss's range, as :func:`softmax_cross_entropy`; ``out``
+    (N, C) is overwritten. dZ is finite for every finite Z (|dZ| <= max(1, Σ_k Y_ik)/N).
     """
-    Z, y, N, C = _logits_targets(Z, y)
-    out = _new_or_out(out, (N, C), Z.dtype, (("Z", Z), ("y", y)))
-    loss = kernel("softmax_cross_entropy_grad", impl)(Z, y, out)
-    return Z.dtype.type(loss), out
+    Zc, yc, N, C = _logits_targets(Z, y)
+    out = _new_or_out(out, (N, C), Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
+    loss = kernel("softmax_cross_entropy_grad", impl)(Zc, yc, out)
+    return Zc.dtype.type(loss), out
 
 
-def _sigmoid_output_args(Z, y, *, binary):
+def _sigmoid_output_args(Z, y, *, binary, yname):
     Z = v.floats("Z", Z)
     if Z.ndim == 1:
         Z = Z.reshape(-1, 1)
@@ -280,15 +347,17 @@ def _sigmoid_output_args(Z, y, *, binary):
     N, K = Z.shape
     if N == 0:
         raise ValueError("Z: empty batch (N = 0): the mean loss over no samples is undefined")
-    yarr = y if isinstance(y, np.ndarray) else np.asarray(y)
+    yarr = v.plain(yname, y)
+    if not isinstance(yarr, np.ndarray):
+        yarr = np.asarray(yarr)
     if yarr.dtype.kind in "iub":
         yarr = yarr.astype(Z.dtype)                   # 0/1 labels are targets too
-    y = v.floats("y", yarr, Z.dtype)
+    y = v.floats(yname, yarr, Z.dtype)
     if y.shape == (N,) and K == 1:
         y = y.reshape(N, 1)
-    v.shape_is("y", y, (N, K), "to match Z {}", Z.shape)
+    v.shape_is(yname, y, (N, K), "to match Z {}", Z.shape)
     if binary and y.size and (y.min() < 0 or y.max() > 1):
-        raise ValueError("y: binary cross-entropy targets must lie in [0, 1], "
+        raise ValueError(f"{yname}: binary cross-entropy targets must lie in [0, 1], "
                          f"got values in [{y.min()}, {y.max()}]")
     return Z, y, N, K
 
@@ -297,28 +366,45 @@ def sigmoid_bce_grad(Z, y, *, out=None, impl=None):
     """Sigmoid output + binary cross-entropy, from the logits: ``(J, dZ)``.
 
     ``J = −(1/N) Σ [y log σ(z) + (1−y) log(1−σ(z))]`` (summed over outputs, mean over
-    the batch), computed as ``max(z,0) − z·y + log1p(e^−|z|)``: finite for finite z.
-    ``dZ = (σ(Z) − y)/N``. Z: (N,) or (N, K); y: same shape (or (N,) for Z (N, 1)),
-    in [0, 1], float of Z's dtype or 0/1 integers. dZ has Z's shape.
+    the batch), each term computed as ``(z·(1−y) if z >= 0 else −z·y) + log1p(e^−|z|)``
+    (``max(z,0) − z·y + log1p(e^−|z|)`` without cancellation), in [0, |z| + log 2],
+    added in float64. ``dZ = (σ(Z) − y)/N``, in [−1/N, 1/N]. Z: (N,) or (N, K); y: same
+    shape (or (N,) for Z (N, 1)), in [0, 1], float of Z's dtype or 0/1 integers. dZ
+    has Z's shape.
+
+    Range, for finite Z: float32, J is the float64 mean rounded to float32: finite
+    exactly when it is below 3.40282357e38 (2^128 − 2^103, half an ulp above
+    float32's maximum), else +inf. float64: +inf where the float64 total of the N·K
+    terms overflows 1.797e308 (finite for sure when
+    Σ (|z| + log 2) < 1.797e308), even where J itself would be representable. dZ is
+    always finite; never NaN, no warning.
     """
     shape = np.shape(Z)
-    Z, y, N, K = _sigmoid_output_args(Z, y, binary=True)
-    out = _new_or_out(out, shape, Z.dtype, (("Z", Z), ("y", y)))
-    loss = kernel("sigmoid_bce_grad", impl)(Z, y, out.reshape(N, K))
-    return Z.dtype.type(loss), out
+    Zc, yc, N, K = _sigmoid_output_args(Z, y, binary=True, yname="y")
+    out = _new_or_out(out, shape, Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
+    loss = kernel("sigmoid_bce_grad", impl)(Zc, yc, out.reshape(N, K))
+    return Zc.dtype.type(loss), out
 
 
 def sigmoid_mse_grad(Z, Y, *, out=None, impl=None):
     """Sigmoid output + quadratic cost: ``(E, δ)``, ``E = (1/2N) Σ ‖σ(Z) − Y‖²``,
     ``δ = (σ(Z) − Y) ⊙ σ(Z) ⊙ (1 − σ(Z))/N`` (SPEC "Losses", seed 001).
 
-    Shapes as :func:`sigmoid_bce_grad`; Y need not lie in [0, 1].
+    Shapes as :func:`sigmoid_bce_grad`; Y need not lie in [0, 1]. Each residual
+    r = σ(z) − y is formed in Z's dtype and squared and added in float64.
+
+    Range, for finite Z and Y: float32, E is the mean rounded to float32 (r² never
+    overflows float64): finite exactly when it is below 3.40282357e38 (2^128 − 2^103,
+    half an ulp above float32's maximum), else +inf (Y = 2.2e19: E = 2.42e38, finite).
+    float64: +inf where the float64 total Σ r² overflows 1.797e308 (any |r| >=
+    1.34e154, or their sum), even where E would be representable. δ is always finite
+    (|δ| <= |r|/(4N)); never NaN, no warning.
     """
     shape = np.shape(Z)
-    Z, Y, N, K = _sigmoid_output_args(Z, Y, binary=False)
-    out = _new_or_out(out, shape, Z.dtype, (("Z", Z), ("Y", Y)))
-    loss = kernel("sigmoid_mse_grad", impl)(Z, Y, out.reshape(N, K))
-    return Z.dtype.type(loss), out
+    Zc, Yc, N, K = _sigmoid_output_args(Z, Y, binary=False, yname="Y")
+    out = _new_or_out(out, shape, Zc.dtype, (("Z", Zc, Z), ("Y", Yc, Y)))
+    loss = kernel("sigmoid_mse_grad", impl)(Zc, Yc, out.reshape(N, K))
+    return Zc.dtype.type(loss), out
 
 
 def linear_backward(dZ, X, W, *, compute_dX=True, out=None, impl=None):
@@ -335,6 +421,7 @@ def linear_backward(dZ, X, W, *, compute_dX=True, out=None, impl=None):
     -------
     (dW (K, D), db (K,), dX (N, D) or None)
     """
+    X0, dZ0, W0 = X, dZ, W
     X = v.floats("X", X, ndim=2, shape_hint=" (N, in_features)")
     dZ = v.floats("dZ", dZ, X.dtype, ndim=2, shape_hint=" (N, out_features)")
     W = v.floats("W", W, X.dtype, ndim=2, shape_hint=" (out_features, in_features)")
@@ -343,7 +430,7 @@ def linear_backward(dZ, X, W, *, compute_dX=True, out=None, impl=None):
     if W.shape[1] != D:
         raise ValueError(f"W: expected shape ({K}, {D}) to match X {X.shape}, got {W.shape}")
     v.shape_is("dZ", dZ, (N, K), "to match X {} and W {}", X.shape, W.shape)
-    inputs = (("dZ", dZ), ("X", X), ("W", W))
+    inputs = (("dZ", dZ, dZ0), ("X", X, X0), ("W", W, W0))
     if out is None:
         dW, db = np.empty((K, D), X.dtype), np.empty(K, X.dtype)
         dX = np.empty((N, D), X.dtype) if compute_dX else None
@@ -373,6 +460,7 @@ def hidden_delta(dZ, W, H, *, out=None, impl=None):
     H (N, D). Returns (N, D); the jit version fuses the product and the sigmoid
     derivative block by block. ``out`` is overwritten.
     """
+    H0, dZ0, W0 = H, dZ, W
     H = v.floats("H", H, ndim=2, shape_hint=" (N, hidden)")
     dZ = v.floats("dZ", dZ, H.dtype, ndim=2, shape_hint=" (N, out_features)")
     W = v.floats("W", W, H.dtype, ndim=2, shape_hint=" (out_features, hidden)")
@@ -380,7 +468,7 @@ def hidden_delta(dZ, W, H, *, out=None, impl=None):
     K = W.shape[0]
     v.shape_is("W", W, (K, D), "to match H {}", H.shape)
     v.shape_is("dZ", dZ, (N, K), "to match H {} and W {}", H.shape, W.shape)
-    out = _new_or_out(out, (N, D), H.dtype, (("dZ", dZ), ("W", W), ("H", H)))
+    out = _new_or_out(out, (N, D), H.dtype, (("dZ", dZ, dZ0), ("W", W, W0), ("H", H, H0)))
     return kernel("hidden_delta", impl)(dZ, W, H, out)
 
 
@@ -411,11 +499,25 @@ def sgd_update(param, grad, lr, *, momentum=0.0, velocity=None, weight_decay=0.0
     weight_decay, l1 : finite floats >= 0
     nesterov : bool; requires momentum > 0
 
+    Scalars are converted to param's dtype by rounding to nearest
+    (``np.float32(lr)``), and the update is computed in that dtype. For float32 a
+    value that would round to inf (>= 3.4028235677973366e38) or a nonzero value that
+    would round to 0 (<= 2^-150, e.g. momentum 1e-300) is a ``ValueError``: the
+    update would silently be another one. Which terms take part is decided by the
+    values given (momentum > 0 updates velocity; weight_decay, l1 > 0 apply).
+
+    Extremes, for finite input: each step is rounded to the dtype, so where one
+    overflows (grad + weight_decay·w, lr·g) the result is ±inf, as NumPy's arithmetic
+    in that dtype gives; lr = 0 leaves param exactly as it is. The L1 threshold is
+    ``lr·l1`` in the dtype; where it overflows (lr = l1 = 1e20 in float32) every
+    parameter becomes ±0 (``|w| <= inf``), an infinite one included. Never NaN, no
+    warning; NaN in the input propagates.
+
     Every argument is checked before anything is written: on error, param and
-    velocity are unchanged.
+    velocity are unchanged. ``param`` and ``velocity`` must be exactly
+    ``numpy.ndarray`` (module docstring); ``grad`` may be any array-like.
     """
-    if not isinstance(param, np.ndarray):
-        raise TypeError(f"param: expected a numpy.ndarray updated in place, got {type(param).__name__}")
+    v.written("param", param, "updated in place")
     dt = param.dtype
     if dt is not v.F32 and dt is not v.F64:
         raise TypeError(f"param: expected a float32 or float64 array, got {param.dtype}")
@@ -423,12 +525,14 @@ def sgd_update(param, grad, lr, *, momentum=0.0, velocity=None, weight_decay=0.0
         raise ValueError("param: the array is read-only")
     if not param.flags.c_contiguous:
         raise ValueError("param: expected a C-contiguous array (it is updated in place)")
+    grad0 = grad
     grad = v.floats("grad", grad, dt)
     v.shape_is("grad", grad, param.shape, "to match param {}", param.shape)
-    lr = v.real("lr", lr, lo=0.0)
-    momentum = v.real("momentum", momentum, lo=0.0, hi=1.0, hi_open=True)
-    weight_decay = v.real("weight_decay", weight_decay, lo=0.0)
-    l1 = v.real("l1", l1, lo=0.0)
+    lr = v.in_dtype("lr", v.real("lr", lr, lo=0.0), dt)
+    momentum = v.in_dtype("momentum", v.real("momentum", momentum, lo=0.0, hi=1.0,
+                                             hi_open=True), dt)
+    weight_decay = v.in_dtype("weight_decay", v.real("weight_decay", weight_decay, lo=0.0), dt)
+    l1 = v.in_dtype("l1", v.real("l1", l1, lo=0.0), dt)
     if not isinstance(nesterov, (bool, np.bool_)):
         raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__}")
     if nesterov and momentum == 0:
@@ -445,9 +549,9 @@ def sgd_update(param, grad, lr, *, momentum=0.0, velocity=None, weight_decay=0.0
         vel = _EMPTY.get(dt)
         if vel is None:
             vel = _EMPTY[dt] = np.empty(0, dt)
-    _no_partial_overlap("param", param, (("grad", grad),))
+    v.no_partial_overlap("param", param, (("grad", grad, grad0),))
     if velocity is not None:
-        _no_partial_overlap("velocity", velocity, (("grad", grad),))
+        v.no_partial_overlap("velocity", velocity, (("grad", grad, grad0),))
     p = param
     if p.ndim != 1:
         p, grad = p.reshape(-1), grad.reshape(-1)

@@ -1,7 +1,8 @@
 """Softmax cross-entropy, mean over the batch, and its gradient w.r.t. the logits.
 
 SPEC "Losses":     L = (1/N) Σ_i (logsumexp(Z[i,:]) − Z[i, y_i])
-                   computed through logsumexp (never log(p)): finite for finite Z.
+                   computed through logsumexp (never log(p)), each row's term as
+                   (m_i − z_{i,y_i}) + log Σ_j exp(z_ij − m_i) in float64.
 SPEC "Gradients":  ∂L/∂Z = (P − Y)/N,  P = softmax(Z),  Y the one-hot of y.
 
 Targets may also be rows Y (N, C) of non-negative weights (one-hot or
@@ -10,8 +11,22 @@ probabilities): L = (1/N) Σ_i Σ_j Y[i,j] (logsumexp(Z[i,:]) − Z[i,j]) and
 sum to 1. Terms with Y[i,j] = 0 contribute exactly 0 (even where Z[i,j] = −inf).
 
 Raw kernels: destination passing, no validation; N >= 1, C >= 1, labels already
-checked to lie in [0, C) (Numba does not check bounds). The loss is accumulated in
-float64 and returned as a scalar of Z's dtype.
+checked to lie in [0, C) (Numba does not check bounds), target rows non-negative
+with row sums at most half the dtype's maximum. The loss is accumulated in float64
+and returned as a scalar of Z's dtype (rounded to nearest, ``as_dtype_scalar``).
+
+Range (finite Z; every term is >= 0, so an overflow gives +inf, never NaN):
+
+* float32: a row's term is at most 2·3.4e38 + log C (times a weight below 1.7e38 for
+  target rows), so the float64 total cannot overflow: L is the mean rounded to
+  float32, finite exactly when it is below 3.40282357e38 (2^128 − 2^103, half an ulp
+  above float32's maximum), +inf otherwise (one sample with z_y = −3e38 and another
+  logit 3e38: L = 6e38 -> +inf).
+* float64: L is +inf when a row's m_i − z_{i,y_i} (for targets: any m_i − z_ij with a
+  nonzero weight) or the float64 total overflows,
+  also where the mean would be representable: finite for sure when
+  N·(2·max|Z| + log C) < 1.797e308 (labels), e.g. max|Z| below 8.9e307 for one sample.
+* dZ is always finite: softmax(Z) − Y with every entry of P in [0, 1].
 
     softmax_cross_entropy(Z, y) -> loss              Z (N, C); y (N,) int64 or (N, C)
     softmax_cross_entropy_grad(Z, y, dZ) -> loss     dZ (N, C), overwritten
@@ -34,10 +49,15 @@ from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, SCRATCH_RUNS, _
                       _transposed_scratch)
 
 
+#: Magnitudes that round to inf in float32 (half an ulp above its maximum and beyond).
+_F32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
+
+
 def as_dtype_scalar(x, dtype):
-    """float -> scalar of ``dtype``; magnitudes beyond the dtype's range become ±inf
-    without NumPy's overflow warning (the true value is not representable)."""
-    if abs(x) > float(np.finfo(dtype).max) and x == x:
+    """float -> scalar of ``dtype``, rounded to nearest as a jit kernel's conversion
+    rounds it: magnitudes from half an ulp above float32's maximum become ±inf, without
+    NumPy's overflow warning (the true value is not representable)."""
+    if dtype == np.float32 and abs(x) >= _F32_OVERFLOW and x == x:
         return dtype.type(math.copysign(math.inf, x))
     return dtype.type(x)
 
@@ -97,14 +117,16 @@ def _shifted_lse(Z):
 def _vec_loss(Z, m, log_s, y, N):
     # per-row loss (m − z) + log Σ, in float64: in float32, m − z can exceed the
     # range (3e38 − (−3e38)) although the mean loss need not
+    # (errstate: in float64, m − z beyond the range and a total beyond it are +inf, the
+    # documented result; invalid: y · (−inf) where y = 0 and z = −inf, discarded by where)
     m64, log_s64 = m.astype(np.float64), log_s.astype(np.float64)
-    if y.ndim == 1:
-        per_row = (m64[:, 0] - Z[np.arange(N), y]) + log_s64[:, 0]
-    else:
-        with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
+        if y.ndim == 1:
+            per_row = (m64[:, 0] - Z[np.arange(N), y]) + log_s64[:, 0]
+        else:
             terms = np.where(y != 0, y * ((m64 - Z) + log_s64), 0)
-        per_row = terms.sum(axis=1)
-    return per_row.sum() / N
+            per_row = terms.sum(axis=1)
+        return per_row.sum() / N
 
 
 @register("softmax_cross_entropy", "vectorized")

@@ -155,9 +155,11 @@ def test_cross_entropy_grad_out_untouched_on_error():
 @pytest.mark.parametrize("op", ["sigmoid_bce_grad", "sigmoid_mse_grad"])
 def test_sigmoid_losses_bad_input(op):
     fn = getattr(fastnn, op)
+    t = "y" if op == "sigmoid_bce_grad" else "Y"     # each message names the argument
     Z = np.zeros((3, 2), f32)
-    raises(ValueError, "y", fn, Z, np.zeros((3, 3), f32))
-    raises(TypeError, "y", fn, Z, np.zeros((3, 2), f64))
+    raises(ValueError, t, fn, Z, np.zeros((3, 3), f32))
+    raises(TypeError, t, fn, Z, np.zeros((3, 2), f64))
+    raises(TypeError, t, fn, Z, np.ma.zeros((3, 2), f32))        # a mask: rejected
     raises(ValueError, "Z", fn, np.zeros((0, 2), f32), np.zeros((0, 2), f32))
     raises(ValueError, "Z", fn, np.zeros((2, 2, 2), f32), np.zeros((2, 2, 2), f32))
     if op == "sigmoid_bce_grad":
