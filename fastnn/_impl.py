@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 from contextvars import ContextVar
 
-from .kernels import IMPL_NAMES, IMPLS
+from .kernels import IMPLS, UNAVAILABLE, impl_names
 
 DEFAULT_IMPL = "jit"
 _default = [DEFAULT_IMPL]                      # process-wide, set_impl()
@@ -12,13 +12,16 @@ _override: ContextVar = ContextVar("fastnn_impl", default=None)   # use_impl()
 
 
 def impls() -> tuple:
-    """The names of the registered implementations: ``("loop", "vectorized", "jit")``."""
-    return IMPL_NAMES
+    """The names of the registered implementations: ``("loop", "vectorized", "jit")``
+    and any other registered (``cuda`` where a GPU is available, a user's own)."""
+    return tuple(impl_names())
 
 
 def _check(name):
-    if name not in IMPL_NAMES:
-        raise ValueError(f"impl: expected one of {', '.join(map(repr, IMPL_NAMES))}, got {name!r}")
+    names = impl_names()
+    if name not in names:
+        why = f" ({name} is unavailable here: {UNAVAILABLE[name]})" if name in UNAVAILABLE else ""
+        raise ValueError(f"impl: expected one of {', '.join(map(repr, names))}, got {name!r}{why}")
     return name
 
 
@@ -53,4 +56,6 @@ def kernel(op: str, impl):
         return IMPLS[op][impl]
     except KeyError:
         _check(impl)
-        raise ValueError(f"impl: operation {op!r} has no {impl!r} implementation") from None
+        have = ", ".join(repr(n) for n in impl_names() if n in IMPLS[op])
+        raise ValueError(f"impl: operation {op!r} has no {impl!r} implementation "
+                         f"(it has {have})") from None

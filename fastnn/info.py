@@ -101,7 +101,7 @@ def info() -> dict:
     from numba.core.config import USING_SVML  # type: ignore[attr-defined]
 
     from . import _blas_threads
-    from .kernels import EXP_NAME, IMPL_NAMES, IMPLS
+    from .kernels import EXP_NAME, IMPLS, UNAVAILABLE, impl_names
     from .kernels._config import CACHE, FASTMATH
 
     try:
@@ -145,7 +145,8 @@ def info() -> dict:
             if _blas_threads.REPORT else ""),
         "OpenMP spin of Numba's threads": "; ".join(_blas_threads.OMP_REPORT) or "(not set up)",
         "operations": f"{len(IMPLS)}: " + ", ".join(sorted(IMPLS)),
-        "implementations": ", ".join(IMPL_NAMES),
+        "implementations": ", ".join(impl_names()) + "".join(
+            f"; {k} unavailable: {v}" for k, v in UNAVAILABLE.items()),
     }
 
 

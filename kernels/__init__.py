@@ -9,9 +9,11 @@ Raw kernels do NOT validate their arguments (wrong shapes or out-of-range labels
 read or write out of bounds in jit code). Use the checked functions in ``fastnn``
 unless you have validated the inputs yourself.
 """
-from ._registry import IMPL_NAMES, IMPLS, OPS, register  # noqa: F401
+from ._registry import (CORE_IMPLS, IMPL_NAMES, IMPLS, OPS, UNAVAILABLE,  # noqa: F401
+                        available, impl_names, register)
 from . import sigmoid, softmax, cross_entropy, sigmoid_losses, linear, sgd  # noqa: F401,E401
 from . import perceptron  # noqa: F401
 from ._scalar import EXP_NAME  # noqa: F401
 
-__all__ = ["IMPLS", "IMPL_NAMES", "OPS", "register", "EXP_NAME"]
+__all__ = ["IMPLS", "IMPL_NAMES", "CORE_IMPLS", "OPS", "UNAVAILABLE", "register",
+           "available", "impl_names", "EXP_NAME"]

@@ -167,8 +167,12 @@ def test_declared_floors_are_the_minimum_versions_ci_tests():
 
 
 def test_every_operation_has_every_implementation_with_one_signature():
+    """Every operation has the core implementations; every registered one (core or not)
+    has the same parameters."""
     for op, table in fastnn.kernels.IMPLS.items():
-        assert set(table) == set(fastnn.impls()), op
+        assert set(fastnn.kernels.CORE_IMPLS) <= set(table), op
+        assert set(table) <= set(fastnn.impls()), op
+        assert fastnn.kernels.available(op)[:3] == list(fastnn.kernels.CORE_IMPLS)
         sigs = set()
         for impl, fn in table.items():
             py = getattr(fn, "py_func", fn)
@@ -307,3 +311,32 @@ def test_libgomp_loaded_before_fastnn_is_left_alone():
         print(_blas_threads.OMP_REPORT, os.environ.get("GOMP_SPINCOUNT"))
     """, {})
     assert out.strip() == str(["kept: libgomp was loaded before fastnn"]) + " None", out
+
+
+def test_registry_takes_another_implementation_for_some_operations(monkeypatch):
+    """An implementation beyond the core three, for one operation only: the API takes it
+    by name, impls() lists it, other operations say they lack it, and an unknown name
+    lists the known ones."""
+    import numpy as np
+    from fastnn.kernels import _registry as R
+    monkeypatch.setattr(R, "IMPLS", {op: dict(t) for op, t in R.IMPLS.items()})
+    monkeypatch.setattr(fastnn.kernels, "IMPLS", R.IMPLS)
+    import fastnn._impl as I
+    monkeypatch.setattr(I, "IMPLS", R.IMPLS)
+    calls = []
+
+    @R.register("softmax", "mine")
+    def softmax_mine(Z, out):
+        calls.append(Z.shape)
+        return fastnn.kernels.IMPLS["softmax"]["vectorized"](Z, out)
+    assert "mine" in fastnn.impls() and fastnn.impls()[:3] == ("loop", "vectorized", "jit")
+    Z = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(fastnn.softmax(Z, impl="mine"), fastnn.softmax(Z, impl="vectorized"))
+    assert calls == [(2, 3)]
+    assert R.available("softmax")[-1] == "mine" and "mine" not in R.available("sigmoid")
+    with pytest.raises(ValueError, match="'sigmoid' has no 'mine' implementation"):
+        fastnn.sigmoid(Z, impl="mine")
+    with pytest.raises(ValueError, match="impl: expected one of 'loop'"):
+        fastnn.softmax(Z, impl="nonsense")
+    with pytest.raises(ValueError, match="impl: expected a name"):
+        R.register("softmax", "no spaces")
