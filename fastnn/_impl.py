@@ -17,7 +17,7 @@ def impls() -> tuple:
 
 
 def _check(name):
-    if name not in IMPL_NAMES:
+    if not isinstance(name, str) or name not in IMPL_NAMES:
         raise ValueError(f"impl: expected one of {', '.join(map(repr, IMPL_NAMES))}, got {name!r}")
     return name
 
