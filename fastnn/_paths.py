@@ -40,8 +40,7 @@ def check_output_path(path, name: str = "path") -> str:
     if "\0" in p:
         raise ValueError(f"{name}: a path cannot contain a NUL character, got {p!r}")
     if os.path.isdir(p):
-        raise ValueError(f"{name}: {p} is a folder; expected a file path inside it, "
-                         f"e.g. {os.path.join(p, 'model.npz')}")
+        raise ValueError(f"{name}: {p} is a folder; expected the path of a file (in it, or elsewhere)")
     if os.path.lexists(p) and not os.path.isfile(p):
         raise ValueError(f"{name}: {p} exists and is not a regular file")
     folder = os.path.dirname(os.path.abspath(p))
