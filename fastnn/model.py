@@ -31,7 +31,6 @@ the same trajectory (to rounding).
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
