@@ -27,6 +27,7 @@ import numbers
 import os
 import tempfile
 import time
+import warnings
 import zlib
 import zipfile
 from collections.abc import Mapping
@@ -134,8 +135,10 @@ def _check_fraction(value, name: str) -> float:
 
 def _check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
     try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
+        with warnings.catch_warnings():  # e.g. NumPy's DeprecationWarning for "a"
+            warnings.simplefilter("ignore")
+            dt = np.dtype(dtype)
+    except (TypeError, ValueError, SyntaxError) as exc:  # np.dtype(",") is a SyntaxError
         raise ValueError(f"{name} must be a floating-point dtype, got {dtype!r}") from exc
     if not np.issubdtype(dt, np.floating):
         raise ValueError(f"{name} must be a floating-point dtype, got {dt}")

@@ -39,6 +39,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 import zipfile
 
 import numpy as np
@@ -249,8 +250,10 @@ def _float_dtype(dtype):
     dt = None
     if dtype is not None:              # np.dtype(None) would be float64
         try:
-            dt = np.dtype(dtype)
-        except (TypeError, ValueError):
+            with warnings.catch_warnings():    # e.g. NumPy's DeprecationWarning for "a"
+                warnings.simplefilter("ignore")
+                dt = np.dtype(dtype)
+        except (TypeError, ValueError, SyntaxError):   # np.dtype(",") is a SyntaxError
             pass
         if dt is not None and (dt == v.F32 or dt == v.F64):
             return dt

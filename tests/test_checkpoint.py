@@ -472,7 +472,8 @@ _JUNK = [None, "", "banana", "float32", "64,32,10", -1, 0, 1, 2.5, math.nan, mat
          b"f4", [], [4], [4, 0, 2], [4, 3.0, 2], [4, "3", 2], ["a"], {}, {"x": 1}, object(),
          np.float32(1), np.int64(3), np.dtype("f2"), np.int32, complex(1, 1), 10 ** 30,
          [10 ** 9, 10 ** 9, 10 ** 9], (4, 2), range(2, 5), "jit", "identity", "mse", "sigmoid",
-         np.array([4, 2]), np.float64, "f8", ">f4", "object", "U3", "float16", "i4,f4"]
+         np.array([4, 2]), np.float64, "f8", ">f4", "object", "U3", "float16", "i4,f4", ",",
+         "a", "(", "f4,"]
 
 
 def test_dtype_banana_names_dtype():

@@ -428,7 +428,7 @@ def test_mnist_cache_dir_default(monkeypatch):
     assert datasets.mnist_cache_dir() == Path.home() / ".cache" / "fastnn" / "mnist"
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.uint8, "not a dtype"])
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, "not a dtype", ",", "a"])
 def test_load_mnist_rejects_non_float_dtype(tmp_path, arrays, dtype):
     write_mnist_dir(tmp_path, arrays, gz=False)
     with pytest.raises(ValueError, match="dtype"):
