@@ -24,7 +24,7 @@ from .functional import (  # noqa: E402
     softmax_cross_entropy, softmax_cross_entropy_grad,
 )
 from .info import info  # noqa: E402
-from .model import MLP, History, NonFiniteLossError  # noqa: E402
+from .model import MLP, CheckpointError, History, NonFiniteLossError  # noqa: E402
 from .gradcheck import gradcheck  # noqa: E402
 from .linear_models import (  # noqa: E402
     Adaline, ConvergenceWarning, Perceptron, adaline_epoch, perceptron_epoch,
@@ -38,7 +38,7 @@ __all__ = [
     "softmax_cross_entropy", "softmax_cross_entropy_grad", "sigmoid_bce_grad",
     "sigmoid_mse_grad", "linear_backward", "sigmoid_backward", "hidden_delta",
     "sgd_update", "impls", "set_impl", "get_impl", "use_impl", "info", "kernels",
-    "MLP", "History", "NonFiniteLossError", "gradcheck", "datasets",
+    "MLP", "History", "NonFiniteLossError", "CheckpointError", "gradcheck", "datasets",
     "perceptron_epoch", "adaline_epoch", "Perceptron", "Adaline", "ConvergenceWarning",
     "autodiff",
 ]

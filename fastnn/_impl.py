@@ -19,8 +19,9 @@ def impls() -> tuple:
 
 def _check(name):
     names = impl_names()
-    if name not in names:
-        why = f" ({name} is unavailable here: {UNAVAILABLE[name]})" if name in UNAVAILABLE else ""
+    if not isinstance(name, str) or name not in names:
+        why = (f" ({name} is unavailable here: {UNAVAILABLE[name]})"
+               if isinstance(name, str) and name in UNAVAILABLE else "")
         raise ValueError(f"impl: expected one of {', '.join(map(repr, names))}, got {name!r}{why}")
     return name
 

@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from . import bench as B
+from ._cli_util import UsageError, int_in, need_matplotlib, output_path, real_in, split_list
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -191,18 +192,12 @@ def run(args) -> dict:
     """Run the benchmark described by the parsed arguments; returns the raw record."""
     t_start = time.perf_counter()
     threads = args.threads or os.cpu_count() or 1
-    ops = _split(args.ops)
-    if ops:
-        unknown = [o for o in ops if o not in B.OP_ORDER]
-        if unknown:
-            raise SystemExit(f"--ops: unknown {', '.join(unknown)}; choose from {', '.join(B.OP_ORDER)}")
-    cases = B.select(ops, _split(args.sizes), args.quick)
-    if not cases:
-        raise SystemExit("no case matches --ops/--sizes")
-    want = _split(args.contenders)
+    ops = _split(args.ops, "--ops")
+    cases = _cases(args)
+    want = _split(args.contenders, "--contenders")
     passes = args.passes if args.passes is not None else (1 if args.quick else B.FULL_PASSES)
     if passes < 1:
-        raise SystemExit(f"--passes: expected a positive integer, got {passes}")
+        raise UsageError(f"--passes: expected a positive integer, got {passes}")
     env = worker_env(threads)
     record = {"settings": {"quick": bool(args.quick), "dtype": args.dtype, "threads": threads,
                            "loop_bound_s": args.loop_bound, "ops": ops, "sizes": _split(args.sizes),
@@ -284,10 +279,86 @@ def run(args) -> dict:
     return record
 
 
-def _split(s):
-    if not s:
-        return None
-    return [t for t in (x.strip() for x in s.split(",")) if t]
+def _split(s, option="--sizes"):
+    """A comma-separated option as a list (None if empty); commas inside parentheses
+    belong to the item, so ``Z(256,10),C=1000`` is two items."""
+    try:
+        return split_list(s)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from None
+
+
+def _matches(tok: str, case) -> bool:
+    """Whether one ``--sizes`` item selects ``case`` (as :func:`fastnn.bench.select` does)."""
+    try:
+        n = B.parse_size(tok)
+    except OverflowError:           # "inf", "1e400"
+        n = None
+    return (n is not None and n == case.size) or tok in (case.shape, case.variant)
+
+
+def known_contenders() -> list:
+    """Every contender name of some case, in report order."""
+    return list(dict.fromkeys(k for c in B.all_cases() for k in B.contenders(c)))
+
+
+def _cases(args) -> list:
+    """The cases that --ops, --sizes and --quick select; a UsageError naming the option
+    for an unknown operation, a size that no case has, or an empty selection."""
+    ops = _split(args.ops, "--ops")
+    if ops:
+        unknown = [o for o in ops if o not in B.OP_ORDER]
+        if unknown:
+            raise UsageError(f"--ops: unknown {', '.join(map(repr, unknown))}; choose from "
+                             f"{', '.join(B.OP_ORDER)}")
+    sizes = _split(args.sizes)
+    if sizes:
+        every = B.all_cases()
+        unknown = [t for t in sizes if not any(_matches(t, c) for c in every)]
+        if unknown:
+            raise UsageError(f"--sizes: no case has {', '.join(map(repr, unknown))}; give sizes "
+                             "(256, 100k, 16M), shapes (Z(256,10)) or families (C=1000, plain)")
+    cases = B.select(ops, sizes, args.quick)
+    if not cases:
+        raise UsageError(f"--sizes: no case of --ops {args.ops or '(all)'} has the sizes "
+                         f"{args.sizes}" if sizes else "no case matches --ops/--quick")
+    return cases
+
+
+def check_args(args) -> None:
+    """Every check on the arguments, before anything runs: a UsageError naming the option."""
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads: expected a positive integer, got {args.threads}")
+    if args.plot:
+        output_path(args.plot, "--plot")
+        need_matplotlib("--plot")
+    if args.from_json:
+        if not os.path.isfile(args.from_json):
+            raise UsageError(f"--from-json: no such file: {args.from_json}")
+        return
+    if args.json:
+        output_path(args.json, "--json")
+    _cases(args)
+    want = _split(args.contenders, "--contenders")
+    if want:
+        known = known_contenders()
+        unknown = [k for k in want if k not in known]
+        if unknown:
+            raise UsageError(f"--contenders: unknown {', '.join(map(repr, unknown))}; choose from "
+                             f"{', '.join(known)}")
+
+
+def _read_record(path: str) -> dict:
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--from-json: cannot read {path}: {exc}") from None
+    if not (isinstance(record, dict) and isinstance(record.get("settings"), dict)
+            and isinstance(record.get("results"), list)):
+        raise UsageError(f"--from-json: {path} is not a fastnn bench record "
+                         "(a JSON object with 'settings' and 'results')")
+    return record
 
 
 # --- derived figures -------------------------------------------------------------------
@@ -609,37 +680,39 @@ def add_parser(subparsers) -> None:
     p.add_argument("--sizes", help="comma-separated sizes (256, 100k, 16M), shapes (Z(256,10)) "
                                    "or families (C=1000, plain)")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--threads", type=int, default=None, help="threads for everyone (default: all cores)")
+    p.add_argument("--threads", type=int_in(1), default=None,
+                   help="threads for everyone (default: all cores)")
     p.add_argument("--contenders", help="comma-separated subset (loop, vectorized, jit, scipy, blas, "
                                         "torch, jax, raw, api_out, api)")
-    p.add_argument("--loop-bound", type=float, default=B.LOOP_BOUND_S,
+    p.add_argument("--loop-bound", type=real_in(0.0, allow_inf=True), default=B.LOOP_BOUND_S,
                    help="run the loop implementation only where one call takes at most this many "
                         "seconds (default %(default)s)")
     p.add_argument("--json", metavar="PATH", help="write every raw figure and the machine's description")
     p.add_argument("--plot", metavar="PATH.png", help="draw time against size (needs matplotlib)")
-    p.add_argument("--passes", type=int, default=None,
+    p.add_argument("--passes", type=int_in(1), default=None,
                    help="run the contenders' processes in turn this many times, pooling their samples "
                         f"(default {B.FULL_PASSES}, 1 with --quick)")
     p.add_argument("--no-coldstart", action="store_true", help="skip the cold-start measurement")
-    p.add_argument("--copy-mib", type=int, default=512,
+    p.add_argument("--copy-mib", type=int_in(1), default=512,
                    help="size of each array of the copy-bandwidth ceiling (default %(default)s MiB)")
     p.add_argument("--from-json", metavar="PATH", help="print (and plot) a saved run instead of measuring")
     p.set_defaults(func=main)
 
 
 def main(args) -> int:
-    if args.threads is not None and args.threads < 1:
-        raise SystemExit("--threads: expected a positive integer")
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
-        print("--plot needs matplotlib: pip install 'fastnn-kernels[plot]' (or pip install matplotlib)",
-              file=sys.stderr)
-        return 2
+    """``fastnn bench``: every argument is checked (:func:`check_args`) before anything runs."""
+    check_args(args)
     if args.from_json:
-        with open(args.from_json) as f:
-            record = json.load(f)
+        record = _read_record(args.from_json)
+        try:
+            report = format_report(record)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UsageError(f"--from-json: {args.from_json} is not a complete fastnn bench "
+                             f"record ({type(exc).__name__}: {exc})") from None
     else:
         record = run(args)
-    print(format_report(record), end="")
+        report = format_report(record)
+    print(report, end="")
     if args.json and not args.from_json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=1)

@@ -1,8 +1,13 @@
-"""The ``fastnn`` command line: ``fastnn info``, ``fastnn demo``, ``fastnn bench``, ``fastnn train``."""
+"""The ``fastnn`` command line: ``fastnn info``, ``fastnn demo``, ``fastnn bench``, ``fastnn train``.
+
+A bad argument is one line on stderr, ``fastnn <cmd>: error: <message>``, and exit
+status 2, before any work; Ctrl-C is one line and status 130.
+"""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from ._cli_util import Parser, UsageError, int_in, one_line
 
 
 def _cmd_info(args) -> int:
@@ -43,13 +48,14 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="fastnn", description=__doc__)
+def build_parser() -> Parser:
+    """The parser of every subcommand (errors: one line, exit status 2)."""
+    parser = Parser(prog="fastnn", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("info", help="versions, threads, SVML/exp, BLAS, Numba cache")
     p.set_defaults(func=_cmd_info)
     p = sub.add_parser("demo", help="time loop vs vectorized vs jit on one kernel")
-    p.add_argument("--rows", type=int, default=2000)
+    p.add_argument("--rows", type=int_in(1), default=2000, help="rows of Z (>= 1)")
     p.set_defaults(func=_cmd_demo)
     for modname in ("bench_cli", "train_cli", "compile_cli"):
         try:
@@ -59,10 +65,37 @@ def main(argv=None) -> int:
                 raise
             continue
         mod.add_parser(sub)
-    args = parser.parse_args(argv)
-    from . import _compiling
-    _compiling.progress(True)       # a first run that compiles says so, with elapsed time
-    return args.func(args)
+    parser.commands = sub.choices          # name -> subcommand parser
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run ``fastnn``; returns the exit status (argparse's own errors and ``--help``
+    raise SystemExit, as usual).
+
+    The subcommands check their arguments before any work and raise UsageError; as a
+    safety net, a ValueError, TypeError, OSError, ArithmeticError or MemoryError that
+    escapes a subcommand is also printed as one line (status 2) rather than a
+    traceback."""
+    prog = "fastnn"
+    try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        prog = f"fastnn {args.command}"
+        if extra:               # named by the subcommand, not by "fastnn"
+            parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+        from . import _compiling
+        _compiling.progress(True)   # a first run that compiles says so, with elapsed time
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except UsageError as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except (ValueError, TypeError, OSError, ArithmeticError, MemoryError) as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,6 +27,7 @@ import numbers
 import os
 import tempfile
 import time
+import warnings
 import zlib
 import zipfile
 from collections.abc import Mapping
@@ -105,6 +106,8 @@ _IDX_TYPES = {
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 16
+#: Trailing bytes after IDX data are counted up to this many (and not kept).
+_MAX_TRAILING = 1 << 26
 _HASHES = ("md5", "sha256")
 
 
@@ -132,8 +135,10 @@ def _check_fraction(value, name: str) -> float:
 
 def _check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
     try:
-        dt = np.dtype(dtype)
-    except TypeError as exc:
+        with warnings.catch_warnings():  # e.g. NumPy's DeprecationWarning for "a"
+            warnings.simplefilter("ignore")
+            dt = np.dtype(dtype)
+    except (TypeError, ValueError, SyntaxError) as exc:  # np.dtype(",") is a SyntaxError
         raise ValueError(f"{name} must be a floating-point dtype, got {dtype!r}") from exc
     if not np.issubdtype(dt, np.floating):
         raise ValueError(f"{name} must be a floating-point dtype, got {dt}")
@@ -303,24 +308,51 @@ def read_idx(path):
     ValueError
         Naming the file, if the gzip stream is corrupt, the magic number is
         wrong, the type code is unsupported, or the file is truncated or has
-        trailing bytes (with the expected and found byte counts).
+        trailing bytes (with the expected and found byte counts). This is the
+        only exception a malformed file raises.
+
+    Notes
+    -----
+    The file is read as a stream: memory follows the bytes actually present,
+    never the sizes a header declares, and a gzip stream is decompressed only
+    as far as the header's data (plus up to 64 MiB of trailing bytes, counted
+    and dropped).
     """
     path = Path(path)
     with open(path, "rb") as fh:
-        raw = fh.read()
-    if raw[:2] == _GZIP_MAGIC:
+        gz = fh.read(2) == _GZIP_MAGIC
+        fh.seek(0)
+        if not gz:
+            return _read_idx_stream(fh, path)
         try:
-            raw = gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=fh, mode="rb") as stream:
+                return _read_idx_stream(stream, path)
         except (OSError, EOFError, zlib.error) as exc:
             raise ValueError(f"{path}: corrupt gzip data ({exc})") from exc
 
-    if len(raw) < 4:
+
+def _read_up_to(fh, n: int) -> bytearray:
+    """Up to ``n`` bytes from ``fh`` (fewer only at its end). Memory grows with the
+    bytes actually there, never with ``n``: a header may declare any size."""
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = fh.read(min(n - len(buf), _CHUNK * 16))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def _read_idx_stream(fh, path: Path) -> np.ndarray:
+    """The IDX parser of :func:`read_idx` on an open binary stream (plain or gzip)."""
+    head = _read_up_to(fh, 4)
+    if len(head) < 4:
         raise ValueError(
             f"{path}: truncated IDX file: expected a 4-byte magic number, "
-            f"found {len(raw)} bytes"
+            f"found {len(head)} bytes"
         )
-    zero0, zero1, type_code, ndim = raw[0], raw[1], raw[2], raw[3]
-    magic = int.from_bytes(raw[:4], "big")
+    zero0, zero1, type_code, ndim = head
+    magic = int.from_bytes(head, "big")
     if zero0 != 0 or zero1 != 0 or ndim == 0:
         raise ValueError(
             f"{path}: not an IDX file: bad magic number 0x{magic:08x} "
@@ -335,31 +367,37 @@ def read_idx(path):
             + ")"
         )
     header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
+    dims = _read_up_to(fh, 4 * ndim)
+    if len(dims) < 4 * ndim:
         raise ValueError(
             f"{path}: truncated IDX header: expected {header_len} bytes for "
-            f"{ndim} dimensions, found {len(raw)} bytes"
+            f"{ndim} dimensions, found {4 + len(dims)} bytes"
         )
-    shape = tuple(
-        int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)
-    )
+    shape = tuple(int.from_bytes(dims[4 * i : 4 * i + 4], "big") for i in range(ndim))
     dtype = _IDX_TYPES[type_code]
     count = math.prod(shape)
     expected = count * dtype.itemsize
-    found = len(raw) - header_len
-    if found < expected:
+    data = _read_up_to(fh, expected)
+    if len(data) < expected:
         raise ValueError(
             f"{path}: truncated IDX file: shape {shape} needs {expected} data bytes "
-            f"after the {header_len}-byte header, found {found}"
+            f"after the {header_len}-byte header, found {len(data)}"
         )
-    if found > expected:
+    extra = 0
+    while extra <= _MAX_TRAILING and (chunk := fh.read(_CHUNK)):
+        extra += len(chunk)          # counted, not kept (and never past _MAX_TRAILING)
+    if extra:
+        n_extra = f"{extra}" if extra <= _MAX_TRAILING else f"more than {_MAX_TRAILING}"
+        found = f"{expected + extra}" if extra <= _MAX_TRAILING else f"more than {expected + _MAX_TRAILING}"
         raise ValueError(
-            f"{path}: {found - expected} trailing bytes after the IDX data: "
+            f"{path}: {n_extra} trailing bytes after the IDX data: "
             f"shape {shape} needs {expected} data bytes after the "
             f"{header_len}-byte header, found {found}"
         )
-    data = np.frombuffer(raw, dtype=dtype, count=count, offset=header_len)
-    return data.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    array = np.frombuffer(data, dtype=dtype, count=count)   # writable: data is a bytearray
+    if not dtype.isnative:
+        array = array.astype(dtype.newbyteorder("="))
+    return array.reshape(shape)
 
 
 # --------------------------------------------------------------------------
@@ -388,8 +426,17 @@ def _scale_images(x, dt: np.dtype, flatten: bool, source) -> np.ndarray:
         raise ValueError(f"{source}: images must be 3-D (n, rows, cols), got shape {x.shape}")
     if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise ValueError(f"{source}: images must be numeric, got dtype {x.dtype}")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        bad = x[~np.isfinite(x)]
+        raise ValueError(
+            f"{source}: pixel values must be finite numbers in [0, 255]; found "
+            f"{bad.size} NaN or infinite (first: {bad[0]})"
+        )
     if x.dtype != np.uint8 and x.size and (x.min() < 0 or x.max() > 255):
-        raise ValueError(f"{source}: pixel values must lie in [0, 255]")
+        raise ValueError(
+            f"{source}: pixel values must lie in [0, 255], got values in "
+            f"[{x.min()}, {x.max()}]"
+        )
     out = x.astype(dt) / dt.type(255)
     if flatten:
         out = out.reshape(x.shape[0], -1)
@@ -405,15 +452,7 @@ def _labels(y, source) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _load_mnist_npz(path: Path, dt: np.dtype, flatten: bool):
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: cannot read MNIST .npz: {exc}") from exc
-    if not hasattr(archive, "files"):
-        raise ValueError(f"{path}: not an .npz archive (expected keys {list(_NPZ_KEYS)})")
+def _npz_arrays(archive, path: Path) -> dict:
     with archive as npz:
         missing = [k for k in _NPZ_KEYS if k not in npz.files]
         if missing:
@@ -422,9 +461,20 @@ def _load_mnist_npz(path: Path, dt: np.dtype, flatten: bool):
                 f"(expected {list(_NPZ_KEYS)}, found {sorted(npz.files)})"
             )
         try:
-            arrays = {k: npz[k] for k in _NPZ_KEYS}
+            return {k: npz[k] for k in _NPZ_KEYS}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise ValueError(f"{path}: cannot read MNIST .npz: {exc}") from exc
+
+
+def _load_mnist_npz(path: Path, dt: np.dtype, flatten: bool):
+    with open(path, "rb") as fh:   # our handle: closed whatever np.load raises
+        try:
+            archive = np.load(fh, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: cannot read MNIST .npz: {exc}") from exc
+        if not hasattr(archive, "files"):
+            raise ValueError(f"{path}: not an .npz archive (expected keys {list(_NPZ_KEYS)})")
+        arrays = _npz_arrays(archive, path)
     out = []
     for split in ("train", "test"):
         x = _scale_images(arrays[f"x_{split}"], dt, flatten, f"{path} [x_{split}]")
@@ -594,8 +644,26 @@ def _is_retryable(exc: BaseException) -> bool:
     return True
 
 
-def _fetch_once(url: str, dest: Path, name: str, timeout: float, checksum) -> None:
-    """Download ``url`` to a temp file next to ``dest``, verify, then rename."""
+class _DeadlineExceeded(TimeoutError):
+    """The ``deadline`` of :func:`download_mnist` passed (never retried)."""
+
+
+def _time_left(end, timeout: float, received: int) -> float:
+    """The socket timeout for the next connect or read: ``timeout``, or less when the
+    deadline ``end`` (a :func:`time.monotonic` time, or None) is nearer."""
+    if end is None:
+        return timeout
+    left = end - time.monotonic()
+    if left <= 0:
+        raise _DeadlineExceeded(f"the deadline passed after {received} bytes of this attempt")
+    return min(timeout, left)
+
+
+def _fetch_once(url: str, dest: Path, name: str, timeout: float, checksum, end=None) -> None:
+    """Download ``url`` to a temp file next to ``dest``, verify, then rename.
+
+    Each read returns what one ``recv`` brings (``read1``), so that a server
+    dribbling bytes meets the deadline ``end`` between reads."""
     import urllib.error
     import urllib.request
 
@@ -606,9 +674,16 @@ def _fetch_once(url: str, dest: Path, name: str, timeout: float, checksum) -> No
         received = 0
         with os.fdopen(fd, "wb") as out:
             request = urllib.request.Request(url, headers={"User-Agent": "fastnn"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=_time_left(end, timeout, received)
+            ) as response:
                 length = response.headers.get("Content-Length")
-                while chunk := response.read(_CHUNK):
+                read = getattr(response, "read1", None) or response.read
+                while True:
+                    _time_left(end, timeout, received)      # raises once it has passed
+                    chunk = read(_CHUNK)
+                    if not chunk:
+                        break
                     out.write(chunk)
                     received += len(chunk)
                     if hasher is not None:
@@ -643,6 +718,7 @@ def download_mnist(
     timeout=30,
     checksums=MNIST_SHA256,
     backoff=1.0,
+    deadline=600.0,
 ):
     """Download the four gzipped MNIST IDX files and verify their checksums.
 
@@ -669,7 +745,10 @@ def download_mnist(
         429), truncated bodies and checksum mismatches are retried; other
         HTTP client errors (e.g. 404) fail at once.
     timeout : float, default 30
-        Socket timeout in seconds for each request.
+        Seconds a connection attempt, or a single read, may wait for the
+        server (a socket timeout): a silent server fails that attempt after
+        ``timeout`` seconds. It does not bound a server that keeps sending a
+        few bytes at a time; ``deadline`` does.
     checksums : mapping or None, default MNIST_SHA256
         ``{file name: (algorithm, hexdigest)}`` with algorithm ``"md5"`` or
         ``"sha256"`` (a bare 32- or 64-digit hex string is read as MD5 or
@@ -679,6 +758,13 @@ def download_mnist(
         present file is kept).
     backoff : float, default 1.0
         Seconds to wait before the first retry; doubled for each further one.
+    deadline : float or None, default 600
+        Seconds for the whole call: every file, attempt and backoff wait.
+        It is checked before each connection, each read and each retry, and
+        each of those waits at most ``min(timeout, time left)``, so the call
+        fails within about ``deadline`` seconds (a DownloadError saying the
+        deadline passed; not retried). ``None``: no overall limit. Files
+        completed before it passed are kept.
 
     Returns
     -------
@@ -688,8 +774,9 @@ def download_mnist(
     Raises
     ------
     DownloadError
-        If a file cannot be fetched and verified after all the attempts; the
-        message names the file, the URL and the last cause.
+        If a file cannot be fetched and verified after all the attempts, or
+        the deadline passes; the message names the file, the URL and the
+        last cause.
     ValueError
         For invalid arguments (e.g. a checksum mapping missing a file).
     """
@@ -699,6 +786,13 @@ def download_mnist(
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if isinstance(backoff, bool) or not isinstance(backoff, numbers.Real) or not backoff >= 0:
         raise ValueError(f"backoff must be a non-negative number of seconds, got {backoff!r}")
+    if deadline is not None and (
+        isinstance(deadline, bool) or not isinstance(deadline, numbers.Real) or not deadline > 0
+    ):
+        raise ValueError(
+            f"deadline must be a positive number of seconds or None, got {deadline!r}"
+        )
+    end = None if deadline is None else time.monotonic() + float(deadline)
     scheme = str(base_url).split(":", 1)[0].lower()
     if scheme not in ("http", "https", "file"):
         raise ValueError(f"base_url must be an http, https or file URL, got {base_url!r}")
@@ -724,12 +818,20 @@ def download_mnist(
             continue
         url = base + name
         last_exc: BaseException | None = None
+        earlier: BaseException | None = None  # the last error before the deadline passed
         attempts = int(retries) + 1
         for attempt in range(attempts):
             if attempt:
-                time.sleep(float(backoff) * 2 ** (attempt - 1))
+                wait = float(backoff) * 2 ** (attempt - 1)
+                if end is not None:
+                    wait = min(wait, max(0.0, end - time.monotonic()))
+                time.sleep(wait)
             try:
-                _fetch_once(url, dest, name, float(timeout), checksum)
+                _fetch_once(url, dest, name, float(timeout), checksum, end)
+            except _DeadlineExceeded as exc:
+                earlier, last_exc = last_exc, exc
+                attempts = attempt + 1
+                break
             except retryable as exc:
                 # OSError covers URLError/HTTPError, socket timeouts and resets.
                 last_exc = exc
@@ -739,6 +841,13 @@ def download_mnist(
             else:
                 last_exc = None
                 break
+        if isinstance(last_exc, _DeadlineExceeded):
+            raise DownloadError(
+                f"could not download {name} from {url}: the deadline of {float(deadline):g} s "
+                f"for the whole download passed during attempt {attempts} ({last_exc}"
+                + (f"; earlier error: {type(earlier).__name__}: {earlier}" if earlier else "")
+                + ")"
+            ) from last_exc
         if last_exc is not None:
             raise DownloadError(
                 f"could not download {name} from {url} after {attempts} "

@@ -34,22 +34,26 @@ from __future__ import annotations
 import json
 import math
 import os
+import reprlib
 import signal
-import tempfile
+import sys
 import threading
 import time
+import warnings
+import zipfile
 
 import numpy as np
 
 from . import _train_jit as tj
 from . import _validate as v
+from ._paths import check_output_path
 from ._impl import _check as _check_impl
 from ._impl import get_impl
 from .kernels import IMPLS
 from .kernels._finite import all_finite
 from .kernels.cross_entropy import as_dtype_scalar
 
-__all__ = ["MLP", "History", "NonFiniteLossError"]
+__all__ = ["MLP", "History", "NonFiniteLossError", "CheckpointError"]
 
 _FORMAT = "fastnn.MLP/1"
 
@@ -136,6 +140,23 @@ class NonFiniteLossError(FloatingPointError):
         self.step = step
 
 
+class CheckpointError(ValueError):
+    """A file given to :meth:`MLP.load` is not a readable fastnn.MLP checkpoint.
+
+    Raised for every kind of bad file: not a zip (``.npz``) archive, truncated or
+    corrupt, missing members, metadata that is not the expected JSON, a configuration
+    that does not make a model, or parameters of the wrong dtype or shape or not
+    finite. The message names the file and what is wrong; the attributes ``path``
+    and ``reason`` hold the two parts. (A file that cannot be opened at all raises
+    the usual ``OSError``, e.g. ``FileNotFoundError``.)
+    """
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
 class History(list):
     """A list of per-epoch records (dicts), with columns as attributes.
 
@@ -202,6 +223,44 @@ def _int(name, x, lo):
     return x
 
 
+def _sizes(sizes):
+    """The layer widths as a list of ints, or a TypeError/ValueError naming ``sizes``."""
+    example = "a sequence of layer widths like [64, 32, 10]"
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes: expected {example}, got {type(sizes).__name__}")
+    sizes = list(sizes)
+    for s in sizes:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+            raise TypeError(f"sizes: expected {example} (integers), got {type(s).__name__} "
+                            f"{reprlib.repr(s)} in {reprlib.repr(sizes)}")
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2:
+        raise ValueError(f"sizes: expected at least an input and an output width, got {sizes}")
+    if min(sizes) < 1:
+        raise ValueError(f"sizes: expected widths >= 1, got {reprlib.repr(sizes)}")
+    n = sum(sizes[l + 1] * (sizes[l] + 1) for l in range(len(sizes) - 1))
+    if n * 8 + ALIGN > sys.maxsize:
+        raise ValueError(f"sizes: {reprlib.repr(sizes)} has {n:,} parameters, more than an array "
+                         f"can hold")
+    return sizes
+
+
+def _float_dtype(dtype):
+    """float32 or float64 as a NumPy dtype, or a TypeError naming ``dtype``."""
+    dt = None
+    if dtype is not None:              # np.dtype(None) would be float64
+        try:
+            with warnings.catch_warnings():    # e.g. NumPy's DeprecationWarning for "a"
+                warnings.simplefilter("ignore")
+                dt = np.dtype(dtype)
+        except (TypeError, ValueError, SyntaxError):   # np.dtype(",") is a SyntaxError
+            pass
+        if dt is not None and (dt == v.F32 or dt == v.F64):
+            return dt
+    shown = dt if dt is not None else reprlib.repr(dtype)
+    raise TypeError(f"dtype: expected float32 or float64 (np.float32, 'float32', ...), got {shown}")
+
+
 class MLP:
     """A fully connected network trained by (mini-batch) SGD on fastnn's kernels.
 
@@ -241,15 +300,7 @@ class MLP:
 
     def __init__(self, sizes, *, hidden="sigmoid", output="softmax", loss="cross_entropy",
                  dtype=np.float32, seed=0, impl=None):
-        try:
-            sizes = [_int("sizes", s, 1) for s in sizes]
-        except TypeError:
-            if not hasattr(sizes, "__iter__"):
-                raise TypeError(f"sizes: expected a sequence of layer widths like [64, 32, 10], "
-                                f"got {type(sizes).__name__}") from None
-            raise
-        if len(sizes) < 2:
-            raise ValueError(f"sizes: expected at least an input and an output width, got {sizes}")
+        sizes = _sizes(sizes)
         _name("hidden", hidden, tuple(HIDDEN))
         _name("output", output, ("softmax", "sigmoid", "identity"))
         _name("loss", loss, ("cross_entropy", "mse"))
@@ -259,9 +310,7 @@ class MLP:
         if output == "softmax" and sizes[-1] < 2:
             raise ValueError("sizes: a softmax output needs at least 2 classes; "
                              "for one binary output use output='sigmoid'")
-        dt = np.dtype(dtype)
-        if dt not in (v.F32, v.F64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dt}")
+        dt = _float_dtype(dtype)
         if seed is not None:
             seed = _int("seed", seed, 0)
         if impl is not None:
@@ -545,8 +594,10 @@ class MLP:
         validation_data : ``(X_val, y_val)`` evaluated after every epoch, or None.
         progress : None, True (print one line per epoch) or a callable called with
             each epoch's record.
-        checkpoint : path or None. When set, the model is saved there (atomically)
-            after every epoch and when training stops on Ctrl-C.
+        checkpoint : path or None. When set, the model is saved there (atomically,
+            see :meth:`save`) after every epoch and when training stops on Ctrl-C.
+            Checked before training: its folder must exist and be writable and the
+            path must not be a folder (else ValueError naming ``checkpoint``).
 
         Every argument is checked before anything changes. The update of each step is
         SPEC "Updates" with the mean-over-the-batch gradient.
@@ -586,7 +637,7 @@ class MLP:
         if not (progress is None or isinstance(progress, bool) or callable(progress)):
             raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
         if checkpoint is not None:
-            checkpoint = os.fspath(checkpoint)
+            checkpoint = check_output_path(checkpoint, "checkpoint")
         impl = self._impl()
 
         self.hyperparameters = dict(hp, batch_size=batch_size, shuffle=bool(shuffle), impl=impl)
@@ -760,59 +811,260 @@ class MLP:
     def save(self, path):
         """Save to ``path`` (a ``.npz``; the name is used as given): parameters,
         momentum buffers, the generator's state, the epoch count, the last ``fit``'s
-        hyperparameters and the history. Written to a temporary file in the same
-        directory, flushed and renamed over ``path``: a crash never leaves a partial
-        file. Load with :meth:`MLP.load`."""
-        path = os.fspath(path)
+        hyperparameters and the history. Load with :meth:`MLP.load`.
+
+        Atomic: the file is written to ``.<name>.fastnn-tmp`` in the same folder,
+        flushed to disk and renamed over ``path``, so that ``path`` always holds the
+        previous checkpoint or the new one, whole. The temporary name is the same for
+        every save to ``path``: a save killed before its rename (``kill -9``, a power
+        cut) leaves at most that one file, which the next save to ``path`` removes
+        before writing its own. Saves are serialised within a process; two processes
+        must not save to the same path at the same time.
+
+        Raises ValueError (naming ``path``), before writing anything, when the folder
+        does not exist or is not writable or ``path`` is a folder."""
+        path = check_output_path(path, "path")
         meta = dict(format=_FORMAT, config=self._config(), epoch=self.epoch,
                     rng_state=self._rng.bit_generator.state,
                     hyperparameters=self.hyperparameters, history=list(self.history))
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastnn-", suffix=".tmp", dir=d)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, params=self._params, velocity=self._velocity,
-                         meta=np.array(json.dumps(meta)))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
+        tmp = _tmp_path(path)
+        with _SAVE_LOCK:
+            try:                # a killed save's leftover; unlink never follows a symlink
                 os.unlink(tmp)
-            except OSError:
+            except FileNotFoundError:
                 pass
-            raise
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, params=self._params, velocity=self._velocity,
+                             meta=np.array(json.dumps(meta)))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            _fsync_dir(os.path.dirname(tmp))
         return path
 
     @classmethod
     def load(cls, path):
-        """Load a model written by :meth:`save` (``allow_pickle=False``). Training
-        it further continues exactly as if it had never stopped (same parameters, bit
-        for bit, with the same implementation)."""
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            try:
-                meta = json.loads(str(f["meta"][()]))
-                params, velocity = f["params"], f["velocity"]
-            except KeyError as exc:
-                raise ValueError(f"path: {path} is not a fastnn.MLP checkpoint (missing {exc})") from None
+        """Load a model written by :meth:`save`. Training it further continues exactly
+        as if it had never stopped (same parameters, bit for bit, with the same
+        implementation).
+
+        The file is read with its own parser (never pickle) and checked whole before
+        a model is made: the archive and its three members (``meta``, ``params``,
+        ``velocity``), the metadata (format tag ``fastnn.MLP/1``, a configuration
+        that :class:`MLP` accepts, the epoch count, the generator state, the
+        history), and the parameters and momentum buffers: the model's float dtype
+        (float32 or float64; any byte order), one value per parameter of ``sizes``,
+        all finite.
+
+        Raises
+        ------
+        CheckpointError (a ValueError) naming the file and what is wrong, for every
+        malformed file; OSError (e.g. FileNotFoundError) when it cannot be opened.
+        """
+        if path is None or isinstance(path, bool):
+            raise TypeError(f"path: expected a file path (str or os.PathLike), got {type(path).__name__}")
+        try:
+            path = os.fspath(path)
+        except TypeError:
+            raise TypeError(f"path: expected a file path (str or os.PathLike), "
+                            f"got {type(path).__name__}") from None
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        with open(path, "rb") as fh:
+            meta, params, velocity = _read_checkpoint(fh, path)
+
+        def bad(reason):
+            return CheckpointError(path, reason)
+
+        if not isinstance(meta, dict):
+            raise bad(f"meta: expected a JSON object, got {type(meta).__name__}")
         if meta.get("format") != _FORMAT:
-            raise ValueError(f"path: {path} is not a fastnn.MLP checkpoint "
-                             f"(format {meta.get('format')!r})")
-        m = cls(**meta["config"])
-        if params.shape != m._params.shape or velocity.shape != m._velocity.shape:
-            raise ValueError(f"path: {path}: parameter count {params.shape} does not match "
-                             f"sizes {m.sizes}")
+            raise bad(f"not a fastnn.MLP checkpoint (format {reprlib.repr(meta.get('format'))}, "
+                      f"expected {_FORMAT!r})")
+        config = meta.get("config")
+        if not isinstance(config, dict):
+            raise bad(f"meta: 'config' must be a JSON object, got {type(config).__name__}")
+        missing = [k for k in _CONFIG_KEYS if k not in config]
+        unknown = [k for k in config if k not in _CONFIG_KEYS]
+        if missing or unknown:
+            raise bad(f"config: expected the keys {list(_CONFIG_KEYS)}"
+                      + (f"; missing {missing}" if missing else "")
+                      + (f"; unknown {reprlib.repr(unknown)}" if unknown else ""))
+        sizes = config["sizes"]
+        if not (isinstance(sizes, list) and len(sizes) >= 2
+                and all(type(s) is int and s >= 1 for s in sizes)):
+            raise bad(f"config: sizes must be a list of at least two positive integers, "
+                      f"got {reprlib.repr(sizes)}")
+        if config["dtype"] not in ("float32", "float64"):
+            raise bad(f"config: dtype must be 'float32' or 'float64', got {reprlib.repr(config['dtype'])}")
+        dt = np.dtype(config["dtype"])
+        n = sum(sizes[l + 1] * (sizes[l] + 1) for l in range(len(sizes) - 1))
+        for name, a in (("params", params), ("velocity", velocity)):
+            if a.dtype.kind != "f" or a.dtype.itemsize != dt.itemsize:
+                raise bad(f"{name}: expected {dt.name} values (the model's dtype), got {a.dtype}")
+            if a.shape != (n,):
+                raise bad(f"{name}: expected shape ({n},), the parameter count of sizes {sizes}, "
+                          f"got {a.shape}")
+            if not np.isfinite(a).all():
+                raise bad(f"{name}: contains NaN or infinite values")
+        epoch = meta.get("epoch")
+        if type(epoch) is not int or epoch < 0:
+            raise bad(f"meta: 'epoch' must be an integer >= 0, got {reprlib.repr(epoch)}")
+        hyperparameters = meta.get("hyperparameters", {})
+        if not isinstance(hyperparameters, dict):
+            raise bad(f"meta: 'hyperparameters' must be a JSON object, got "
+                      f"{type(hyperparameters).__name__}")
+        history = meta.get("history", [])
+        if not isinstance(history, list):
+            raise bad(f"meta: 'history' must be a list of epoch records, got {type(history).__name__}")
+        for i, rec in enumerate(history):
+            problem = _record_problem(rec)
+            if problem:
+                raise bad(f"history[{i}]: {problem}")
+        rng_state = meta.get("rng_state")
+        if not isinstance(rng_state, dict):
+            raise bad(f"meta: 'rng_state' must be a JSON object, got {type(rng_state).__name__}")
+        try:
+            m = cls(**config)
+        except (TypeError, ValueError) as exc:
+            raise bad(f"config: {exc}") from None
+        try:
+            m._rng.bit_generator.state = rng_state
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise bad(f"rng_state: not a state of the model's PCG64 generator "
+                      f"({type(exc).__name__}: {exc})") from None
         m._params[:] = params
         m._velocity[:] = velocity
-        m._rng.bit_generator.state = meta["rng_state"]
-        m.epoch = int(meta["epoch"])
-        m.hyperparameters = meta.get("hyperparameters", {})
-        m.history = History(meta.get("history", []))
+        m.epoch = epoch
+        m.hyperparameters = hyperparameters
+        m.history = History(history)
         return m
 
     def __repr__(self):
         return (f"MLP({list(self.sizes)}, hidden={self.hidden!r}, output={self.output!r}, "
                 f"loss={self.loss!r}, dtype={self.dtype.name}, epoch={self.epoch})")
+
+
+_CONFIG_KEYS = ("sizes", "hidden", "output", "loss", "dtype", "seed", "impl")
+_RECORD_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "samples_per_s")
+_MEMBERS = ("meta.npy", "params.npy", "velocity.npy")
+_SAVE_LOCK = threading.Lock()
+
+
+def _tmp_path(path):
+    """The one temporary file of every save to ``path``: ``.<name>.fastnn-tmp`` beside it."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.fastnn-tmp")
+
+
+def _fsync_dir(folder):
+    """Flush the folder's entry of the renamed file to disk, where the OS allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:         # e.g. Windows: folders cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _record_problem(rec):
+    """What is wrong with one epoch record of a loaded history, or None."""
+    if not isinstance(rec, dict):
+        return f"expected an epoch record (a JSON object), got {type(rec).__name__}"
+    missing = [k for k in _RECORD_KEYS if k not in rec]
+    if missing:
+        return f"missing {missing}"
+    if type(rec["epoch"]) is not int:
+        return f"'epoch' must be an integer, got {reprlib.repr(rec['epoch'])}"
+    for k in _RECORD_KEYS[1:]:
+        x = rec[k]
+        if not (x is None and k.startswith("val_")) and (
+                isinstance(x, bool) or not isinstance(x, (int, float))):
+            return f"{k!r} must be a number, got {reprlib.repr(x)}"
+    return None
+
+
+def _read_exactly(f, n):
+    """Up to ``n`` bytes from ``f``, fewer only at its end; memory grows with the bytes
+    actually there, never with ``n`` (a header may declare any size)."""
+    chunks, got = [], 0
+    while got < n:
+        b = f.read(min(n - got, 1 << 24))
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def _read_npy(zf, name, path):
+    """One ``.npy`` member of the archive as an array: header checked, the data read
+    exactly (a truncated member or one with trailing bytes is an error)."""
+    with zf.open(name) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dt = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dt = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise CheckpointError(path, f"{name}: unsupported .npy format version {version}")
+        if dt.hasobject or dt.itemsize == 0:
+            raise CheckpointError(path, f"{name}: dtype {dt} cannot be in a checkpoint")
+        count = math.prod(shape)
+        nbytes = count * dt.itemsize
+        data = _read_exactly(f, nbytes)
+        if len(data) != nbytes:
+            raise CheckpointError(path, f"{name}: truncated: shape {shape} {dt} needs {nbytes} "
+                                        f"bytes of data, found {len(data)}")
+        if f.read(1):       # also reaches the member's end, where zipfile checks its CRC
+            raise CheckpointError(path, f"{name}: trailing bytes after the data of shape {shape}")
+    a = np.frombuffer(data, dtype=dt, count=count)
+    return a.reshape(shape, order="F" if fortran else "C")
+
+
+def _read_checkpoint(fh, path):
+    """-> (meta decoded from JSON, params, velocity) from the open file ``fh``; any
+    failure of the archive or ``.npy`` layers is a CheckpointError naming ``path``."""
+    try:
+        try:
+            zf = zipfile.ZipFile(fh)
+        except zipfile.BadZipFile:
+            raise CheckpointError(path, "not a fastnn.MLP checkpoint: not a zip (.npz) "
+                                        "archive, or a truncated one") from None
+        with zf:
+            names = zf.namelist()
+            missing = [n for n in _MEMBERS if n not in names]
+            if missing:
+                raise CheckpointError(path, f"not a fastnn.MLP checkpoint: no {', '.join(missing)} "
+                                            f"in the archive (it holds {reprlib.repr(names)})")
+            meta, params, velocity = (_read_npy(zf, n, path) for n in _MEMBERS)
+            if meta.dtype.kind != "U" or meta.shape != ():
+                raise CheckpointError(path, f"meta.npy: expected a JSON text (a 0-d str array), "
+                                            f"got {meta.dtype} of shape {meta.shape}")
+            text = str(meta[()])
+    except (CheckpointError, MemoryError):
+        raise
+    except Exception as exc:    # the zip and .npy parsers' many ways to fail on bad bytes
+        raise CheckpointError(path, f"corrupt or truncated checkpoint ({type(exc).__name__}: "
+                                    f"{' '.join(str(exc).split())})") from exc
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CheckpointError(path, f"meta: not valid JSON ({exc})") from None
+    return meta, params, velocity
 
 
 def format_record(rec):

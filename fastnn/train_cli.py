@@ -6,11 +6,29 @@
 """
 from __future__ import annotations
 
+import argparse
 import math
+import os
 import sys
 import time
 
 import numpy as np
+
+from ._cli_util import UsageError, int_in, need_matplotlib, output_path, real_in
+
+
+def _sizes(text: str) -> list:
+    """``--sizes``: comma-separated layer widths, at least two, each >= 1."""
+    parts = [t.strip() for t in text.split(",")]
+    try:
+        sizes = [int(t) for t in parts]
+    except ValueError:
+        sizes = None
+    if not sizes or len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer widths >= 1, at least an input and an output, "
+            f"like 64,32,10; got {text!r}")
+    return sizes
 
 
 def add_parser(subparsers):
@@ -19,10 +37,10 @@ def add_parser(subparsers):
     d = p.add_argument_group("data")
     d.add_argument("--mnist", metavar="DIR", help="train on MNIST from DIR (default: digits)")
     d.add_argument("--download", action="store_true", help="download MNIST into DIR first")
-    d.add_argument("--val-fraction", type=float, default=0.0,
-                   help="hold out this fraction of the training set for validation")
+    d.add_argument("--val-fraction", type=real_in(0.0, 1.0, hi_open=True), default=0.0,
+                   help="hold out this fraction of the training set for validation, in [0, 1)")
     m = p.add_argument_group("model")
-    m.add_argument("--sizes", default=None,
+    m.add_argument("--sizes", type=_sizes, default=None,
                    help="layer widths, e.g. 64,32,10 (default: D,32,10 for digits, D,100,10 for MNIST)")
     m.add_argument("--hidden", default="sigmoid", choices=("sigmoid", "identity"))
     m.add_argument("--loss", default="cross_entropy",
@@ -30,16 +48,18 @@ def add_parser(subparsers):
                    help="cross_entropy: softmax + cross-entropy; mse / sigmoid_mse: sigmoid output "
                         "+ quadratic cost (one-hot targets, seed 004); sigmoid_ce: sigmoid + binary CE")
     m.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=int_in(0), default=0)
     t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=30, help="total epochs (also when resuming)")
-    t.add_argument("--batch-size", type=int, default=16, help="1: online; 0: the whole set")
-    t.add_argument("--lr", type=float, default=0.5)
-    t.add_argument("--momentum", type=float, default=0.0)
-    t.add_argument("--weight-decay", type=float, default=0.0)
-    t.add_argument("--l1", type=float, default=0.0)
+    t.add_argument("--epochs", type=int_in(1), default=30,
+                   help="total epochs, >= 1 (also when resuming)")
+    t.add_argument("--batch-size", type=int_in(0), default=16, help="1: online; 0: the whole set")
+    t.add_argument("--lr", type=real_in(0.0), default=0.5, help="learning rate, >= 0")
+    t.add_argument("--momentum", type=real_in(0.0, 1.0, hi_open=True), default=0.0,
+                   help="in [0, 1)")
+    t.add_argument("--weight-decay", type=real_in(0.0), default=0.0, help=">= 0")
+    t.add_argument("--l1", type=real_in(0.0), default=0.0, help=">= 0")
     t.add_argument("--impl", default="jit", choices=("loop", "vectorized", "jit"))
-    t.add_argument("--threads", type=int, default=None, help="BLAS and Numba threads")
+    t.add_argument("--threads", type=int_in(1), default=None, help="BLAS and Numba threads, >= 1")
     t.add_argument("--no-shuffle", action="store_true")
     o = p.add_argument_group("output")
     o.add_argument("--save", metavar="PATH", help="checkpoint (.npz) after every epoch and at the end")
@@ -55,16 +75,49 @@ _LOSSES = {"cross_entropy": ("softmax", "cross_entropy"), "mse": ("sigmoid", "ms
            "sigmoid_mse": ("sigmoid", "mse"), "sigmoid_ce": ("sigmoid", "cross_entropy")}
 
 
+def check_args(args) -> None:
+    """Every check that needs no data, before anything is loaded or trained: a
+    UsageError naming the option."""
+    if args.download and not args.mnist:
+        raise UsageError("--download: needs --mnist DIR, the folder to download MNIST into")
+    if args.mnist:
+        if args.download:
+            if os.path.exists(args.mnist) and not os.path.isdir(args.mnist):
+                raise UsageError(f"--mnist: {args.mnist} is a file; --download needs a folder")
+        elif not os.path.exists(args.mnist):
+            raise UsageError(f"--mnist: no such folder or .npz file: {args.mnist} "
+                             "(add --download to fetch MNIST into it)")
+    if args.resume:
+        if not os.path.exists(args.resume):
+            raise UsageError(f"--resume: no such file: {args.resume}")
+        if not os.path.isfile(args.resume):
+            raise UsageError(f"--resume: {args.resume} is not a file")
+    if args.save:
+        output_path(args.save, "--save")
+    if args.plot:
+        output_path(args.plot, "--plot")
+        need_matplotlib("--plot")
+
+
 def _load(args):
     from . import datasets
     dt = np.dtype(args.dtype)
     if args.mnist:
         if args.download:
-            datasets.download_mnist(args.mnist)
-        X_train, y_train, X_test, y_test = datasets.load_mnist(args.mnist, dtype=dt, flatten=True)
+            try:
+                datasets.download_mnist(args.mnist)
+            except datasets.DownloadError as exc:
+                raise UsageError(f"--download: {exc}") from None
+        try:
+            X_train, y_train, X_test, y_test = datasets.load_mnist(args.mnist, dtype=dt, flatten=True)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--mnist: {exc}") from None
         name = "MNIST"
     else:
-        X_train, y_train, X_test, y_test = datasets.load_digits(dtype=dt, seed=args.seed)
+        try:
+            X_train, y_train, X_test, y_test = datasets.load_digits(dtype=dt, seed=args.seed)
+        except ImportError as exc:
+            raise UsageError(f"{exc} (or train on MNIST with --mnist DIR)") from None
         name = "digits"
     val = None
     if args.val_fraction > 0:
@@ -72,6 +125,37 @@ def _load(args):
             X_train, y_train, val_fraction=args.val_fraction, seed=args.seed)
         val = (Xv, yv)
     return name, X_train, y_train, X_test, y_test, val
+
+
+def _model(args, name, X_train, y_train, y_test):
+    """The model to train: loaded from --resume or built from --sizes, checked against
+    the data (a UsageError naming the option otherwise)."""
+    from .model import MLP, CheckpointError
+    D = X_train.shape[1]
+    C = int(max(y_train.max(), y_test.max())) + 1
+    if args.resume:
+        try:
+            model = MLP.load(args.resume)
+        except (CheckpointError, OSError) as exc:
+            raise UsageError(f"--resume: {exc}") from None
+        if model.sizes[0] != D:
+            raise UsageError(f"--resume: {args.resume} expects {model.sizes[0]} inputs, "
+                             f"{name} has {D}")
+        if model.sizes[-1] < C:
+            raise UsageError(f"--resume: {args.resume} has {model.sizes[-1]} outputs, "
+                             f"{name} has {C} classes")
+        if args.sizes and list(args.sizes) != list(model.sizes):
+            raise UsageError(f"--sizes: {','.join(map(str, args.sizes))} differs from the "
+                             f"checkpoint's {','.join(map(str, model.sizes))} (--resume "
+                             f"{args.resume}); leave --sizes out when resuming")
+        return model
+    sizes = args.sizes or [D, 32 if name == "digits" else 100, C]
+    if sizes[0] != D or sizes[-1] != C:
+        raise UsageError(f"--sizes: {','.join(map(str, sizes))} does not fit {name}: expected "
+                         f"{D} inputs and {C} outputs, e.g. {D},{sizes[1] if len(sizes) > 2 else 32},{C}")
+    output, loss = _LOSSES[args.loss]
+    return MLP(sizes, hidden=args.hidden, output=output, loss=loss, dtype=args.dtype,
+               seed=args.seed, impl=args.impl)
 
 
 def _set_threads(n):
@@ -108,23 +192,11 @@ def plot_history(history, path):
 
 
 def run(args) -> int:
-    from .model import MLP, NonFiniteLossError, format_record
+    from .model import NonFiniteLossError, format_record
+    check_args(args)
     _set_threads(args.threads)
     name, X_train, y_train, X_test, y_test, val = _load(args)
-    if args.resume:
-        model = MLP.load(args.resume)
-        if model.sizes[0] != X_train.shape[1]:
-            print(f"fastnn train: {args.resume} expects {model.sizes[0]} inputs, "
-                  f"{name} has {X_train.shape[1]}", file=sys.stderr)
-            return 2
-    else:
-        if args.sizes:
-            sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-        else:
-            sizes = [X_train.shape[1], 32 if name == "digits" else 100, 10]
-        output, loss = _LOSSES[args.loss]
-        model = MLP(sizes, hidden=args.hidden, output=output, loss=loss, dtype=args.dtype,
-                    seed=args.seed, impl=args.impl)
+    model = _model(args, name, X_train, y_train, y_test)
     model.impl = args.impl
     epochs = args.epochs - model.epoch
     print(f"{name}: {X_train.shape[0]} training, {X_test.shape[0]} test samples; {model!r}; "
@@ -156,7 +228,7 @@ def run(args) -> int:
                           l1=args.l1, shuffle=not args.no_shuffle, validation_data=val,
                           progress=progress, checkpoint=args.save)
         except NonFiniteLossError as exc:
-            print(f"fastnn train: {exc}", file=sys.stderr)
+            print(f"fastnn train: error: {exc}", file=sys.stderr)
             return 1
         finally:
             if bar is not None:

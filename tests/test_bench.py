@@ -245,7 +245,7 @@ def quick_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
     out = d / "run.json"
     cmd = [sys.executable, "-m", "fastnn", "bench", "--quick", "--ops", "softmax", "--sizes", "32",
-           "--contenders", "loop,vectorized,jit,nosuch", "--threads", "1", "--copy-mib", "32",
+           "--contenders", "loop,vectorized,jit", "--threads", "1", "--copy-mib", "32",
            "--no-coldstart", "--json", str(out)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     return p, out

@@ -14,11 +14,14 @@ import os
 import socket
 import struct
 import threading
+import zlib
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fastnn import datasets
 from fastnn.datasets import (
@@ -425,7 +428,7 @@ def test_mnist_cache_dir_default(monkeypatch):
     assert datasets.mnist_cache_dir() == Path.home() / ".cache" / "fastnn" / "mnist"
 
 
-@pytest.mark.parametrize("dtype", [np.int32, np.uint8, "not a dtype"])
+@pytest.mark.parametrize("dtype", [np.int32, np.uint8, "not a dtype", ",", "a"])
 def test_load_mnist_rejects_non_float_dtype(tmp_path, arrays, dtype):
     write_mnist_dir(tmp_path, arrays, gz=False)
     with pytest.raises(ValueError, match="dtype"):
@@ -743,3 +746,264 @@ def test_module_imports_only_numpy_and_stdlib():
         "assert 'urllib.request' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code, datasets.__file__], check=True, timeout=120)
+
+
+# --------------------------------------------------------------------------
+# issue 20, point 8: the download deadline, non-finite pixels, malformed IDX
+# files (generated), bounded memory
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_server():
+    """A local HTTP server that is slow on purpose. ``state["mode"]``:
+    "dribble" (announces 1 MB, then sends 16 bytes every 0.1 s for up to 20 s),
+    "silent" (headers, then nothing for 20 s) or "503" (always unavailable).
+    ``state["requests"]`` counts the requests."""
+    state = {"mode": "dribble", "requests": 0}
+    stop = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            state["requests"] += 1
+            if state["mode"] == "503":
+                self.send_error(503)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(1_000_000))
+            self.end_headers()
+            self.wfile.flush()
+            for _ in range(200):
+                if stop.wait(0.1):
+                    return
+                if state["mode"] == "dribble":
+                    self.wfile.write(b"x" * 16)
+                    self.wfile.flush()
+
+    class Server(http.server.ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):  # the client hung up: fine
+            pass
+
+    httpd = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    state["url"] = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    try:
+        yield state
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+def test_download_deadline_stops_a_dribbling_server(tmp_path, slow_server):
+    """The issue: 16 bytes every 0.5 s kept download_mnist(timeout=1) going for minutes
+    (each read waited for 64 KiB; each recv came within the timeout)."""
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=r"deadline of 1\.5 s .* passed") as info:
+        download_mnist(tmp_path, base_url=slow_server["url"], timeout=1, deadline=1.5,
+                       retries=3, backoff=0.01, checksums=None)
+    elapsed = time.monotonic() - t0
+    assert 1.4 < elapsed < 1.5 + 1 + 1.0, elapsed       # the deadline, + at most one read
+    assert MNIST_FILES[0] in str(info.value) and slow_server["url"] in str(info.value)
+    assert isinstance(info.value.__cause__, TimeoutError)
+    assert slow_server["requests"] == 1                  # a passed deadline is not retried
+    assert os.listdir(tmp_path) == []                    # no partial file left
+
+
+def test_download_deadline_bounds_the_retries_and_backoff(tmp_path, slow_server):
+    import time
+
+    slow_server["mode"] = "503"
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=r"deadline of 1 s.*earlier error: HTTPError"):
+        download_mnist(tmp_path, base_url=slow_server["url"], timeout=5, deadline=1,
+                       retries=20, backoff=0.2, checksums=None)   # 0.2 + 0.4 + 0.8 + ... s
+    assert time.monotonic() - t0 < 2.5
+    assert 2 <= slow_server["requests"] <= 4
+
+
+def test_download_timeout_fails_a_silent_server_per_attempt(tmp_path, slow_server):
+    import time
+
+    slow_server["mode"] = "silent"
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match="after 2 attempts"):
+        download_mnist(tmp_path, base_url=slow_server["url"], timeout=0.3, deadline=None,
+                       retries=1, backoff=0.01, checksums=None)
+    assert time.monotonic() - t0 < 3
+    assert slow_server["requests"] == 2
+
+
+@pytest.mark.parametrize("deadline", [0, -1, float("nan"), "5", True])
+def test_download_rejects_a_bad_deadline(tmp_path, deadline):
+    with pytest.raises(ValueError, match="deadline must be a positive number"):
+        download_mnist(tmp_path, deadline=deadline)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_load_mnist_rejects_non_finite_pixels(tmp_path, arrays, bad, dtype):
+    """The issue: NaN pixels from a float .npz passed the [0, 255] check (NaN compares false)."""
+    x = arrays["train-images-idx3-ubyte"].astype(dtype)
+    x[1, 2, 3] = bad
+    path = _npz(tmp_path / "m.npz", arrays, x_train=x)
+    with pytest.raises(ValueError, match=r"x_train\].*must be finite.*found 1 NaN or infinite") as info:
+        load_mnist(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [-0.5, 255.5, 1e9])
+def test_load_mnist_rejects_out_of_range_float_pixels(tmp_path, arrays, bad):
+    x = arrays["t10k-images-idx3-ubyte"].astype(np.float64)
+    x[0, 0, 0] = bad
+    path = _npz(tmp_path / "m.npz", arrays, x_test=x)
+    with pytest.raises(ValueError, match=r"x_test\].*must lie in \[0, 255\], got values in"):
+        load_mnist(path)
+
+
+def test_load_mnist_float_pixels_in_range_still_load(tmp_path, arrays):
+    x = arrays["train-images-idx3-ubyte"].astype(np.float32)
+    X_train = load_mnist(_npz(tmp_path / "m.npz", arrays, x_train=x))[0]
+    np.testing.assert_array_equal(X_train.reshape(x.shape), x / np.float32(255))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_load_mnist_bad_npz_leaks_no_file_handle(tmp_path):
+    path = tmp_path / "mnist.npz"
+    path.write_bytes(b"PK\x03\x04" + b"\0" * 64)          # zip magic, then nothing valid
+    before = len(os.listdir("/proc/self/fd"))
+    errors = []
+    for _ in range(5):
+        with pytest.raises(ValueError, match="cannot read MNIST .npz") as info:
+            load_mnist(path)
+        errors.append(info)                                # keeps the frames alive
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def _gzip_chunks(chunks) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)            # wbits 31: a gzip stream
+    return b"".join([c.compress(b) for b in chunks] + [c.flush()])
+
+
+def _peak_bytes(fn):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+def test_read_idx_huge_declared_sizes_allocate_nothing(tmp_path, gz):
+    header = bytes([0, 0, 0x0E, 3]) + struct.pack(">III", 2**32 - 1, 2**32 - 1, 60000)
+    data = header + bytes(1000)
+    path = tmp_path / "huge-idx"
+    path.write_bytes(gzip.compress(data) if gz else data)
+
+    def read():
+        with pytest.raises(ValueError, match=r"truncated IDX file: shape \(4294967295, 4294967295, "
+                                             r"60000\) needs \d+ data bytes.*found 1000"):
+            read_idx(path)
+    assert _peak_bytes(read) < 4 << 20
+
+
+def test_read_idx_gzip_bomb_is_not_decompressed_whole(tmp_path):
+    """10 data bytes and 32 MiB of trailing zeros (32 KiB compressed): counted in chunks."""
+    labels = np.arange(10, dtype=np.uint8)
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(_gzip_chunks([idx_bytes(labels)] + [bytes(1 << 20)] * 32))
+    assert path.stat().st_size < 100_000
+
+    def read():
+        with pytest.raises(ValueError, match=r"33554432 trailing bytes after the IDX data"):
+            read_idx(path)
+    assert _peak_bytes(read) < 4 << 20         # it was 32 MiB and more: gzip.decompress whole
+
+
+def test_read_idx_truncated_at_every_offset(tmp_path, arrays):
+    good = idx_bytes(arrays["train-labels-idx1-ubyte"][:4])
+    path = tmp_path / "cut"
+    for gz in (False, True):
+        full = gzip.compress(good, mtime=0) if gz else good
+        for k in range(len(full)):
+            path.write_bytes(full[:k])
+            with pytest.raises(ValueError) as info:
+                read_idx(path)
+            assert str(path) in str(info.value), (gz, k)
+        path.write_bytes(full)
+        np.testing.assert_array_equal(read_idx(path), arrays["train-labels-idx1-ubyte"][:4])
+
+
+@st.composite
+def _idx_files(draw):
+    """A valid small IDX file, then at most a few mutations of its bytes (header, dims,
+    data, length), and optionally gzip with mutations of the compressed bytes."""
+    dtype = draw(st.sampled_from(list(_IDX_CODES)))
+    shape = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=3)))
+    n = int(np.prod(shape))
+    array = np.frombuffer(draw(st.binary(min_size=n * dtype.itemsize, max_size=n * dtype.itemsize)),
+                          dtype=dtype.newbyteorder(">"), count=n).reshape(shape)
+    data = bytearray(idx_bytes(array.astype(dtype)))
+    ndim = len(shape)
+    for kind in draw(st.lists(st.sampled_from(["truncate", "flip", "append", "dims", "magic", "ndim"]),
+                              max_size=3)):
+        if kind == "truncate":
+            del data[draw(st.integers(0, len(data))):]
+        elif kind == "flip" and data:
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+        elif kind == "append":
+            data += draw(st.binary(min_size=1, max_size=16))
+        elif kind == "dims" and len(data) >= 4 + 4 * ndim:
+            i = draw(st.integers(0, ndim - 1))
+            data[4 + 4 * i: 8 + 4 * i] = struct.pack(">I", draw(st.sampled_from(
+                [0, 1, 5, 2**16, 2**31, 2**32 - 1]) | st.integers(0, 2**32 - 1)))
+        elif kind == "magic" and len(data) >= 4:
+            data[:4] = draw(st.binary(min_size=4, max_size=4))
+        elif kind == "ndim" and len(data) >= 4:
+            data[3] = draw(st.integers(0, 255))
+    raw = bytes(data)
+    if draw(st.booleans()):
+        gz = bytearray(gzip.compress(raw, mtime=0))
+        for kind in draw(st.lists(st.sampled_from(["truncate", "flip", "append"]), max_size=2)):
+            if kind == "truncate":
+                del gz[draw(st.integers(0, len(gz))):]
+            elif kind == "flip" and gz:
+                gz[draw(st.integers(0, len(gz) - 1))] = draw(st.integers(0, 255))
+            else:
+                gz += draw(st.binary(min_size=1, max_size=16))
+        return bytes(gz)
+    return raw
+
+
+def _decoded(file_bytes: bytes) -> bytes:
+    return gzip.decompress(file_bytes) if file_bytes[:2] == b"\x1f\x8b" else file_bytes
+
+
+@given(_idx_files())
+@settings(max_examples=400, suppress_health_check=list(HealthCheck))
+def test_read_idx_malformed_files_raise_valueerror_or_read_exactly(tmp_path, file_bytes):
+    """Any file: read_idx raises a ValueError naming it, or returns the array that encodes
+    back to exactly the (decompressed) bytes of the file."""
+    path = tmp_path / "fuzzed-idx"
+    path.write_bytes(file_bytes)
+    try:
+        got = read_idx(path)
+    except ValueError as exc:
+        assert str(path) in str(exc)
+        return
+    assert got.dtype.isnative and got.flags.writeable
+    assert idx_bytes(got) == _decoded(file_bytes)
