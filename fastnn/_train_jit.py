@@ -547,7 +547,7 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
         T = params.dtype.type
         lr_ = T(lr)
         L = layers.shape[0]
-        N = X.shape[0]
+        N = perm.shape[0]          # the rows of this epoch (or part of one)
         D0 = X.shape[1]
         K = Yb_buf.shape[1]
         small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
@@ -676,21 +676,23 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
     return epoch
 
 
-def _plan_of(layers, X, batch_size, hidden_code, loss_code, acc_code, momentum,
+def _plan_of(layers, N, batch_size, hidden_code, loss_code, acc_code, momentum,
              weight_decay, l1, policy, fuse):
     plain = momentum == 0 and weight_decay == 0 and l1 == 0
-    return make_plan(layers, X.shape[0], batch_size, hidden_code, loss_code, acc_code,
+    return make_plan(layers, N, batch_size, hidden_code, loss_code, acc_code,
                      plain, fuse, policy)
 
 
 def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
                 acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                policy, act_buf, delta_buf, yb_buf, Yb_buf, stats):
+                policy, act_buf, delta_buf, yb_buf, Yb_buf, stats, epoch_rows=None, plan=None):
     """Run one epoch; see the module docstring.
 
     params, grads, velocity : (P,) flat buffers (velocity updated when momentum > 0)
     X : (N, D0) inputs;  y : (N,) int64 labels or (0,);  Y : (N, K) float targets or (0, K)
-    perm : (N,) int64 order of the rows;  batch_size >= 1
+    perm : (M,) int64 the rows of X this call trains on, in order (M <= N: a whole epoch's
+           permutation, or a run of whole mini-batches of it, so that an epoch can run
+           in parts with the same bits);  batch_size >= 1
     policy : (7,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
              backward_tile_min_fmas, parallel_min_fmas, fused first-layer shares,
              BLAS blocks on Numba's threads (1: call through ``run_epoch``),
@@ -700,20 +702,27 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
             1 if the epoch ran in one persistent region (``_persistent_epoch``, called
             by ``run_epoch`` instead of this function) else 0]
     A non-finite loss stops the epoch before that step's update: stats[2] = step (0-based).
+    epoch_rows : the rows of the whole epoch when ``perm`` is a part of it (the compiled
+                 plan is the epoch's, so that its parts share one compiled loop)
+    plan : the :class:`Plan` (computed from the arguments when None; callers that run
+           many epochs or parts compute it once: ``MLP._epoch_jit``)
     """
     _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
                  acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                 policy, True, act_buf, delta_buf, yb_buf, Yb_buf, stats)
+                 policy, True, act_buf, delta_buf, yb_buf, Yb_buf, stats, epoch_rows, plan)
 
 
 def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
                  acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1,
-                 policy, fuse, act_buf, delta_buf, yb_buf, Yb_buf, stats):
+                 policy, fuse, act_buf, delta_buf, yb_buf, Yb_buf, stats, epoch_rows=None,
+                 plan=None):
     """``train_epoch`` with one more switch: ``fuse`` (False: plain SGD writes the
     gradient and runs ``sgd_update_jit``, as the other optimisers do; for tests of the
     fused paths)."""
-    plan = _plan_of(layers, X, batch_size, hidden_code, loss_code, acc_code, momentum,
-                    weight_decay, l1, policy, fuse)
+    if plan is None or not fuse:
+        plan = _plan_of(layers, perm.shape[0] if epoch_rows is None else epoch_rows, batch_size,
+                        hidden_code, loss_code, acc_code, momentum, weight_decay, l1, policy,
+                        fuse)
     epoch_for(plan)(params, grads, velocity, n_weights, layers, act_off, X, y, Y, perm,
                     batch_size, lr, momentum, weight_decay, l1, policy, act_buf, delta_buf,
                     yb_buf, Yb_buf, stats)
@@ -721,7 +730,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
 
 def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
               acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
-              act_buf, delta_buf, yb_buf, Yb_buf, stats):
+              act_buf, delta_buf, yb_buf, Yb_buf, stats, epoch_rows=None, plan=None):
     """``train_epoch`` with the same arguments; when its BLAS products may run in blocks
     on Numba's threads (``policy[5]``, batches above ``policy[0]`` rows), under
     ``kernels/_blas.py`` ``on_numba_threads``: OpenBLAS single-threaded for the
@@ -731,11 +740,11 @@ def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, 
             acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
             act_buf, delta_buf, yb_buf, Yb_buf, stats)
     if policy[5] and batch_size > policy[0]:
-        return on_numba_threads(train_epoch, *args)
+        return on_numba_threads(train_epoch, *args, epoch_rows, plan)
     # the persistent epoch is called from here, not from train_epoch, so that it is
     # compiled only for the networks and dtypes that take it
     if (policy[6] and momentum == 0 and weight_decay == 0 and l1 == 0 and policy[4] >= 2
-            and _persistent_ok(layers, X.shape[0], batch_size, policy[0], policy[1], policy[2],
+            and _persistent_ok(layers, perm.shape[0], batch_size, policy[0], policy[1], policy[2],
                                policy[3])):
         P = min(int(policy[4]), (int(layers[0, 0]) + FUSED_GROUP - 1) // FUSED_GROUP)
         if P >= 2 and _persistent_epoch(params, layers, act_off, hidden_code, loss_code,
@@ -743,7 +752,7 @@ def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, 
                                         policy[1], policy[3], act_buf, delta_buf, yb_buf,
                                         Yb_buf, stats, P):
             return None
-    return train_epoch(*args)
+    return train_epoch(*args, epoch_rows, plan)
 
 
 # The persistent epoch's control words (``ctl``, int64), each on its own 128 bytes (a
@@ -865,7 +874,7 @@ def _make_persistent(hidden, loss, acc):
         if not _lead_join(ctl, P):
             return
         L = layers.shape[0]
-        N, D0 = X.shape
+        N, D0 = perm.shape[0], X.shape[1]
         K = Yb_buf.shape[1]
         K0 = layers[0, 0]
         W0, b0 = _layer(params, layers, 0)
@@ -958,7 +967,7 @@ def _make_persistent(hidden, loss, acc):
         stats[3] = 1.0
         D0 = X.shape[1]
         L = layers.shape[0]
-        nb = min(batch_size, X.shape[0])
+        nb = min(batch_size, perm.shape[0])
         K0 = layers[0, 0]
         A0 = _rows(act_buf, act_off[0], nb, D0)
         _gather(X, y, Y, perm, 0, A0, yb_buf, Yb_buf)
@@ -980,7 +989,7 @@ def _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf,
     then its share of the first layer's update and the next product."""
     if not _work_join(ctl):
         return
-    N, D0 = X.shape
+    N, D0 = perm.shape[0], X.shape[1]
     K0 = layers[0, 0]
     W0 = _layer(params, layers, 0)[0]
     mine = _GO + _LINE * p

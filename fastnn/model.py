@@ -177,6 +177,13 @@ class History(list):
         raise AttributeError(name)
 
 
+#: The compiled epoch runs in parts of about this many seconds (the first of about
+#: EPOCH_PART_ROWS rows), between which Python sees a Ctrl-C: the first stops training
+#: at once (the epoch is rolled back), a second raises KeyboardInterrupt at once.
+EPOCH_PART_S = 0.05
+EPOCH_PART_ROWS = 4096
+
+
 class _Stop(Exception):
     """Ctrl-C between steps of a Python-driven epoch."""
 
@@ -321,6 +328,7 @@ class MLP:
         self.seed = seed
         self.impl = impl
         self._rng = np.random.default_rng(seed)
+        self._plans = {}           # compiled-epoch plans by (batch, rows, accuracy, plain, policy)
         self._build()
         for W in self.weights:
             K, D = W.shape
@@ -428,7 +436,7 @@ class MLP:
                              f"{X.shape}" + ("; use X[None, :] for one sample" if X.ndim == 1 else ""))
         if X.shape[0] == 0:
             raise ValueError(f"{name}: no samples (N = 0)")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        X = v.convert_floats(name, X, self.dtype)    # no cast warning; out of range: named
         if not all_finite(X):
             raise ValueError(f"{name}: contains NaN or infinite values")
         return X
@@ -556,13 +564,45 @@ class MLP:
             self._sgd(impl, hp)
         return loss_sum, correct, -1
 
-    def _epoch_jit(self, X, y, Y, acc_code, perm, B, hp, bufs):
+    def _epoch_jit(self, X, y, Y, acc_code, perm, B, hp, bufs, guard=None):
+        """The compiled epoch over ``perm`` (whole, or in parts of whole mini-batches when
+        ``guard`` is given, so that Ctrl-C is seen between parts): (Σ loss·nb, correct,
+        failing step or −1). The parts give the bits of one call (tested)."""
         act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = bufs
-        tj.run_epoch(self._params, self._grads, self._velocity, self._n_weights, self._layers,
-                       act_off, self._hcode, self._lcode, acc_code, X, y, Y, perm, B,
-                       hp["lr"], hp["momentum"], hp["weight_decay"], hp["l1"], tj.policy(),
-                       act_buf, delta_buf, yb_buf, Yb_buf, stats)
-        return float(stats[0]), int(stats[1]), int(stats[2])
+        pol = tj.policy()
+        N = perm.shape[0]
+        key = (B, N, acc_code, hp["momentum"] == 0 and hp["weight_decay"] == 0 and hp["l1"] == 0,
+               pol.tobytes())
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = tj._plan_of(
+                self._layers, N, B, self._hcode, self._lcode, acc_code, hp["momentum"],
+                hp["weight_decay"], hp["l1"], pol, True)
+        args = (self._params, self._grads, self._velocity, self._n_weights, self._layers,
+                act_off, self._hcode, self._lcode, acc_code, X, y, Y)
+        tail = (hp["lr"], hp["momentum"], hp["weight_decay"], hp["l1"], pol, act_buf, delta_buf,
+                yb_buf, Yb_buf, stats)
+        if guard is None:
+            tj.run_epoch(*args, perm, B, *tail, epoch_rows=N, plan=plan)
+            return float(stats[0]), int(stats[1]), int(stats[2])
+        loss_sum, correct = 0.0, 0
+        steps = max(1, EPOCH_PART_ROWS // B)      # mini-batches in the next part
+        s = 0
+        while s < N:
+            if guard.requested:
+                raise _Stop
+            e = min(N, s + steps * B)
+            t0 = time.perf_counter()
+            tj.run_epoch(*args, perm[s:e], B, *tail, epoch_rows=N, plan=plan)
+            dt = time.perf_counter() - t0
+            loss_sum += float(stats[0])
+            correct += int(stats[1])
+            if stats[2] >= 0:
+                return loss_sum, correct, s // B + int(stats[2])
+            s = e
+            # parts of about EPOCH_PART_S: a Ctrl-C waits at most that long
+            steps = max(1, min(8 * steps, int(steps * EPOCH_PART_S / max(dt, 1e-6))))
+        return loss_sum, correct, -1
 
     def _jit_buffers(self, B):
         widths = np.array(self.sizes, np.int64)
@@ -653,7 +693,8 @@ class MLP:
                 t0 = time.perf_counter()
                 try:
                     if jit_path:
-                        loss_sum, correct, fail = self._epoch_jit(X, y, Y, acc_code, perm, B, hp, bufs)
+                        loss_sum, correct, fail = self._epoch_jit(X, y, Y, acc_code, perm, B, hp,
+                                                                  bufs, guard)
                     else:   # divergence is reported by NonFiniteLossError, as in jit code
                         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                             loss_sum, correct, fail = self._epoch_python(

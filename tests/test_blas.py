@@ -69,10 +69,10 @@ def _fit(dt, monkeypatch=None, fuse=True, batch_size=10, **kw):
     X = rng.standard_normal((53, 12)).astype(dt)
     y = rng.integers(0, 4, 53)
     if not fuse:
-        def unfused(*a):
+        def unfused(*a, **k):
             a = list(a)
-            a.insert(19, False)            # after small_max: fuse=False
-            tj._train_epoch(*a)
+            a.insert(19, False)            # after the policy: fuse=False
+            tj._train_epoch(*a, **k)
         monkeypatch.setattr(tj, "train_epoch", unfused)
     m = MLP([12, 9, 7, 4], dtype=dt, seed=5, impl="jit")
     h = m.fit(X, y, epochs=3, batch_size=batch_size, lr=0.3, **kw)

@@ -132,8 +132,8 @@ def _spy_persistent(mp):
     ran = []
     real = tj.run_epoch
 
-    def spy(*a):
-        out = real(*a)
+    def spy(*a, **k):
+        out = real(*a, **k)
         ran.append(a[-1][3])
         return out
     mp.setattr(tj, "run_epoch", spy)
@@ -246,7 +246,7 @@ y = rng.integers(0, 5, 83)
 out = []
 real = tj.run_epoch
 ran = []
-tj.run_epoch = lambda *a: (real(*a), ran.append(float(a[-1][3])))[0]
+tj.run_epoch = lambda *a, **k: (real(*a, **k), ran.append(float(a[-1][3])))[0]
 for persistent in (False, True):
     tj.PERSISTENT_EPOCH = persistent
     m = MLP([37, 30, 6, 5], dtype=np.float32, seed=2, impl="jit")
