@@ -433,14 +433,18 @@ def _backward_parallel(dZ, X, W, dW, db, dX):
 @register("linear_backward", "jit")
 def linear_backward_dispatch(dZ, X, W, dW, db, dX):
     N, K = dZ.shape
-    fmas = N * K * X.shape[1]
     if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and X.shape[1] > 0:
         return on_numba_threads(_backward_parallel, dZ, X, W, dW, db, dX)
+    return backward_kernel(N, K, X.shape[1])(dZ, X, W, dW, db, dX)
+
+
+def backward_kernel(N, K, D):
+    """The compiled kernel ``linear_backward`` runs below NT_MAX_ROWS rows (``fastnn info``
+    asks it which one a first call compiles)."""
+    fmas = N * K * D
     if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS:
-        if fmas >= TN_PARALLEL_MIN_FMAS:
-            return _backward_tiles_parallel(dZ, X, W, dW, db, dX)
-        return _backward_tiles(dZ, X, W, dW, db, dX)
-    return linear_backward_jit(dZ, X, W, dW, db, dX)
+        return _backward_tiles_parallel if fmas >= TN_PARALLEL_MIN_FMAS else _backward_tiles
+    return linear_backward_jit
 
 
 @jit
@@ -528,11 +532,18 @@ def _hidden_delta_blocks_parallel(dZ, W, H, out, sigmoid):
 @register("hidden_delta", "jit")
 def hidden_delta_dispatch(dZ, W, H, out):
     N, K = dZ.shape
-    fmas = N * K * W.shape[1]
     if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and W.shape[1] > 0:
         return on_numba_threads(_hidden_delta_blocks_parallel, dZ, W, H, out, True)
+    kernel = delta_kernel(N, K, W.shape[1])
+    if kernel is hidden_delta_jit:
+        return hidden_delta_jit(dZ, W, H, out)
+    return kernel(dZ, W, H, out, True)
+
+
+def delta_kernel(N, K, D):
+    """The compiled kernel ``hidden_delta`` runs below NT_MAX_ROWS rows: ``delta_tiles``
+    or its parallel twin (arguments ``dZ, W, H, out, True``), or ``hidden_delta_jit``."""
+    fmas = N * K * D
     if N < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS:
-        if fmas >= TN_PARALLEL_MIN_FMAS:
-            return delta_tiles_parallel(dZ, W, H, out, True)
-        return delta_tiles(dZ, W, H, out, True)
-    return hidden_delta_jit(dZ, W, H, out)
+        return delta_tiles_parallel if fmas >= TN_PARALLEL_MIN_FMAS else delta_tiles
+    return hidden_delta_jit

@@ -112,8 +112,9 @@ def test_plan_covers_every_path_an_epoch_takes():
 def _wheel_install(tmp_path):
     """A non-editable install of this checkout into tmp_path/site (read-only)."""
     wheels = tmp_path / "wheels"
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                        "-q", "-w", str(wheels), str(REPO)], capture_output=True, text=True,
+    from test_packaging import _no_isolation   # a fresh venv's setuptools cannot build offline
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                        *_no_isolation("--no-build-isolation"), "-q", "-w", str(wheels), str(REPO)], capture_output=True, text=True,
                        timeout=600)
     assert r.returncode == 0, r.stderr
     site = tmp_path / "site"
