@@ -1,4 +1,8 @@
-"""Independent float64 references (SciPy where it has one, plain NumPy otherwise)."""
+"""Independent float64 references (SciPy where it has one, plain NumPy otherwise).
+
+One function per operation, computing the formula in float64 with no code shared with
+fastnn's kernels. The test suite and ``fastnn check`` (:mod:`fastnn.conformance`)
+compare every implementation with these."""
 from __future__ import annotations
 
 import numpy as np
