@@ -30,6 +30,8 @@ from .linear_models import (  # noqa: E402
     Adaline, ConvergenceWarning, Perceptron, adaline_epoch, perceptron_epoch,
 )
 from . import autodiff, datasets  # noqa: E402
+from .plugins import register, unregister  # noqa: E402
+from .conformance import check  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -40,7 +42,7 @@ __all__ = [
     "sgd_update", "impls", "set_impl", "get_impl", "use_impl", "info", "kernels",
     "MLP", "History", "NonFiniteLossError", "CheckpointError", "gradcheck", "datasets",
     "perceptron_epoch", "adaline_epoch", "Perceptron", "Adaline", "ConvergenceWarning",
-    "autodiff",
+    "autodiff", "register", "unregister", "check",
 ]
 
 #: Defined in fastnn.estimators, imported on first access: they need scikit-learn.

@@ -13,12 +13,19 @@ _override: ContextVar = ContextVar("fastnn_impl", default=None)   # use_impl()
 
 def impls() -> tuple:
     """The names of the registered implementations: ``("loop", "vectorized", "jit")``
-    and any other registered (``cuda`` where a GPU is available, a user's own)."""
+    and any other registered (``cuda`` where a GPU is available, a user's own: see
+    :func:`fastnn.register`)."""
+    from .plugins import load_entry_points
+    load_entry_points()
     return tuple(impl_names())
 
 
 def _check(name):
     names = impl_names()
+    if isinstance(name, str) and name not in names:
+        from .plugins import load_entry_points
+        load_entry_points()                 # a user's implementation from an entry point
+        names = impl_names()
     if not isinstance(name, str) or name not in names:
         why = (f" ({name} is unavailable here: {UNAVAILABLE[name]})"
                if isinstance(name, str) and name in UNAVAILABLE else "")
@@ -56,6 +63,10 @@ def kernel(op: str, impl):
     try:
         return IMPLS[op][impl]
     except KeyError:
+        if isinstance(impl, str) and ":" in impl and op in IMPLS:
+            from .plugins import resolve      # "module:function", registered for op
+            if resolve(impl, [op]) in IMPLS[op]:
+                return IMPLS[op][impl]
         _check(impl)
         have = ", ".join(repr(n) for n in impl_names() if n in IMPLS[op])
         raise ValueError(f"impl: operation {op!r} has no {impl!r} implementation "

@@ -195,6 +195,7 @@ def run(args) -> dict:
     ops = _split(args.ops, "--ops")
     cases = _cases(args)
     want = _split(args.contenders, "--contenders")
+    plugin_specs = user_contenders(want, ops)
     passes = args.passes if args.passes is not None else (1 if args.quick else B.FULL_PASSES)
     if passes < 1:
         raise UsageError(f"--passes: expected a positive integer, got {passes}")
@@ -248,7 +249,7 @@ def run(args) -> dict:
             t0 = time.perf_counter()
             out = _run_worker({"mode": "cases", "tasks": tasks, "dtype": args.dtype, "threads": threads,
                                "quick": bool(args.quick), "loop_bound": args.loop_bound, "seed": 0,
-                               "timing": timing}, env)
+                               "timing": timing, "plugins": plugin_specs, "cwd": os.getcwd()}, env)
             if "error" in out:
                 for cid, k in tasks:
                     c = B.CASES[cid]
@@ -297,6 +298,27 @@ def _matches(tok: str, case) -> bool:
     return (n is not None and n == case.size) or tok in (case.shape, case.variant)
 
 
+def user_contenders(want, ops) -> list:
+    """Register the ``module:function`` contenders of ``--contenders`` (and load the
+    ``fastnn.implementations`` entry points): ``[[spec, ops], ...]`` for the workers, which
+    register them again in their own processes."""
+    from . import plugins
+    plugins.load_entry_points()
+    specs = []
+    for k in want or ():
+        if ":" not in k:
+            continue
+        if not ops:
+            raise UsageError(f"--contenders: {k!r} is a module:function; say which operation it "
+                             f"implements with --ops (e.g. --ops softmax)")
+        try:
+            plugins.resolve(k, ops)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"--contenders: {str(exc).removeprefix('impl: ')}") from None
+        specs.append([k, ops])
+    return specs
+
+
 def known_contenders() -> list:
     """Every contender name of some case, in report order."""
     return list(dict.fromkeys(k for c in B.all_cases() for k in B.contenders(c)))
@@ -340,6 +362,7 @@ def check_args(args) -> None:
         output_path(args.json, "--json")
     _cases(args)
     want = _split(args.contenders, "--contenders")
+    user_contenders(want, _split(args.ops, "--ops"))
     if want:
         known = known_contenders()
         unknown = [k for k in want if k not in known]

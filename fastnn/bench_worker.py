@@ -72,6 +72,12 @@ def main(argv=None) -> int:
                 jax.config.update("jax_enable_x64", True)
             except ImportError:
                 pass
+        from . import plugins                   # a user's contenders: entry points, module:function
+        if spec.get("cwd") and spec["cwd"] not in sys.path:
+            sys.path.insert(0, spec["cwd"])
+        plugins.load_entry_points()
+        for name, ops in spec.get("plugins") or ():
+            plugins.resolve(name, ops)
         settings = spec.get("timing") or (bench.QUICK if spec.get("quick") else bench.FULL)
         tasks = [(bench.CASES[cid], c) for cid, c in spec["tasks"]]
         out["results"] = bench.run_tasks(tasks, spec["dtype"], settings,

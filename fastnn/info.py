@@ -104,6 +104,8 @@ def info() -> dict:
 
     from . import _blas_threads
     from .kernels import EXP_NAME, IMPLS, UNAVAILABLE, impl_names
+    from .plugins import load_entry_points
+    load_entry_points()             # a user's implementations (fastnn.implementations entry points)
     from .kernels._config import CACHE, FASTMATH
 
     try:

@@ -11,7 +11,8 @@ the operation's module). Every operation has the three core implementations
 registers) may exist for some operations only. A registered implementation shows up
 in the API (``impl=``), the agreement tests and the benchmarks by being registered
 here; :func:`available` says which an operation has, :data:`UNAVAILABLE` why a known
-one is missing on this machine (e.g. ``cuda`` without a GPU).
+one is missing on this machine (e.g. ``cuda`` without a GPU). Users register theirs
+through :mod:`fastnn.plugins` (``fastnn.register``, entry points, ``module:function``).
 """
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ OPS: Dict[str, str] = {}
 #: UNAVAILABLE[impl] -> why an implementation fastnn knows of is not registered here.
 UNAVAILABLE: Dict[str, str] = {}
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+#: What an implementation's name may be (":" for a user's "module:function").
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:\-]*$")
 
 
 def register(op: str, impl: str, doc: str | None = None):
     """Decorator: record ``fn`` as implementation ``impl`` of operation ``op``."""
-    if not isinstance(impl, str) or not _NAME.match(impl):
+    if not isinstance(impl, str) or not NAME.match(impl):
         raise ValueError(f"impl: expected a name of letters, digits, '_', '.', '-', got {impl!r}")
 
     def deco(fn):

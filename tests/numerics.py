@@ -1,4 +1,4 @@
-"""Shared test helpers: tolerances per dtype (defined once, here) and a comparison
+"""Shared test helpers: tolerances per dtype (fastnn.conformance.TOL) and a comparison
 that treats non-finite values exactly. (Imported by name from the test modules:
 ``conftest`` is not importable reliably, benches/ has one too.)"""
 from __future__ import annotations
@@ -11,11 +11,9 @@ DTYPES = (np.float32, np.float64)
 IMPLS = fastnn.impls()
 
 #: |actual − reference| <= atol·scale + rtol·|reference|, scale = the size of the
-#: terms that were summed (1 for elementwise results).
-TOL = {
-    np.dtype(np.float32): dict(rtol=3e-5, atol=3e-6),
-    np.dtype(np.float64): dict(rtol=1e-12, atol=1e-13),
-}
+#: terms that were summed (1 for elementwise results): the tolerances ``fastnn check``
+#: applies to a user's implementation too (defined once, in fastnn.conformance).
+from fastnn.conformance import TOL  # noqa: E402
 
 
 def assert_close(actual, reference, dtype, scale=1.0, what=""):
