@@ -31,7 +31,15 @@ from .linear_models import (  # noqa: E402
 )
 from . import autodiff, datasets  # noqa: E402
 from .plugins import register, unregister  # noqa: E402
-from .conformance import check  # noqa: E402
+
+
+def check(op, impl, *, seed=0):
+    """The conformance sweep of ``op`` on ``impl`` (a name, ``"module:function"`` or a
+    function): :func:`fastnn.conformance.check`, imported on first use (it needs SciPy's
+    special functions for the float64 reference)."""
+    from .conformance import check as _check
+    return _check(op, impl, seed=seed)
+
 
 __version__ = "0.1.0"
 
