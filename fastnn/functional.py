@@ -80,7 +80,13 @@ def _layer_args_checked(X, W, b):
     N, D = X.shape
     K = W.shape[0]
     if W.shape[1] != D:
-        raise ValueError(f"W: expected shape ({K}, {D}) to match X {X.shape}, got {W.shape}")
+        if N == W.shape[1] and D == 1:      # one sample as a column (Nielsen's layout)
+            raise ValueError(f"X: expected shape (N, {W.shape[1]}) (one sample per row) to match "
+                             f"W {W.shape}, got {X.shape}; if your samples are in columns "
+                             f"(features × samples, as in Nielsen's network.py), pass X.T")
+        hint = (f"; or, if X holds samples in columns (its {N} rows match W's {N} columns), "
+                f"pass X.T" if N == W.shape[1] else "")
+        raise ValueError(f"W: expected shape ({K}, {D}) to match X {X.shape}, got {W.shape}{hint}")
     if b is None:
         b = _zeros(K, X.dtype)
     else:
@@ -236,24 +242,55 @@ def _over_rows(op, Z, out, impl):
     return out
 
 
-def softmax(Z, *, out=None, impl=None):
-    """Softmax over the last axis, with the row maximum subtracted.
+def _axis(name, axis, ndim):
+    """``axis`` as an index in [0, ndim): an integer in [−ndim, ndim)."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: expected an integer, got {type(axis).__name__} {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name}: expected an integer in [{-ndim}, {ndim}) for a {ndim}-D Z, "
+                         f"got {axis}")
+    return int(axis) % ndim
+
+
+def _over_axis(op, Z, axis, out, impl):
+    """``op`` over ``axis``: the last axis directly (:func:`_over_rows`); another through a
+    contiguous copy with that axis last, the result moved back into ``out``."""
+    if axis.__class__ is int and axis == -1:
+        return _over_rows(op, Z, out, impl)
+    Zc = v.floats("Z", Z)
+    if Zc.ndim == 0:
+        raise ValueError("Z: expected an array with at least 1 dimension, got a 0-d array")
+    ax = _axis("axis", axis, Zc.ndim)
+    if ax == Zc.ndim - 1:
+        return _over_rows(op, Z, out, impl)
+    out = _elementwise_out(out, Zc, (("Z", Zc, Z),))
+    moved = np.moveaxis(Zc, ax, -1).copy(order="C")   # always a copy: out may be Z
+    res = _over_rows(op, moved, moved, impl)
+    np.copyto(np.moveaxis(out, ax, -1), res)
+    return out
+
+
+def softmax(Z, axis=-1, *, out=None, impl=None):
+    """Softmax over ``axis`` (the last by default), with the maximum subtracted.
 
     ``P[..., j] = exp(Z[..., j] − m) / Σ_k exp(Z[..., k] − m)``, m the maximum over
-    the last axis (SPEC "Notation"). Any ndim >= 1; ``out`` may be Z (in place).
+    the axis (SPEC "Notation"), as ``scipy.special.softmax(Z, axis)`` and
+    ``torch.softmax(Z, dim)``. Any ndim >= 1; ``out`` may be Z (in place). Another axis
+    than the last costs a copy there and back (the kernels run over contiguous rows).
     NaN in a row gives a NaN row; a row of all −inf, or holding +inf, gives NaN.
     """
-    return _over_rows("softmax", Z, out, impl)
+    return _over_axis("softmax", Z, axis, out, impl)
 
 
-def log_softmax(Z, *, out=None, impl=None):
-    """``log softmax(Z)`` over the last axis: ``Z − m − log Σ exp(Z − m)``; any ndim >= 1.
+def log_softmax(Z, axis=-1, *, out=None, impl=None):
+    """``log softmax(Z)`` over ``axis`` (the last by default): ``Z − m − log Σ exp(Z − m)``;
+    any ndim >= 1.
 
     ``out`` may be Z (in place). A log-probability below the dtype's range is −inf
     (float32 row [3e38, −3e38]: the second is −6e38), with no warning; finite input
     gives no NaN.
     """
-    return _over_rows("log_softmax", Z, out, impl)
+    return _over_axis("log_softmax", Z, axis, out, impl)
 
 
 def _logits_targets(Z, y):
@@ -263,6 +300,10 @@ def _logits_targets(Z, y):
         raise ValueError("Z: empty batch (N = 0): the mean loss over no samples is undefined")
     if C == 0:
         raise ValueError("Z: no classes (C = 0): expected at least one column")
+    if C == 1:
+        raise ValueError(f"Z: one class (shape {Z.shape}): a cross-entropy over a single class is 0 "
+                         f"for any logits, with a zero gradient; if your samples are in columns "
+                         f"(classes × samples, as in Nielsen's network.py), pass axis=0 or Z.T")
     if isinstance(y, np.ndarray) and y.dtype.kind == "f" or (
             not isinstance(y, np.ndarray) and np.asarray(y).dtype.kind == "f"):
         y = v.floats("y", y, Z.dtype, ndim=2,
@@ -297,14 +338,99 @@ def _check_target_rows(Y):
                     f"{Y.dtype}), got a row summing to {float(sums[i]):.6g} at index {i}")
 
 
-def softmax_cross_entropy(Z, y, *, impl=None):
-    """Mean softmax cross-entropy ``L = (1/N) Σ_i (logsumexp(Z_i) − Z[i, y_i])``.
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _ce_args(Z, y, axis, reduction, ignore_index):
+    """Checked ``(Z (N, C) C-contiguous, y, N, C, kept, transposed)``: the class axis moved
+    last (``transposed`` when it was axis 0), ``kept`` the mask of the rows whose label is
+    not ``ignore_index`` (None when every row counts)."""
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    transposed = False
+    if not (axis.__class__ is int and axis in (-1, 1)):
+        Zv = v.floats("Z", Z, ndim=2, shape_hint=" (N, C) of logits")
+        transposed = _axis("axis", axis, 2) == 0
+        if transposed:                      # classes × samples: move the classes last
+            Z = Zv.T
+            ya = np.asarray(y)
+            if ya.dtype.kind == "f":
+                y = ya.T
+    kept = None
+    if ignore_index is not None:
+        if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
+            raise TypeError(f"ignore_index: expected an integer label or None, got "
+                            f"{type(ignore_index).__name__} {ignore_index!r}")
+        ya = np.asarray(y)
+        if ya.dtype.kind not in "iu":
+            raise ValueError(f"ignore_index: applies to integer labels (N,), got y of dtype {ya.dtype} "
+                             f"and shape {ya.shape}")
+        if ya.ndim == 1:
+            kept = ya != ignore_index
+            y = np.where(kept, ya, 0)       # the ignored labels may lie outside [0, C)
+            if kept.all():
+                kept = None
+    Zc, yc, N, C = _logits_targets(Z, y)
+    return Zc, yc, N, C, kept, transposed
+
+
+def _dtype_scalar(x, dtype):
+    """A float as a scalar of ``dtype``: beyond float32's range ±inf, without a warning."""
+    from .kernels.cross_entropy import as_dtype_scalar
+    return as_dtype_scalar(float(x), dtype)
+
+
+def _per_sample_losses(Zc, yc, impl):
+    """``L_i = −Σ_j Y_ij log softmax(Z_i)_j`` (labels: ``−log softmax(Z_i)[y_i]``), through
+    the implementation's log_softmax; summed in float64, returned in Z's dtype."""
+    logp = kernel("log_softmax", impl)(Zc, np.empty_like(Zc))
+    if yc.ndim == 1:
+        L = -logp[np.arange(Zc.shape[0]), yc].astype(np.float64)
+    else:
+        Y = yc.astype(np.float64)
+        with np.errstate(invalid="ignore"):          # 0 · (−inf) where a weight is 0
+            L = -np.where(Y != 0, Y * logp, 0.0).sum(axis=1)
+    with np.errstate(over="ignore"):
+        return L.astype(Zc.dtype)
+
+
+def _reduced_loss(Zc, yc, N, kept, reduction, impl):
+    """The loss of :func:`softmax_cross_entropy` for ``reduction`` and ``kept``."""
+    dt = Zc.dtype
+    if reduction == "none":
+        L = _per_sample_losses(Zc, yc, impl)
+        if kept is not None:
+            L[~kept] = 0
+        return L
+    n = N if kept is None else int(kept.sum())
+    if n == 0:
+        if reduction == "mean":
+            raise ValueError("y: every label is ignore_index: the mean over no samples is undefined "
+                             "(reduction='sum' gives 0)")
+        return dt.type(0)
+    if kept is not None:
+        Zc, yc = Zc[kept], yc[kept]
+    mean = kernel("softmax_cross_entropy", impl)(Zc, yc)
+    return dt.type(mean) if reduction == "mean" else _dtype_scalar(float(mean) * n, dt)
+
+
+def softmax_cross_entropy(Z, y, *, axis=-1, reduction="mean", ignore_index=None, impl=None):
+    """Softmax cross-entropy, by default the mean ``L = (1/N) Σ_i (logsumexp(Z_i) − Z[i, y_i])``.
 
     Parameters
     ----------
-    Z : (N, C) float array of logits, N >= 1, C >= 1
+    Z : (N, C) float array of logits, N >= 1, C >= 2 (one class is a ``ValueError``: its
+        cross-entropy is always 0; samples in columns are the usual cause)
     y : (N,) integer labels in [0, C), or (N, C) target rows of Z's dtype (one-hot
         or probabilities: ``L = (1/N) Σ_ij Y_ij (logsumexp(Z_i) − Z_ij)``)
+    axis : the class axis of Z, -1/1 (default) or 0 for Z (C, N) with samples in columns
+        (y then (N,) labels or (C, N) target columns)
+    reduction : ``"mean"`` (default), ``"sum"`` (N × the mean) or ``"none"`` (the (N,)
+        per-sample losses, through the implementation's log_softmax), as
+        ``torch.nn.functional.cross_entropy``
+    ignore_index : a label whose rows count for nothing (integer labels only; it may lie
+        outside [0, C), e.g. -100): their loss is 0, and the mean is over the other rows
+        (every row ignored: ``ValueError`` for the mean, 0 for the sum)
 
     Returns
     -------
@@ -321,21 +447,60 @@ def softmax_cross_entropy(Z, y, *, impl=None):
     Target rows must be non-negative, each summing to at most half the dtype's
     maximum (``ValueError`` otherwise: the gradient scales P by the row sum).
     """
-    Z, y, N, C = _logits_targets(Z, y)
-    return Z.dtype.type(kernel("softmax_cross_entropy", impl)(Z, y))
+    if axis.__class__ is int and axis == -1 and reduction == "mean" and ignore_index is None:
+        Z, y, N, C = _logits_targets(Z, y)
+        return Z.dtype.type(kernel("softmax_cross_entropy", impl)(Z, y))
+    Zc, yc, N, C, kept, _ = _ce_args(Z, y, axis, reduction, ignore_index)
+    return _reduced_loss(Zc, yc, N, kept, reduction, impl)
 
 
-def softmax_cross_entropy_grad(Z, y, *, out=None, impl=None):
+def softmax_cross_entropy_grad(Z, y, *, out=None, axis=-1, reduction="mean", ignore_index=None,
+                               impl=None):
     """Loss and gradient: ``(L, dZ)`` with ``dZ = (softmax(Z) − Y)/N`` (SPEC "Gradients").
 
     For target rows, ``dZ = (P · Σ_k Y_ik − Y)/N``, equal to ``(P − Y)/N`` when rows sum
     to 1. Arguments, and the loss's range, as :func:`softmax_cross_entropy`; ``out``
-    (N, C) is overwritten. dZ is finite for every finite Z (|dZ| <= max(1, Σ_k Y_ik)/N).
+    (Z's shape) is overwritten. dZ is finite for every finite Z (|dZ| <= max(1, Σ_k Y_ik)/N).
+    ``reduction="sum"`` and ``"none"``: ``dZ = P · Σ_k Y_ik − Y`` (the gradient of the sum;
+    each row is the gradient of its own sample's loss), through the implementation's
+    softmax; ``ignore_index``: the mean's N counts the kept rows, and ignored rows get 0.
     """
-    Zc, yc, N, C = _logits_targets(Z, y)
-    out = _new_or_out(out, (N, C), Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
-    loss = kernel("softmax_cross_entropy_grad", impl)(Zc, yc, out)
-    return Zc.dtype.type(loss), out
+    if axis.__class__ is int and axis == -1 and reduction == "mean" and ignore_index is None:
+        Zc, yc, N, C = _logits_targets(Z, y)
+        out = _new_or_out(out, (N, C), Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
+        loss = kernel("softmax_cross_entropy_grad", impl)(Zc, yc, out)
+        return Zc.dtype.type(loss), out
+    Zc, yc, N, C, kept, transposed = _ce_args(Z, y, axis, reduction, ignore_index)
+    shape = (C, N) if transposed else (N, C)
+    out = _new_or_out(out, shape, Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
+    dZ = np.empty((N, C), Zc.dtype) if transposed else out
+    n = N if kept is None else int(kept.sum())
+    if reduction == "mean":
+        if n == 0:
+            raise ValueError("y: every label is ignore_index: the mean over no samples is undefined "
+                             "(reduction='sum' gives 0)")
+        if kept is None:
+            loss = Zc.dtype.type(kernel("softmax_cross_entropy_grad", impl)(Zc, yc, dZ))
+        else:
+            gk = np.empty((n, C), Zc.dtype)
+            loss = Zc.dtype.type(kernel("softmax_cross_entropy_grad", impl)(Zc[kept], yc[kept], gk))
+            dZ[...] = 0
+            dZ[kept] = gk
+    else:
+        loss = _reduced_loss(Zc, yc, N, kept, reduction, impl)
+        kernel("softmax", impl)(Zc, dZ)                          # P, then P·Σ_k Y_ik − Y
+        if yc.ndim == 1:
+            dZ[np.arange(N), yc] -= 1
+        else:
+            with np.errstate(over="ignore"):
+                w = yc.sum(axis=1, keepdims=True, dtype=np.float64).astype(Zc.dtype)
+            np.multiply(dZ, w, out=dZ)
+            np.subtract(dZ, yc, out=dZ)
+        if kept is not None:
+            dZ[~kept] = 0
+    if transposed:
+        np.copyto(out, dZ.T)
+    return loss, out
 
 
 def _sigmoid_output_args(Z, y, *, binary, yname):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import fastnn
 import reference as ref
@@ -129,6 +129,7 @@ def _call_other(op, A, out, impl):
 @given(view_and_out(), st.sampled_from(OTHERS), st.sampled_from(IMPLS))
 def test_other_operations_reject_any_overlap(case, op, impl):
     n, start, step, length, shape, o = case
+    assume(op != "softmax_cross_entropy_grad" or shape[1] > 1)    # one class: a ValueError
     buf = np.linspace(-1, 1, n).astype(f32)
     stop = start + step * length
     A = buf[start:(stop if stop >= 0 else None):step].reshape(shape)

@@ -64,7 +64,7 @@ def test_sigmoid_softmax_log_softmax_any_ndim(dtype, shape, seed, scale):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@given(N=dims, C=dims, seed=seeds, scale=scales, rows=st.booleans())
+@given(N=dims, C=st.integers(2, 24), seed=seeds, scale=scales, rows=st.booleans())   # one class: ValueError
 def test_softmax_cross_entropy_and_grad(dtype, N, C, seed, scale, rows):
     Z = data(seed, (N, C), dtype, scale)
     rng = np.random.default_rng(seed)
