@@ -8,7 +8,9 @@ and exit status 2 (argparse's convention).
 from __future__ import annotations
 
 import argparse
+import copy
 import math
+import re
 
 from ._paths import check_output_path
 
@@ -19,9 +21,45 @@ class UsageError(Exception):
     The message starts with the option, e.g. ``--save: the folder /x does not exist``."""
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` with every option's default, ``(default: 0.1)``, where it has one and its
+    help does not already say it; docstring markup (double backticks, ``:mod:`x```) as
+    plain text."""
+
+    @staticmethod
+    def _has_default(action) -> bool:
+        d = action.default
+        return (bool(action.option_strings) and action.nargs != 0
+                and d is not None and d is not False and not (isinstance(d, str) and d == argparse.SUPPRESS))
+
+    def _format_action(self, action):
+        if not action.help and self._has_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if self._has_default(action) and "default" not in text:
+            text = (text.rstrip() + " (default: %(default)s)").lstrip()
+        return text
+
+
+def plain(text: str) -> str:
+    """Docstring markup as plain text: ``x`` and :role:`x` -> x."""
+    return re.sub(r":[a-z]+:`([^`]*)`", r"\1", text or "").replace("``", "")
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (argparse prints the usage first,
-    several lines for ``fastnn train``): ``fastnn train: error: argument --lr: ...``."""
+    several lines for ``fastnn train``): ``fastnn train: error: argument --lr: ...``;
+    its ``--help`` shows the defaults (:class:`HelpFormatter`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        if kwargs.get("description"):
+            kwargs["description"] = plain(kwargs["description"])
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

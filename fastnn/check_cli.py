@@ -33,5 +33,5 @@ def add_parser(sub) -> None:
     p.add_argument("impl", metavar="IMPL",
                    help="an implementation name (loop, vectorized, jit, one from an entry point) or "
                         "module:function, importable from the current directory or PYTHONPATH")
-    p.add_argument("--seed", type=int_in(0), default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--seed", type=int_in(0), default=0, help="seed of the random inputs")
     p.set_defaults(func=_cmd_check)

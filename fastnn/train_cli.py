@@ -46,7 +46,7 @@ def add_parser(subparsers):
     m.add_argument("--loss", default="cross_entropy",
                    choices=("cross_entropy", "mse", "sigmoid_mse", "sigmoid_ce"),
                    help="cross_entropy: softmax + cross-entropy; mse / sigmoid_mse: sigmoid output "
-                        "+ quadratic cost (one-hot targets, seed 004); sigmoid_ce: sigmoid + binary CE")
+                        "+ quadratic cost (one-hot targets, the course notes' first network); sigmoid_ce: sigmoid + binary CE")
     m.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     m.add_argument("--seed", type=int_in(0), default=0)
     t = p.add_argument_group("training")

@@ -424,3 +424,21 @@ def test_bench_json_argument_checked_like_a_checkpoint(tmp_path):
     good = tmp_path / "run.json"
     bench_cli.check_args(_bench_args(json=str(good)))
     assert not good.exists()                       # checked, not created
+
+
+@pytest.mark.parametrize("cmd", ["train", "bench", "check", "compile"])
+def test_help_shows_defaults_in_plain_text(cmd, capsys):
+    """--help: every option with a default says it; no docstring markup."""
+    from fastnn.cli import main
+    with pytest.raises(SystemExit) as info:
+        main([cmd, "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "``" not in text and ":mod:" not in text and ":func:" not in text
+    if cmd == "train":
+        for want in ("--lr LR", "(default: 0.5)", "(default: sigmoid)", "(default: float32)",
+                     "(default: jit)", "(default: 30)"):
+            assert want in text, want
+        assert "seed 004" not in text
+    if cmd == "check":
+        assert "(default: 0)" in text          # --seed
