@@ -659,7 +659,8 @@ def _time_left(end, timeout: float, received: int) -> float:
     return min(timeout, left)
 
 
-def _fetch_once(url: str, dest: Path, name: str, timeout: float, checksum, end=None) -> None:
+def _fetch_once(url: str, dest: Path, name: str, timeout: float, checksum, end=None,
+                progress=None) -> None:
     """Download ``url`` to a temp file next to ``dest``, verify, then rename.
 
     Each read returns what one ``recv`` brings (``read1``), so that a server
@@ -678,7 +679,10 @@ def _fetch_once(url: str, dest: Path, name: str, timeout: float, checksum, end=N
                 request, timeout=_time_left(end, timeout, received)
             ) as response:
                 length = response.headers.get("Content-Length")
+                total = int(length) if length is not None and length.strip().isdigit() else None
                 read = getattr(response, "read1", None) or response.read
+                if progress is not None:
+                    progress(name, url, 0, total)
                 while True:
                     _time_left(end, timeout, received)      # raises once it has passed
                     chunk = read(_CHUNK)
@@ -688,6 +692,8 @@ def _fetch_once(url: str, dest: Path, name: str, timeout: float, checksum, end=N
                     received += len(chunk)
                     if hasher is not None:
                         hasher.update(chunk)
+                    if progress is not None:
+                        progress(name, url, received, total)
             out.flush()
             os.fsync(out.fileno())
         if length is not None and length.strip().isdigit() and received != int(length):
@@ -719,6 +725,7 @@ def download_mnist(
     checksums=MNIST_SHA256,
     backoff=1.0,
     deadline=600.0,
+    progress=None,
 ):
     """Download the four gzipped MNIST IDX files and verify their checksums.
 
@@ -765,6 +772,10 @@ def download_mnist(
         fails within about ``deadline`` seconds (a DownloadError saying the
         deadline passed; not retried). ``None``: no overall limit. Files
         completed before it passed are kept.
+    progress : callable or None, default None
+        Called as ``progress(name, url, received, total)`` when a file's download
+        starts (``received = 0``) and after each chunk; ``total`` is the size the
+        server announced, or None. ``fastnn train --download`` prints it.
 
     Returns
     -------
@@ -827,7 +838,7 @@ def download_mnist(
                     wait = min(wait, max(0.0, end - time.monotonic()))
                 time.sleep(wait)
             try:
-                _fetch_once(url, dest, name, float(timeout), checksum, end)
+                _fetch_once(url, dest, name, float(timeout), checksum, end, progress)
             except _DeadlineExceeded as exc:
                 earlier, last_exc = last_exc, exc
                 attempts = attempt + 1

@@ -99,13 +99,36 @@ def check_args(args) -> None:
         need_matplotlib("--plot")
 
 
+class _DownloadProgress:
+    """``--download``: a line per file on stderr, what it fetches from where, its size,
+    and (on a terminal) the bytes so far, updated in place at most 10 times a second."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, name, url, received, total):
+        size = f"{total / 1e6:.1f} MB" if total else "size unknown"
+        if received == 0:
+            print(f"downloading {name} from {url} ({size})", file=self.stream, flush=True)
+            return
+        done = total is not None and received >= total
+        now = time.monotonic()
+        if self.tty and (done or now - self.last > 0.1):
+            self.last = now
+            pct = f" ({100 * received / total:.0f}%)" if total else ""
+            end = "\n" if done else ""
+            print(f"\r  {received / 1e6:.1f} MB{pct}", end=end, file=self.stream, flush=True)
+
+
 def _load(args):
     from . import datasets
     dt = np.dtype(args.dtype)
     if args.mnist:
         if args.download:
             try:
-                datasets.download_mnist(args.mnist)
+                datasets.download_mnist(args.mnist, progress=_DownloadProgress())
             except datasets.DownloadError as exc:
                 raise UsageError(f"--download: {exc}") from None
         try:
@@ -170,8 +193,9 @@ def _set_threads(n):
         pass
 
 
-def plot_history(history, path):
-    """Loss and accuracy per epoch (train and, if present, validation) to ``path``."""
+def plot_history(history, path, title=None):
+    """Loss and accuracy per epoch (train and, if present, validation) to ``path``;
+    ``title``: the run's settings, above both panels."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -186,6 +210,8 @@ def plot_history(history, path):
     a2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     a1.legend()
     a2.legend()
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -245,6 +271,10 @@ def run(args) -> int:
     acc = model.score(X_test, y_test)
     print(f"test accuracy: {acc:.4f}")
     if args.plot:
-        plot_history(model.history, args.plot)
+        settings = (f"{name}, {'-'.join(map(str, model.sizes))} {args.hidden}/{args.loss}, {args.dtype}, "
+                    f"impl={args.impl}; lr={args.lr:g}, batch {args.batch_size or 'all'}, "
+                    f"momentum={args.momentum:g}, weight decay={args.weight_decay:g}, l1={args.l1:g}, "
+                    f"seed {args.seed}; test accuracy {acc:.4f}")
+        plot_history(model.history, args.plot, title=settings)
         print(f"plot written to {args.plot}")
     return 0 if not math.isnan(acc) else 1

@@ -1007,3 +1007,25 @@ def test_read_idx_malformed_files_raise_valueerror_or_read_exactly(tmp_path, fil
         return
     assert got.dtype.isnative and got.flags.writeable
     assert idx_bytes(got) == _decoded(file_bytes)
+
+
+def test_download_reports_progress(tmp_path, server):
+    """progress(name, url, received, total): a start event (0 bytes) and the bytes so far,
+    ending at each file's size; and fastnn train --download's printer says what it fetches."""
+    import io
+
+    from fastnn.train_cli import _DownloadProgress
+    events = []
+    download_mnist(tmp_path, base_url=server["url"], progress=lambda *e: events.append(e),
+                   **fast(checksums=sha256_of(server["payloads"])))
+    for name, body in server["payloads"].items():
+        mine = [e for e in events if e[0] == name]
+        assert mine[0][1] == server["url"].rstrip("/") + "/" + name and mine[0][2] == 0
+        assert mine[-1][2] == len(body) and all(e[3] in (None, len(body)) for e in mine)
+        assert [e[2] for e in mine] == sorted(e[2] for e in mine)
+    out = io.StringIO()
+    p = _DownloadProgress(out)
+    p("train-images-idx3-ubyte.gz", "https://x/train-images-idx3-ubyte.gz", 0, 9_912_422)
+    p("train-images-idx3-ubyte.gz", "https://x/train-images-idx3-ubyte.gz", 9_912_422, 9_912_422)
+    assert out.getvalue() == ("downloading train-images-idx3-ubyte.gz from "
+                              "https://x/train-images-idx3-ubyte.gz (9.9 MB)\n")   # not a terminal

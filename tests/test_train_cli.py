@@ -54,15 +54,25 @@ def test_train_save_resume_matches_one_run(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_train_options_and_plot(tmp_path, capsys):
+def test_train_options_and_plot(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
+    import fastnn.train_cli as T
     png = tmp_path / "curves.png"
+    drawn = []
+    real = T.plot_history
+    monkeypatch.setattr(T, "plot_history", lambda h, path, title=None: (drawn.append((h, title)),
+                                                                       real(h, path, title)))
     assert main(["train", "--no-progress", "--epochs", "2", "--loss", "mse", "--lr", "2",
                  "--batch-size", "0", "--impl", "vectorized", "--val-fraction", "0.2",
                  "--l1", "1e-4", "--weight-decay", "1e-4", "--threads", "1",
                  "--plot", str(png)]) == 0
     assert png.stat().st_size > 1000
     assert "val_loss" in capsys.readouterr().out
+    (history, title), = drawn
+    assert all(r["val_loss"] is not None for r in history)      # the validation curve is drawn
+    for want in ("digits", "64-32-10", "impl=vectorized", "lr=2", "batch all", "l1=0.0001",
+                 "weight decay=0.0001", "test accuracy"):
+        assert want in title, (want, title)
 
 
 def test_train_reports_divergence(capsys):
