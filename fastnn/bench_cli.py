@@ -647,49 +647,106 @@ _XLABEL = {"linear_sigmoid": "batch B", "softmax": "rows", "softmax_cross_entrop
            "linear_backward": "batch B", "sgd_update": "parameters", "train_step": "batch B"}
 
 
-def plot(record: dict, path: str) -> None:
-    """Time per call against size, log-log, one panel per operation (and family), one line
-    per contender."""
+#: Operations whose cases are different workloads, not sizes of one (the epoch at batch 1
+#: and at batch 10; API overhead of two operations): bars, not a line over sizes.
+_NOT_SIZES = ("epoch", "api_overhead")
+
+
+def _order(names):
+    known = ["loop", "vectorized", "jit", "mlp", "scipy", "blas", "torch", "jax"]
+    return sorted(names, key=lambda n: (known.index(n) if n in known else len(known), n))
+
+
+def plot(record: dict, path: str) -> dict:
+    """One panel per operation (and family), one colour per contender: time per call
+    against size, log-log, where the cases are sizes of one workload; bars where they are
+    not (the epochs, API overhead) or where a panel has a single size. A last panel, the
+    roofline view: each contender's fraction of the ceiling measured at the start
+    (GFLOP/s of GEMM or GB/s of copy), case by case. Returns {panel title: "lines", "bars"
+    or "roofline"}."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+    kinds = {}
     panels = {}
     for r in record["results"]:
         if r["op"] in B.INTERLEAVED_OPS or r.get("status") != "ok":
             continue
         panels.setdefault((r["op"], r["variant"]), []).append(r)
-    keys = [k for op in B.OP_ORDER for k in panels if k[0] == op]
-    keys = list(dict.fromkeys(keys))
+    keys = list(dict.fromkeys(k for op in B.OP_ORDER for k in panels if k[0] == op))
     if not keys:
         raise ValueError("nothing measured to plot")
-    ncol = min(3, len(keys))
-    nrow = math.ceil(len(keys) / ncol)
+    roof = [r for k in keys for r in panels[k] if r.get("pct_ceiling") is not None]
+    n = len(keys) + (1 if roof else 0)
+    ncol = min(3, n)
+    nrow = math.ceil(n / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.9 * nrow), squeeze=False)
-    names = sorted({r["contender"] for rs in panels.values() for r in rs},
-                   key=lambda n: (["loop", "vectorized", "jit", "mlp", "scipy", "blas", "torch", "jax"] + [n]).index(n))
-    colors = {n: f"C{i}" for i, n in enumerate(names)}
-    for ax, key in zip(axes.flat, keys):
+    names = _order({r["contender"] for rs in panels.values() for r in rs})
+    colors = {c: f"C{i % 10}" for i, c in enumerate(names)}
+    flat = list(axes.flat)
+    for ax, key in zip(flat, keys):
         rs = panels[key]
-        for n in names:
-            pts = sorted((r["size"], r["median_s"]) for r in rs if r["contender"] == n)
-            if pts:
-                xs, ys = zip(*pts)
-                ax.plot(xs, ys, "o-", color=colors[n], label=n, ms=4)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
         op, var = key
-        ax.set_title(f"{op}" + (f" ({var})" if var else ""), fontsize=10)
-        ax.set_xlabel(_XLABEL.get(op, "size"))
+        sizes = sorted({r["size"] for r in rs})
+        if op in _NOT_SIZES or len(sizes) == 1:
+            shapes = list(dict.fromkeys(r["shape"] for r in rs))
+            here = [c for c in names if any(r["contender"] == c for r in rs)]
+            w = 0.8 / max(1, len(here))
+            for j, c in enumerate(here):
+                xs, ys = [], []
+                for i, shp in enumerate(shapes):
+                    m = [r["median_s"] for r in rs if r["contender"] == c and r["shape"] == shp]
+                    if m:
+                        xs.append(i + (j - (len(here) - 1) / 2) * w)
+                        ys.append(m[0])
+                ax.bar(xs, ys, width=w, color=colors[c], label=c)
+            ax.set_xticks(range(len(shapes)), shapes, fontsize=7)
+            ax.set_yscale("log")
+            kind = "bars"
+        else:
+            for c in names:
+                pts = sorted((r["size"], r["median_s"]) for r in rs if r["contender"] == c)
+                if pts:
+                    xs, ys = zip(*pts)
+                    ax.plot(xs, ys, "o-", color=colors[c], label=c, ms=4)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xlabel(_XLABEL.get(op, "size"))
+            kind = "lines"
+        title = f"{op}" + (f" ({var})" if var else "")
+        kinds[title] = kind
+        ax.set_title(title, fontsize=10)
         ax.set_ylabel("time per call (s)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(keys):]:
+    if roof:
+        ax = flat[len(keys)]
+        cases = list(dict.fromkeys(r["case"] for r in roof))
+        for c in names:
+            pts = [(cases.index(r["case"]), r["pct_ceiling"]) for r in roof if r["contender"] == c]
+            if pts:
+                xs, ys = zip(*sorted(pts))
+                ax.plot(xs, ys, "o", color=colors[c], label=c, ms=4)
+        labels = [f"{B.CASES[cid].op.replace('softmax_cross_entropy_grad', 'sce_grad')} "
+                  f"{B.CASES[cid].shape}" if cid in B.CASES else cid for cid in cases]
+        ax.set_xticks(range(len(cases)), labels, rotation=90, fontsize=5)
+        ax.set_yscale("log")
+        ax.axhline(100, color="k", lw=0.8)
+        ax.set_ylabel("% of the measured ceiling")
+        ax.set_title("roofline view: % of GEMM GFLOP/s or copy GB/s", fontsize=10)
+        kinds["roofline"] = "roofline"
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in flat[n:]:
         ax.axis("off")
     st, m = record["settings"], record.get("machine", {})
     fig.suptitle(f"fastnn bench: {st['dtype']}, {st['threads']} threads; {m.get('cpu', '')}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return kinds
 
 
 # --- the command --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -371,3 +372,17 @@ def test_coldstart_args_cover_every_jit_kernel():
                     else B.coldstart_args(op, "float32"))
             IMPLS[op]["jit"](*args)
             assert all(not isinstance(a, np.ndarray) or np.isfinite(a).all() for a in args), op
+
+
+def test_plot_draws_sizes_as_lines_and_workloads_as_bars(tmp_path):
+    """The kept full run (docs/bench/full.json): lines over sizes, bars for the epochs
+    (batch 1 and batch 10 are two workloads, not two sizes) and single-size panels, and
+    the roofline panel of % of the measured ceiling."""
+    pytest.importorskip("matplotlib")
+    import json
+    record = json.loads((Path(__file__).parent.parent / "docs" / "bench" / "full.json").read_text())
+    kinds = bench_cli.plot(record, str(tmp_path / "p.png"))
+    assert kinds["epoch"] == "bars" and kinds["softmax (4-D)"] == "bars"
+    assert kinds["softmax (C=10)"] == "lines" and kinds["linear_sigmoid"] == "lines"
+    assert kinds["roofline"] == "roofline"
+    assert (tmp_path / "p.png").stat().st_size > 10_000
