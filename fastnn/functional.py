@@ -460,7 +460,7 @@ def softmax_cross_entropy_grad(Z, y, *, out=None, axis=-1, reduction="mean", ign
 
     For target rows, ``dZ = (P · Σ_k Y_ik − Y)/N``, equal to ``(P − Y)/N`` when rows sum
     to 1. Arguments, and the loss's range, as :func:`softmax_cross_entropy`; ``out``
-    (Z's shape) is overwritten. dZ is finite for every finite Z (|dZ| <= max(1, Σ_k Y_ik)/N).
+    (Z's shape) is overwritten. dZ is finite for every finite Z (``|dZ| <= max(1, Σ_k Y_ik)/N``).
     ``reduction="sum"`` and ``"none"``: ``dZ = P · Σ_k Y_ik − Y`` (the gradient of the sum;
     each row is the gradient of its own sample's loss), through the implementation's
     softmax; ``ignore_index``: the mean's N counts the kept rows, and ignored rows get 0.
@@ -532,7 +532,7 @@ def sigmoid_bce_grad(Z, y, *, out=None, impl=None):
 
     ``J = −(1/N) Σ [y log σ(z) + (1−y) log(1−σ(z))]`` (summed over outputs, mean over
     the batch), each term computed as ``(z·(1−y) if z >= 0 else −z·y) + log1p(e^−|z|)``
-    (``max(z,0) − z·y + log1p(e^−|z|)`` without cancellation), in [0, |z| + log 2],
+    (``max(z,0) − z·y + log1p(e^−|z|)`` without cancellation), in ``[0, |z| + log 2]``,
     added in float64. ``dZ = (σ(Z) − y)/N``, in [−1/N, 1/N]. Z: (N,) or (N, K); y: same
     shape (or (N,) for Z (N, 1)), in [0, 1], float of Z's dtype or 0/1 integers. dZ
     has Z's shape.
@@ -541,7 +541,7 @@ def sigmoid_bce_grad(Z, y, *, out=None, impl=None):
     exactly when it is below 3.40282357e38 (2^128 − 2^103, half an ulp above
     float32's maximum), else +inf. float64: +inf where the float64 total of the N·K
     terms overflows 1.797e308 (finite for sure when
-    Σ (|z| + log 2) < 1.797e308), even where J itself would be representable. dZ is
+    ``Σ (|z| + log 2) < 1.797e308``), even where J itself would be representable. dZ is
     always finite; never NaN, no warning.
     """
     shape = np.shape(Z)
@@ -561,9 +561,9 @@ def sigmoid_mse_grad(Z, Y, *, out=None, impl=None):
     Range, for finite Z and Y: float32, E is the mean rounded to float32 (r² never
     overflows float64): finite exactly when it is below 3.40282357e38 (2^128 − 2^103,
     half an ulp above float32's maximum), else +inf (Y = 2.2e19: E = 2.42e38, finite).
-    float64: +inf where the float64 total Σ r² overflows 1.797e308 (any |r| >=
-    1.34e154, or their sum), even where E would be representable. δ is always finite
-    (|δ| <= |r|/(4N)); never NaN, no warning.
+    float64: +inf where the float64 total Σ r² overflows 1.797e308 (any ``|r| >=
+    or their sum), even where E would be representable. δ is always finite
+    (``|δ| <= |r|/(4N)``); never NaN, no warning.
     """
     shape = np.shape(Z)
     Zc, Yc, N, K = _sigmoid_output_args(Z, Y, binary=False, yname="Y")

@@ -386,11 +386,13 @@ class Perceptron(_LinearUnit):
 
     Attributes
     ----------
-    coef_ (also ``w_``) : (D,) weights.  intercept_ : (1,) bias (``b_`` its value)
+    coef_ (also ``w_``) : (D,) weights
+    intercept_ : (1,) bias (``b_`` its value)
     classes_ : (2,) the labels seen in fit, sorted; target 1 is ``classes_[1]``
     errors_ : list of int, misclassifications of each epoch (counted during the
         epoch, each sample before its own update), as the course's plots show
-    n_iter_ : epochs run.  converged_ : whether the last epoch had no errors
+    n_iter_ : epochs run
+    converged_ : whether the last epoch had no errors
     n_features_in_ : D
 
     When no epoch is error free within ``max_iter`` (XOR: not linearly separable),
