@@ -41,6 +41,8 @@ Formulas and notation: SPEC.md; the implementations: ``fastnn.kernels``.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Union
+
 import numpy as np
 
 from . import _validate as v
@@ -53,6 +55,11 @@ __all__ = [
     "sgd_update",
 ]
 
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+#: A loss: a scalar of Z's dtype, or (reduction="none") the per-sample losses.
+Loss = Union["np.floating", "NDArray"]
 
 _ndarray, _F32, _F64 = np.ndarray, v.F32, v.F64     # (global names: cheaper lookups)
 
@@ -134,7 +141,8 @@ def _new_or_out(out, shape, dtype, inputs):
     return v.out_array("out", out, shape, dtype, inputs)
 
 
-def linear(X, W, b=None, *, out=None, impl=None):
+def linear(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, out: NDArray | None = None,
+           impl: str | None = None) -> NDArray:
     """Affine map ``Z = X Wᵀ + b`` (SPEC "Notation").
 
     Parameters
@@ -153,7 +161,8 @@ def linear(X, W, b=None, *, out=None, impl=None):
     return kernel("linear", impl)(Xc, Wc, bc, out)
 
 
-def linear_sigmoid(X, W, b=None, *, out=None, impl=None):
+def linear_sigmoid(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *,
+                   out: NDArray | None = None, impl: str | None = None) -> NDArray:
     """Fused hidden layer ``H = σ(X Wᵀ + b)`` (SPEC "Forward"); stable for any input.
 
     Shapes as :func:`linear`; returns H (N, K) in X's dtype. The jit version applies
@@ -177,7 +186,7 @@ def _elementwise_out(out, a, inputs=()):
     return out
 
 
-def sigmoid(Z, *, out=None, impl=None):
+def sigmoid(Z: ArrayLike, *, out: NDArray | None = None, impl: str | None = None) -> NDArray:
     """Logistic function ``σ(z) = 1/(1+e^(−z))`` elementwise, any shape.
 
     Computed as ``e^z/(1+e^z)`` for z < 0: no overflow or warning for any finite
@@ -189,7 +198,8 @@ def sigmoid(Z, *, out=None, impl=None):
     return out
 
 
-def sigmoid_backward(dH, H, *, out=None, impl=None):
+def sigmoid_backward(dH: ArrayLike, H: ArrayLike, *, out: NDArray | None = None,
+                     impl: str | None = None) -> NDArray:
     """Backward of :func:`sigmoid` from its output: ``dZ = dH ⊙ H ⊙ (1 − H)``.
 
     dH, H: arrays of one shape; returns dZ of that shape (``out`` is overwritten,
@@ -270,7 +280,8 @@ def _over_axis(op, Z, axis, out, impl):
     return out
 
 
-def softmax(Z, axis=-1, *, out=None, impl=None):
+def softmax(Z: ArrayLike, axis: int = -1, *, out: NDArray | None = None,
+            impl: str | None = None) -> NDArray:
     """Softmax over ``axis`` (the last by default), with the maximum subtracted.
 
     ``P[..., j] = exp(Z[..., j] − m) / Σ_k exp(Z[..., k] − m)``, m the maximum over
@@ -282,7 +293,8 @@ def softmax(Z, axis=-1, *, out=None, impl=None):
     return _over_axis("softmax", Z, axis, out, impl)
 
 
-def log_softmax(Z, axis=-1, *, out=None, impl=None):
+def log_softmax(Z: ArrayLike, axis: int = -1, *, out: NDArray | None = None,
+                impl: str | None = None) -> NDArray:
     """``log softmax(Z)`` over ``axis`` (the last by default): ``Z − m − log Σ exp(Z − m)``;
     any ndim >= 1.
 
@@ -414,7 +426,8 @@ def _reduced_loss(Zc, yc, N, kept, reduction, impl):
     return dt.type(mean) if reduction == "mean" else _dtype_scalar(float(mean) * n, dt)
 
 
-def softmax_cross_entropy(Z, y, *, axis=-1, reduction="mean", ignore_index=None, impl=None):
+def softmax_cross_entropy(Z: ArrayLike, y: ArrayLike, *, axis: int = -1, reduction: str = "mean",
+                          ignore_index: int | None = None, impl: str | None = None) -> Loss:
     """Softmax cross-entropy, by default the mean ``L = (1/N) Σ_i (logsumexp(Z_i) − Z[i, y_i])``.
 
     Parameters
@@ -454,8 +467,10 @@ def softmax_cross_entropy(Z, y, *, axis=-1, reduction="mean", ignore_index=None,
     return _reduced_loss(Zc, yc, N, kept, reduction, impl)
 
 
-def softmax_cross_entropy_grad(Z, y, *, out=None, axis=-1, reduction="mean", ignore_index=None,
-                               impl=None):
+def softmax_cross_entropy_grad(Z: ArrayLike, y: ArrayLike, *, out: NDArray | None = None,
+                               axis: int = -1, reduction: str = "mean",
+                               ignore_index: int | None = None,
+                               impl: str | None = None) -> tuple[Loss, NDArray]:
     """Loss and gradient: ``(L, dZ)`` with ``dZ = (softmax(Z) − Y)/N`` (SPEC "Gradients").
 
     For target rows, ``dZ = (P · Σ_k Y_ik − Y)/N``, equal to ``(P − Y)/N`` when rows sum
@@ -527,7 +542,8 @@ def _sigmoid_output_args(Z, y, *, binary, yname):
     return Z, y, N, K
 
 
-def sigmoid_bce_grad(Z, y, *, out=None, impl=None):
+def sigmoid_bce_grad(Z: ArrayLike, y: ArrayLike, *, out: NDArray | None = None,
+                     impl: str | None = None) -> tuple[np.floating, NDArray]:
     """Sigmoid output + binary cross-entropy, from the logits: ``(J, dZ)``.
 
     ``J = −(1/N) Σ [y log σ(z) + (1−y) log(1−σ(z))]`` (summed over outputs, mean over
@@ -551,7 +567,8 @@ def sigmoid_bce_grad(Z, y, *, out=None, impl=None):
     return Zc.dtype.type(loss), out
 
 
-def sigmoid_mse_grad(Z, Y, *, out=None, impl=None):
+def sigmoid_mse_grad(Z: ArrayLike, Y: ArrayLike, *, out: NDArray | None = None,
+                     impl: str | None = None) -> tuple[np.floating, NDArray]:
     """Sigmoid output + quadratic cost: ``(E, δ)``, ``E = (1/2N) Σ ‖σ(Z) − Y‖²``,
     ``δ = (σ(Z) − Y) ⊙ σ(Z) ⊙ (1 − σ(Z))/N`` (SPEC "Losses", seed 001).
 
@@ -572,7 +589,9 @@ def sigmoid_mse_grad(Z, Y, *, out=None, impl=None):
     return Zc.dtype.type(loss), out
 
 
-def linear_backward(dZ, X, W, *, compute_dX=True, out=None, impl=None):
+def linear_backward(dZ: ArrayLike, X: ArrayLike, W: ArrayLike, *, compute_dX: bool = True,
+                    out: tuple | None = None,
+                    impl: str | None = None) -> tuple[NDArray, NDArray, NDArray | None]:
     """Backward of :func:`linear`: ``dW = dZᵀ X``, ``db = dZᵀ 1_N``, ``dX = dZ W``.
 
     Parameters
@@ -617,7 +636,8 @@ def linear_backward(dZ, X, W, *, compute_dX=True, out=None, impl=None):
     return dW, db, dX
 
 
-def hidden_delta(dZ, W, H, *, out=None, impl=None):
+def hidden_delta(dZ: ArrayLike, W: ArrayLike, H: ArrayLike, *, out: NDArray | None = None,
+                 impl: str | None = None) -> NDArray:
     """Hidden delta ``δ¹ = (dZ W) ⊙ H ⊙ (1 − H)`` (SPEC "Gradients", seeds 000/001).
 
     The gradient w.r.t. the pre-activation of a sigmoid layer H = σ(X W₁ᵀ + b₁),
@@ -640,8 +660,9 @@ def hidden_delta(dZ, W, H, *, out=None, impl=None):
 _EMPTY = {}
 
 
-def sgd_update(param, grad, lr, *, momentum=0.0, velocity=None, weight_decay=0.0,
-               l1=0.0, nesterov=False, impl=None):
+def sgd_update(param: NDArray, grad: ArrayLike, lr: float, *, momentum: float = 0.0,
+               velocity: NDArray | None = None, weight_decay: float = 0.0, l1: float = 0.0,
+               nesterov: bool = False, impl: str | None = None) -> NDArray:
     """One SGD step on ``param``, in place (SPEC "Updates"); returns ``param``.
 
     Order, in one pass over the parameters::
