@@ -8,7 +8,20 @@ Every operation exists as a plain-Python ``loop`` reference, a NumPy
 ``impl=``, :func:`set_impl` or ``with use_impl(...)``. The raw kernels live in
 ``fastnn.kernels`` (no validation).
 """
-from . import _blas_threads, _compiling  # noqa: F401  (_compiling: the first-call notice)
+import os as _os
+
+# In the source tree, fastnn/ and kernels/ are siblings; an install maps kernels/ to
+# fastnn/kernels (an editable one through its finder). Python run from the checkout after
+# a non-editable install imports the checkout's fastnn/, which has no kernels/ inside it:
+# let it find ../kernels there, so that the checkout works as it is.
+_here = _os.path.dirname(_os.path.abspath(__file__))
+if not _os.path.isdir(_os.path.join(_here, "kernels")):
+    _root = _os.path.dirname(_here)
+    if (_os.path.isfile(_os.path.join(_root, "kernels", "__init__.py"))
+            and _os.path.isfile(_os.path.join(_root, "pyproject.toml"))):
+        __path__.append(_root)  # type: ignore[name-defined]  # noqa: F821
+
+from . import _blas_threads, _compiling  # noqa: E402,F401  (_compiling: the first-call notice)
 
 # OpenBLAS worker threads spin after each call and slow fastnn's parallel kernels
 # down many times on a few cores; see fastnn/_blas_threads.py.

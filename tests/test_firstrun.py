@@ -251,3 +251,27 @@ def test_break_even_calls():
     row = {"cold": {"first_call_s": 3.5}, "warm": {"first_call_s": 0.25}}
     assert compile_seconds(row) == pytest.approx(3.25)
     assert compile_seconds({"cold": {"error": "x"}}) is None
+
+
+def test_the_checkout_imports_after_a_non_editable_install(tmp_path):
+    """Python run from the checkout imports the checkout's fastnn/ (the current folder
+    comes first on sys.path), even when a non-editable install is on the path: it finds
+    the checkout's kernels/ beside it (it used to fail: cannot import name 'kernels')."""
+    site = _wheel_install(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # -S: no .pth files, so not this environment's editable install of the checkout (its
+    # finder would map fastnn.kernels itself); NumPy and Numba from its site-packages.
+    import numpy
+    deps = str(Path(numpy.__file__).resolve().parent.parent)
+    env.update(PYTHONPATH=os.pathsep.join([str(site), deps]), FASTNN_COMPILE_NOTICE="0")
+    code = ("import numpy as np, fastnn\n"
+            "print(fastnn.__file__, fastnn.kernels.__file__, fastnn.softmax(np.zeros((1, 2), np.float32)).tolist())")
+    r = subprocess.run([sys.executable, "-S", "-c", code], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=600)
+    for root, dirs, _ in os.walk(tmp_path):        # let pytest clean up
+        for d in dirs:
+            os.chmod(os.path.join(root, d), 0o755)
+    assert r.returncode == 0, r.stderr[-2000:]
+    f, k, P = r.stdout.split(" ", 2)
+    assert f == str(REPO / "fastnn" / "__init__.py") and k == str(REPO / "kernels" / "__init__.py"), r.stdout
+    assert P.strip() == "[[0.5, 0.5]]"
