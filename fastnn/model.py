@@ -44,6 +44,7 @@ import zipfile
 
 import numpy as np
 
+from . import _mpi
 from . import _train_jit as tj
 from . import _validate as v
 from ._paths import check_output_path
@@ -500,15 +501,20 @@ class MLP:
             f(acts[l][:nb], self.weights[l], self.biases[l], acts[l + 1][:nb])
         return acts[L][:nb]
 
-    def _forward_backward(self, acts, deltas, nb, yb, Yb, impl):
+    def _forward_backward(self, acts, deltas, nb, yb, Yb, impl, scale=None, ready=None):
         """Forward, loss gradient and backward on the rows ``acts[0][:nb]``; fills the
-        gradient buffer; returns the loss (a NaN/inf loss returns before backward)."""
+        gradient buffer; returns the loss (a NaN/inf loss returns before backward).
+        ``scale``: the gradient of the loss is multiplied by it (a part of a larger
+        mini-batch: nb / its rows). ``ready(l)`` is called once layer l's gradient is
+        in the buffer."""
         Z = self._forward_into(acts, nb, impl)
         L = self.n_layers
         dZ = deltas[L][:nb]
         loss = _loss_kernel(self._lcode, impl)(Z, yb if self._lcode == tj.LOSS_SOFTMAX_CE else Yb, dZ)
         if not math.isfinite(loss):
             return loss
+        if scale is not None and scale != 1:
+            dZ *= self.dtype.type(scale)
         lb = IMPLS["linear_backward"][impl]
         hd = IMPLS["hidden_delta"][impl]
         sig = self._hcode == tj.HIDDEN_SIGMOID
@@ -518,9 +524,14 @@ class MLP:
                 lb(dZl, A, self.weights[l], self._gW[l], self._gb[l], None)
             elif sig:
                 lb(dZl, A, self.weights[l], self._gW[l], self._gb[l], None)
+                if ready is not None:
+                    ready(l)
                 hd(dZl, self.weights[l], A, deltas[l][:nb])      # δ = (dZ W) ⊙ H ⊙ (1 − H)
+                continue
             else:
                 lb(dZl, A, self.weights[l], self._gW[l], self._gb[l], deltas[l][:nb])
+            if ready is not None:
+                ready(l)
         return loss
 
     def _sgd(self, impl, hp):
@@ -612,8 +623,38 @@ class MLP:
                 np.zeros(4, np.float64))
 
     # --- training ---------------------------------------------------------------------
+    def _fit_args(self, X, y, epochs, batch_size, lr, momentum, weight_decay, l1, shuffle,
+                  validation_data, progress, checkpoint):
+        """``fit``'s checks, in order: (X, labels, targets, accuracy code, epochs,
+        batch_size (an int or None), hyperparameters, validation data or None,
+        checkpoint path or None)."""
+        X = self._check_X(X)
+        N = X.shape[0]
+        y, Y, acc_code = self._check_y(y, N)
+        epochs = _int("epochs", epochs, 1)
+        if batch_size is not None:
+            batch_size = _int("batch_size", batch_size, 1)
+        hp = dict(lr=v.real("lr", lr, lo=0.0),
+                  momentum=v.real("momentum", momentum, lo=0.0, hi=1.0, hi_open=True),
+                  weight_decay=v.real("weight_decay", weight_decay, lo=0.0),
+                  l1=v.real("l1", l1, lo=0.0))
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data: expected a pair (X_val, y_val)")
+            Xv = self._check_X(validation_data[0], "validation_data[0]")
+            val = (Xv,) + self._check_y(validation_data[1], Xv.shape[0], "validation_data[1]")
+        if not (progress is None or isinstance(progress, bool) or callable(progress)):
+            raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
+        if checkpoint is not None:
+            checkpoint = check_output_path(checkpoint, "checkpoint")
+        return X, y, Y, acc_code, epochs, batch_size, hp, val, checkpoint
+
     def fit(self, X, y, *, epochs, batch_size, lr, momentum=0.0, weight_decay=0.0, l1=0.0,
-            shuffle=True, validation_data=None, progress=None, checkpoint=None):
+            shuffle=True, validation_data=None, progress=None, checkpoint=None, comm=None,
+            overlap=False):
         """Train for ``epochs`` more epochs of mini-batch SGD; returns a :class:`History`.
 
         Parameters
@@ -639,6 +680,24 @@ class MLP:
             Checked before training: its folder must exist and be writable and the
             path must not be a folder (else ValueError naming ``checkpoint``).
 
+        comm : None or an MPI communicator (``mpi4py.MPI.Comm``, e.g. ``MPI.COMM_WORLD``):
+            data-parallel training (docs/mpi.md). Every rank calls ``fit`` with the same
+            model and arguments and its own rows ``(X, y)``; rank r's rows are global rows
+            ``offset_r .. offset_r + n_r − 1`` in rank order (as ``np.array_split`` gives
+            them), and the global mini-batches are those ``fit`` would draw on all the
+            rows in one process. Each step every rank computes the gradient of its rows
+            of the mini-batch, one Allreduce sums them, and every rank applies the same
+            update. Losses and accuracies in the history are global; the parameters are
+            checked to be identical on every rank after every epoch. ``checkpoint`` is
+            written by rank 0 only, ``progress=True`` prints on rank 0 only (a callable is
+            called on every rank that passes one). A communicator of one rank trains as
+            without ``comm`` (bit for bit). With more ranks every step runs through the
+            kernels of the implementation one at a time (also for ``"jit"``: not the
+            compiled epoch), and Ctrl-C is not caught (it ends the run).
+        overlap : with ``comm``: start the Allreduce of the last layer's weight gradient
+            (``Iallreduce``) while the earlier layers' gradients are computed. The same
+            result as without; off by default (it did not pay, docs/mpi.md).
+
         Every argument is checked before anything changes. The update of each step is
         SPEC "Updates" with the mean-over-the-batch gradient.
 
@@ -654,30 +713,19 @@ class MLP:
         infinite, naming the epoch and step; the model is left as after the last
         completed epoch.
         """
-        X = self._check_X(X)
+        size = _mpi.comm_size(comm)
+        if not isinstance(overlap, (bool, np.bool_)):
+            raise TypeError(f"overlap: expected a bool, got {type(overlap).__name__}")
+        if size > 1:
+            return self._fit_comm(comm, X, y, epochs=epochs, batch_size=batch_size, lr=lr,
+                                  momentum=momentum, weight_decay=weight_decay, l1=l1,
+                                  shuffle=shuffle, validation_data=validation_data,
+                                  progress=progress, checkpoint=checkpoint, overlap=bool(overlap))
+        (X, y, Y, acc_code, epochs, batch_size, hp, val,
+         checkpoint) = self._fit_args(X, y, epochs, batch_size, lr, momentum, weight_decay, l1,
+                                      shuffle, validation_data, progress, checkpoint)
         N = X.shape[0]
-        y, Y, acc_code = self._check_y(y, N)
-        epochs = _int("epochs", epochs, 1)
-        if batch_size is None:
-            B = N
-        else:
-            B = min(_int("batch_size", batch_size, 1), N)
-        hp = dict(lr=v.real("lr", lr, lo=0.0),
-                  momentum=v.real("momentum", momentum, lo=0.0, hi=1.0, hi_open=True),
-                  weight_decay=v.real("weight_decay", weight_decay, lo=0.0),
-                  l1=v.real("l1", l1, lo=0.0))
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise TypeError("validation_data: expected a pair (X_val, y_val)")
-            Xv = self._check_X(validation_data[0], "validation_data[0]")
-            val = (Xv,) + self._check_y(validation_data[1], Xv.shape[0], "validation_data[1]")
-        if not (progress is None or isinstance(progress, bool) or callable(progress)):
-            raise TypeError(f"progress: expected None, a bool or a callable, got {type(progress).__name__}")
-        if checkpoint is not None:
-            checkpoint = check_output_path(checkpoint, "checkpoint")
+        B = N if batch_size is None else min(batch_size, N)
         impl = self._impl()
 
         self.hyperparameters = dict(hp, batch_size=batch_size, shuffle=bool(shuffle), impl=impl)
@@ -734,6 +782,169 @@ class MLP:
                     history.interrupted = True
                     break
         return history
+
+    # --- data-parallel training over MPI (fit with comm; docs/mpi.md) ---------------------
+    def _fit_comm(self, comm, X, y, *, epochs, batch_size, lr, momentum, weight_decay, l1,
+                  shuffle, validation_data, progress, checkpoint, overlap):
+        """``fit`` with a communicator of more than one rank (see ``fit``)."""
+        rank, size = int(comm.Get_rank()), int(comm.Get_size())
+        # every rank checks its own arguments; when one rank's fail, every rank raises
+        # (the failing one its own error), so that none waits in a collective for it
+        err, info = None, None
+        try:
+            args = self._fit_args(X, y, epochs, batch_size, lr, momentum, weight_decay, l1,
+                                  shuffle, validation_data, progress, checkpoint)
+            if overlap and not callable(getattr(comm, "Iallreduce", None)):
+                raise TypeError(f"overlap: needs a communicator with Iallreduce, "
+                                f"{type(comm).__name__} has none")
+        except (TypeError, ValueError) as exc:
+            err = exc
+        impl = self._impl()
+        if err is None:
+            X, y, Y, acc_code, epochs, batch_size, hp, val, checkpoint = args
+            info = dict(rows=X.shape[0], validation_data=val is not None, config=self._config(),
+                        epoch=self.epoch,
+                        rng=_mpi.checksum(np.frombuffer(
+                            json.dumps(self._rng.bit_generator.state).encode(), np.uint8)),
+                        parameters=_mpi.checksum(self._params, self._velocity),
+                        epochs=epochs, batch_size=batch_size, hyperparameters=hp,
+                        shuffle=bool(shuffle), impl=impl, overlap=overlap)
+        everyone = comm.allgather((None if err is None else f"{type(err).__name__}: {err}", info))
+        if err is not None:
+            raise err
+        for r, (msg, _) in enumerate(everyone):
+            if msg is not None:
+                raise ValueError(f"comm: rank {r} of {size} rejected its arguments to fit "
+                                 f"({msg}); fit stops on every rank")
+        for key, mine in info.items():
+            if key == "rows":
+                continue
+            for r, (_, other) in enumerate(everyone):
+                if other[key] != mine:
+                    what = {"rng": "the generator state", "parameters": "the parameters "
+                            "(or momentum buffers)"}.get(key, key)
+                    raise ValueError(
+                        f"comm: {what} differs between ranks (rank {rank}: {reprlib.repr(mine)}, "
+                        f"rank {r}: {reprlib.repr(other[key])}); every rank must call fit with "
+                        f"the same model and arguments, only its own rows")
+        rows = [o["rows"] for _, o in everyone]
+        N = sum(rows)
+        offset = sum(rows[:rank])
+        B = N if batch_size is None else min(batch_size, N)
+        self.hyperparameters = dict(hp, batch_size=batch_size, shuffle=bool(shuffle), impl=impl)
+        reducer = _mpi.Reducer(comm)
+        self._comm_stats = reducer            # time in the collectives (benches/mpi_epoch.py)
+        bufs = self._buffers(min(B, X.shape[0]))
+        history = History()
+        for _ in range(epochs):
+            snapshot = (self._params.copy(), self._velocity.copy(), self._rng.bit_generator.state)
+            perm = self._rng.permutation(N) if shuffle else np.arange(N)
+            perm = perm.astype(np.int64, copy=False)
+            t0 = time.perf_counter()
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss_sum, correct, fail = self._epoch_comm(reducer, X, y, Y, acc_code, perm, B,
+                                                           offset, hp, impl, bufs, overlap)
+            totals = np.array([loss_sum, correct], np.float64)
+            reducer.allreduce(totals)
+            seconds = time.perf_counter() - t0
+            if fail >= 0:       # the same step on every rank: it is seen after the Allreduce
+                self._restore(snapshot)
+                raise NonFiniteLossError(
+                    f"training loss became non-finite at epoch {self.epoch + 1}, step "
+                    f"{fail + 1} (mini-batch {fail + 1} of {-(-N // B)}; lr={hp['lr']}); "
+                    f"the model was restored to its state after epoch {self.epoch}. "
+                    f"Try a smaller learning rate.", self.epoch + 1, fail + 1)
+            self.epoch += 1
+            sums = comm.allgather(_mpi.checksum(self._params, self._velocity))
+            if len(set(sums)) > 1:
+                raise RuntimeError(
+                    f"comm: the parameters differ between ranks after epoch {self.epoch} "
+                    f"(CRC-32 by rank: {', '.join(f'{c:08x}' for c in sums)}); the ranks must "
+                    f"run the same fastnn and MPI library on the same kind of CPU")
+            rec = dict(epoch=self.epoch, loss=float(totals[0]) / N,
+                       accuracy=float(totals[1]) / N if acc_code else float("nan"),
+                       val_loss=None, val_accuracy=None, seconds=seconds,
+                       samples_per_s=N / seconds if seconds > 0 else float("inf"))
+            if val is not None:
+                nv = val[0].shape[0]
+                vl, va = self._evaluate(*val, impl)
+                part = np.array([vl * nv, (va if acc_code else 0.0) * nv, nv], np.float64)
+                reducer.allreduce(part)
+                rec["val_loss"] = float(part[0] / part[2])
+                rec["val_accuracy"] = float(part[1] / part[2]) if acc_code else float("nan")
+            history.append(rec)
+            self.history.append(rec)
+            if checkpoint is not None and rank == 0:
+                self.save(checkpoint)
+            if progress is True:
+                if rank == 0:
+                    print(format_record(rec), flush=True)
+            elif callable(progress):
+                progress(rec)
+        return history
+
+    def _epoch_comm(self, reducer, X, y, Y, acc_code, perm, B, offset, hp, impl, bufs,
+                    overlap):
+        """One epoch of data-parallel SGD over the global order ``perm``: at each global
+        mini-batch this rank's rows (global rows offset .. offset + n − 1) give their part
+        of the mean gradient (the loss gradient scaled by rows / the mini-batch's rows),
+        one in-place Allreduce sums the parts, and the update runs on the sum. A rank
+        with no rows in the mini-batch contributes zeros; a non-finite loss on any rank
+        makes the summed gradient's first element NaN, so every rank stops at the same
+        step. -> (this rank's Σ loss·rows, correct, failing step or −1)."""
+        acts, deltas = bufs
+        n, N = X.shape[0], perm.shape[0]
+        R = acts[0].shape[0]
+        yb_buf = np.empty(R, np.intp)
+        Yb_buf = np.empty((R, self.sizes[-1]), self.dtype)
+        local = perm - offset
+        own = (local >= 0) & (local < n)
+        grads = self._grads
+        L = self.n_layers
+        split = overlap and L > 1
+        pending = []
+        ready = None
+        if split:
+            K, D, w_last, _ = (int(t) for t in self._layers[L - 1])
+            last = grads[w_last:w_last + K * D]
+            rest = (grads[:w_last], grads[self._n_weights:])
+
+            def ready(l):
+                if l == L - 1:
+                    pending.append(reducer.start(last))
+        loss_sum, correct = 0.0, 0
+        for step, s in enumerate(range(0, N, B)):
+            e = min(N, s + B)
+            idx = local[s:e][own[s:e]]
+            nb = idx.shape[0]
+            loss = 0.0
+            if nb:
+                np.take(X, idx, axis=0, out=acts[0][:nb])
+                if y.shape[0]:
+                    np.take(y, idx, out=yb_buf[:nb])
+                if Y.shape[0]:
+                    np.take(Y, idx, axis=0, out=Yb_buf[:nb])
+                loss = self._forward_backward(acts, deltas, nb, yb_buf[:nb], Yb_buf[:nb], impl,
+                                              scale=nb / (e - s), ready=ready)
+            if nb == 0 or not math.isfinite(loss):
+                grads[:] = 0
+                if nb:
+                    grads[0] = np.nan
+            if split:
+                if not pending:
+                    pending.append(reducer.start(last))
+                for part in rest:
+                    reducer.allreduce(part)
+                reducer.wait(pending.pop())
+            else:
+                reducer.allreduce(grads)
+            if not math.isfinite(grads[0]):
+                return loss_sum, correct, step
+            if nb:
+                loss_sum += float(loss) * nb
+                correct += self._n_correct(acc_code, acts[-1][:nb], yb_buf[:nb], Yb_buf[:nb])
+            self._sgd(impl, hp)
+        return loss_sum, correct, -1
 
     def _restore(self, snapshot):
         params, velocity, state = snapshot

