@@ -1,0 +1,96 @@
+"""The cuda implementation (issue 24) on a machine without a GPU.
+
+Numba's CUDA simulator must be enabled before Numba is imported, and this process has
+imported it, so every cuda kernel is checked in ONE subprocess running
+``tests/cuda_sim_check.py`` under ``NUMBA_ENABLE_CUDASIM=1``; its JSON report is
+asserted on here, per operation. The other tests check what this process sees: cuda is
+registered exactly where it can run, and elsewhere it says why.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn.kernels import IMPLS, UNAVAILABLE
+from fastnn.kernels import cuda as kcuda
+
+HERE = Path(__file__).resolve().parent
+#: The public operations (fastnn.functional); the classic perceptron/ADALINE epochs have
+#: no cuda version.
+OPS = sorted(fastnn.functional.__all__)
+#: Checks per operation at least (shapes x dtypes x variants; see cuda_sim_check.py).
+MIN_CHECKS = 8
+
+
+def _run(code, **env):
+    e = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    e.update(env)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e,
+                       timeout=300, cwd=HERE)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+@pytest.fixture(scope="module")
+def sim_report():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    r = subprocess.run([sys.executable, str(HERE / "cuda_sim_check.py")], capture_output=True,
+                       text=True, env=env, timeout=600, cwd=HERE)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    assert r.stderr.strip() == "", f"warnings or output on stderr: {r.stderr[-3000:]}"
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_simulator_registers_cuda(sim_report):
+    assert sim_report["impls"][:3] == ["loop", "vectorized", "jit"]
+    assert "cuda" in sim_report["impls"]
+    assert sorted(sim_report["ops"]) == OPS
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_cuda_kernel_matches_reference_on_simulator(sim_report, op):
+    rep = sim_report["ops"][op]
+    assert rep["failures"] == [], "\n".join(rep["failures"])
+    assert rep["checks"] >= MIN_CHECKS, rep
+
+
+def test_registered_exactly_where_usable():
+    """This process (no simulator): cuda is registered iff the probe found numba-cuda and
+    an NVIDIA device; otherwise UNAVAILABLE says why and impl="cuda" repeats it."""
+    assert "NUMBA_ENABLE_CUDASIM" not in os.environ or not kcuda.simulator_requested()
+    usable, why = kcuda.probe()
+    assert ("cuda" in fastnn.impls()) == usable
+    if usable:
+        assert all("cuda" in IMPLS[op] for op in OPS)
+        return
+    assert set(OPS) <= set(IMPLS)
+    assert UNAVAILABLE["cuda"] == why and why
+    assert not any("cuda" in IMPLS[op] for op in OPS)
+    with pytest.raises(ValueError, match=r"cuda is unavailable here: .*"):
+        fastnn.softmax(np.zeros((2, 3)), impl="cuda")
+    from fastnn.info import info
+    assert "cuda unavailable: " + why in info()["implementations"]
+
+
+def test_switched_off_says_so():
+    out = _run("import fastnn, numpy as np\n"
+               "try:\n    fastnn.sigmoid(np.zeros(3), impl='cuda')\n"
+               "except ValueError as e:\n    print(e)\n", FASTNN_CUDA="0")
+    assert "cuda is unavailable here: switched off by FASTNN_CUDA=0" in out, out
+
+
+def test_import_fastnn_does_not_import_numba_cuda():
+    """numba.cuda costs ~0.2 s to import: `import fastnn` decides without it, also with the
+    simulator requested (then cuda is registered and its kernels load on the first call)."""
+    import importlib.util
+    code = "import sys, fastnn; print('numba.cuda' in sys.modules, 'cuda' in fastnn.impls())"
+    assert _run(code, FASTNN_CUDA="1").split()[0] == "False"
+    has = importlib.util.find_spec("numba_cuda") is not None
+    assert _run(code, NUMBA_ENABLE_CUDASIM="1", FASTNN_CUDA="1").split() == ["False", str(has)]
