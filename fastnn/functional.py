@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _device_api as _dev
 from . import _validate as v
 from ._impl import kernel
 
@@ -142,6 +143,8 @@ def linear(X, W, b=None, *, out=None, impl=None):
     -------
     Z : (N, K) array of X's dtype
     """
+    if type(X) is not _ndarray and _dev.is_device(X):     # impl="cuda", on the GPU
+        return _dev.linear("linear", X, W, b, out, impl)
     Xc, Wc, bc, N, K = _layer_args(X, W, b)
     out = _layer_out(out, Xc, Wc, bc, N, K, X, W, b)
     return kernel("linear", impl)(Xc, Wc, bc, out)
@@ -153,6 +156,8 @@ def linear_sigmoid(X, W, b=None, *, out=None, impl=None):
     Shapes as :func:`linear`; returns H (N, K) in X's dtype. The jit version applies
     bias and sigmoid to blocks of the product while they are in cache.
     """
+    if type(X) is not _ndarray and _dev.is_device(X):     # impl="cuda", on the GPU
+        return _dev.linear("linear_sigmoid", X, W, b, out, impl)
     Xc, Wc, bc, N, K = _layer_args(X, W, b)
     out = _layer_out(out, Xc, Wc, bc, N, K, X, W, b)
     return kernel("linear_sigmoid", impl)(Xc, Wc, bc, out)
@@ -177,6 +182,8 @@ def sigmoid(Z, *, out=None, impl=None):
     Computed as ``e^z/(1+e^z)`` for z < 0: no overflow or warning for any finite
     input, NaN propagates. ``out`` may be Z itself (in place).
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        return _dev.elementwise("sigmoid", (("Z", Z),), out, impl, ("Z",))
     Zc = v.floats("Z", Z)
     out = _elementwise_out(out, Zc, (("Z", Zc, Z),))
     kernel("sigmoid", impl)(Zc.reshape(-1), out.reshape(-1))
@@ -189,6 +196,8 @@ def sigmoid_backward(dH, H, *, out=None, impl=None):
     dH, H: arrays of one shape; returns dZ of that shape (``out`` is overwritten,
     never accumulated into; it may be dH).
     """
+    if type(dH) is not _ndarray and _dev.is_device(dH):     # impl="cuda", on the GPU
+        return _dev.elementwise("sigmoid_backward", (("dH", dH), ("H", H)), out, impl, ("dH",))
     Hc = v.floats("H", H)
     dHc = v.floats("dH", dH, Hc.dtype)
     v.shape_is("dH", dHc, Hc.shape, "to match H {}", Hc.shape)
@@ -225,6 +234,8 @@ def _over_rows(op, Z, out, impl):
             if shape[0] and shape[1]:
                 kernel(op, impl)(Z, out)
             return out
+    elif _dev.is_device(Z):                                   # impl="cuda", on the GPU
+        return _dev.over_rows(op, Z, out, impl)
     Z0 = Z
     Z, R, C = _rows("Z", Z)
     out = _elementwise_out(out, Z, (("Z", Z, Z0),))
@@ -321,6 +332,8 @@ def softmax_cross_entropy(Z, y, *, impl=None):
     Target rows must be non-negative, each summing to at most half the dtype's
     maximum (``ValueError`` otherwise: the gradient scales P by the row sum).
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        return _dev.cross_entropy("softmax_cross_entropy", Z, y, None, impl, False)
     Z, y, N, C = _logits_targets(Z, y)
     return Z.dtype.type(kernel("softmax_cross_entropy", impl)(Z, y))
 
@@ -332,6 +345,8 @@ def softmax_cross_entropy_grad(Z, y, *, out=None, impl=None):
     to 1. Arguments, and the loss's range, as :func:`softmax_cross_entropy`; ``out``
     (N, C) is overwritten. dZ is finite for every finite Z (|dZ| <= max(1, Σ_k Y_ik)/N).
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        return _dev.cross_entropy("softmax_cross_entropy_grad", Z, y, out, impl, True)
     Zc, yc, N, C = _logits_targets(Z, y)
     out = _new_or_out(out, (N, C), Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
     loss = kernel("softmax_cross_entropy_grad", impl)(Zc, yc, out)
@@ -379,6 +394,8 @@ def sigmoid_bce_grad(Z, y, *, out=None, impl=None):
     Σ (|z| + log 2) < 1.797e308), even where J itself would be representable. dZ is
     always finite; never NaN, no warning.
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        return _dev.sigmoid_loss("sigmoid_bce_grad", Z, y, out, impl, "y")
     shape = np.shape(Z)
     Zc, yc, N, K = _sigmoid_output_args(Z, y, binary=True, yname="y")
     out = _new_or_out(out, shape, Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
@@ -400,6 +417,8 @@ def sigmoid_mse_grad(Z, Y, *, out=None, impl=None):
     1.34e154, or their sum), even where E would be representable. δ is always finite
     (|δ| <= |r|/(4N)); never NaN, no warning.
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        return _dev.sigmoid_loss("sigmoid_mse_grad", Z, Y, out, impl, "Y")
     shape = np.shape(Z)
     Zc, Yc, N, K = _sigmoid_output_args(Z, Y, binary=False, yname="Y")
     out = _new_or_out(out, shape, Zc.dtype, (("Z", Zc, Z), ("Y", Yc, Y)))
@@ -421,6 +440,8 @@ def linear_backward(dZ, X, W, *, compute_dX=True, out=None, impl=None):
     -------
     (dW (K, D), db (K,), dX (N, D) or None)
     """
+    if type(dZ) is not _ndarray and _dev.is_device(dZ):     # impl="cuda", on the GPU
+        return _dev.linear_backward("linear_backward", dZ, X, W, compute_dX, out, impl)
     X0, dZ0, W0 = X, dZ, W
     X = v.floats("X", X, ndim=2, shape_hint=" (N, in_features)")
     dZ = v.floats("dZ", dZ, X.dtype, ndim=2, shape_hint=" (N, out_features)")
@@ -460,6 +481,8 @@ def hidden_delta(dZ, W, H, *, out=None, impl=None):
     H (N, D). Returns (N, D); the jit version fuses the product and the sigmoid
     derivative block by block. ``out`` is overwritten.
     """
+    if type(dZ) is not _ndarray and _dev.is_device(dZ):     # impl="cuda", on the GPU
+        return _dev.hidden_delta("hidden_delta", dZ, W, H, out, impl)
     H0, dZ0, W0 = H, dZ, W
     H = v.floats("H", H, ndim=2, shape_hint=" (N, hidden)")
     dZ = v.floats("dZ", dZ, H.dtype, ndim=2, shape_hint=" (N, out_features)")
@@ -517,6 +540,9 @@ def sgd_update(param, grad, lr, *, momentum=0.0, velocity=None, weight_decay=0.0
     velocity are unchanged. ``param`` and ``velocity`` must be exactly
     ``numpy.ndarray`` (module docstring); ``grad`` may be any array-like.
     """
+    if type(param) is not _ndarray and _dev.is_device(param):  # impl="cuda", on the GPU
+        return _dev.sgd_update(param, grad, lr, momentum, velocity, weight_decay, l1,
+                               nesterov, impl)
     v.written("param", param, "updated in place")
     dt = param.dtype
     if dt is not v.F32 and dt is not v.F64:
