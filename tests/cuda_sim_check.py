@@ -301,28 +301,101 @@ def device_checks(dt, IMPLS, cuda):
 
 
 def public_device_checks(dt, cuda, host, X, W, b, Z, y):
-    """The public API with device arrays (no host round trip: the result is a device
-    array)."""
+    """The public API with device arrays: checked without a copy, outputs allocated on the
+    device (no host round trip: results are device arrays)."""
     name = np.dtype(dt).name
     D = cuda.to_device
-    if not hasattr(fastnn.functional, "_device_call"):
-        return
+    N, K = Z.shape
+    H = arr(X.shape, dt, 0, 1)
+    tag = f"{name} device arrays, public API"
 
-    @check("linear_sigmoid", f"{name} device arrays, public API")
+    @check("linear", tag)
+    def _():
+        close(host(fastnn.linear(D(X), D(W), None, impl="cuda")), ref.linear(X, W, 0 * b), dt,
+              scale=X.shape[1], what="Z")
+
+    @check("linear_sigmoid", tag)
     def _():
         close(host(fastnn.linear_sigmoid(D(X), D(W), D(b), impl="cuda")),
               ref.linear_sigmoid(X, W, b), dt, scale=X.shape[1], what="H")
 
-    @check("softmax", f"{name} device arrays, public API")
+    @check("softmax", tag)
     def _():
         close(host(fastnn.softmax(D(Z), impl="cuda")), ref.softmax(Z), dt, what="P")
+        d = D(Z)
+        assert fastnn.softmax(d, out=d, impl="cuda") is d
+        close(host(d), ref.softmax(Z), dt, what="P in place")
+        try:
+            fastnn.softmax(D(Z), impl="jit")
+        except TypeError as exc:
+            assert "impl='cuda'" in str(exc), exc
+        else:
+            raise AssertionError("a device array with impl='jit' was accepted")
 
-    @check("softmax_cross_entropy_grad", f"{name} device arrays, public API")
+    @check("log_softmax", tag)
+    def _():
+        close(host(fastnn.log_softmax(D(Z[None]), impl="cuda"))[0], ref.log_softmax(Z), dt,
+              what="logP (3-D)")
+
+    @check("sigmoid", tag)
+    def _():
+        close(host(fastnn.sigmoid(D(Z), impl="cuda")), ref.sigmoid(Z), dt, what="H")
+
+    @check("sigmoid_backward", tag)
+    def _():
+        Hz = arr(Z.shape, dt, 0, 1)
+        close(host(fastnn.sigmoid_backward(D(Z), D(Hz), impl="cuda")),
+              ref.sigmoid_backward(Z, Hz), dt, what="dZ")
+
+    @check("softmax_cross_entropy", tag)
+    def _():
+        close(fastnn.softmax_cross_entropy(D(Z), D(y), impl="cuda"),
+              ref.softmax_cross_entropy(Z, y), dt, scale=4, what="L")
+        try:
+            fastnn.softmax_cross_entropy(D(Z), D(np.array([0, K, 1][:N])), impl="cuda")
+        except ValueError as exc:
+            assert f"got {K} at index 1" in str(exc), exc
+        else:
+            raise AssertionError("label K accepted")
+
+    @check("softmax_cross_entropy_grad", tag)
     def _():
         L, dZ = fastnn.softmax_cross_entropy_grad(D(Z), D(y), impl="cuda")
         L0, dZ0 = ref.softmax_cross_entropy_grad(Z, y)
         close(L, L0, dt, scale=4, what="L")
         close(host(dZ), dZ0, dt, what="dZ")
+
+    for opname in ("sigmoid_bce_grad", "sigmoid_mse_grad"):
+        @check(opname, tag)
+        def _():
+            Y = arr(Z.shape, dt, 0, 1)
+            J, dZ = getattr(fastnn, opname)(D(Z), D(Y), impl="cuda")
+            J0, dZ0 = getattr(ref, opname)(Z, Y)
+            close(J, J0, dt, scale=4, what="loss")
+            close(host(dZ), dZ0, dt, what="dZ")
+
+    @check("linear_backward", tag)
+    def _():
+        dZ = arr((X.shape[0], W.shape[0]), dt)
+        got = fastnn.linear_backward(D(dZ), D(X), D(W), impl="cuda")
+        for g, w, nm in zip(got, ref.linear_backward(dZ, X, W), "dW db dX".split()):
+            close(host(g), w, dt, scale=8, what=nm)
+
+    @check("hidden_delta", tag)
+    def _():
+        dZ = arr((X.shape[0], W.shape[0]), dt)
+        close(host(fastnn.hidden_delta(D(dZ), D(W), D(H), impl="cuda")),
+              ref.hidden_delta(dZ, W, H), dt, scale=8, what="delta")
+
+    @check("sgd_update", tag)
+    def _():
+        w, g, v = arr((3, 4), dt), arr((3, 4), dt), arr((3, 4), dt)
+        w_ref, v_ref = ref.sgd_update(w, g, 0.1, 0.9, v, 0.01, 0.05, True)
+        dw, dv = D(w), D(v)
+        assert fastnn.sgd_update(dw, D(g), 0.1, momentum=0.9, velocity=dv, weight_decay=0.01,
+                                 l1=0.05, nesterov=True, impl="cuda") is dw
+        close(host(dw), w_ref, dt, scale=4, what="param")
+        close(host(dv), v_ref, dt, scale=4, what="velocity")
 
 
 if __name__ == "__main__":
