@@ -51,7 +51,7 @@ def sim_report():
 def test_simulator_registers_cuda(sim_report):
     assert sim_report["impls"][:3] == ["loop", "vectorized", "jit"]
     assert "cuda" in sim_report["impls"]
-    assert sorted(sim_report["ops"]) == OPS
+    assert sorted(sim_report["ops"]) == sorted(OPS + ["MLP.fit"])
 
 
 @pytest.mark.parametrize("op", OPS)
@@ -59,6 +59,13 @@ def test_cuda_kernel_matches_reference_on_simulator(sim_report, op):
     rep = sim_report["ops"][op]
     assert rep["failures"] == [], "\n".join(rep["failures"])
     assert rep["checks"] >= MIN_CHECKS, rep
+
+
+def test_mlp_fit_with_cuda_matches_vectorized_on_simulator(sim_report):
+    """MLP(impl="cuda").fit through the Python-driven epoch (host parameters; every kernel
+    copies in and out: not yet device-resident)."""
+    rep = sim_report["ops"]["MLP.fit"]
+    assert rep["failures"] == [] and rep["checks"] == 1, rep
 
 
 def test_registered_exactly_where_usable():
