@@ -222,19 +222,27 @@ def main():
 
         device_checks(dt, IMPLS, cuda)
 
-    @check("MLP.fit", "float32, host arrays, batches of 5 (a ragged last one), momentum")
-    def _():
-        # the Python-driven epoch with impl="cuda" (each kernel copies its host arrays in
-        # and out: parameters are not resident on the device) against impl="vectorized"
-        X = arr((12, 4), np.float32)
-        y = rng.integers(0, 3, 12)
-        got = {}
-        for impl in ("vectorized", "cuda"):
-            m = fastnn.MLP([4, 5, 3], impl=impl, seed=1)
-            m.fit(X, y, epochs=2, batch_size=5, lr=0.1, momentum=0.9)
-            got[impl] = [w.copy() for w in m.weights] + [b.copy() for b in m.biases]
-        for a, b in zip(got["cuda"], got["vectorized"]):
-            close(a, b, np.float32, scale=4, what="parameters after 2 epochs")
+    X = arr((12, 4), np.float32)
+    y = rng.integers(0, 3, 12)
+    Yr = arr((12, 2), np.float32)
+    for kw, tgt, fit, sizes in (
+            ({}, y, dict(momentum=0.9, weight_decay=0.01, l1=0.001), [4, 5, 3]),
+            (dict(output="sigmoid", loss="cross_entropy"), y, {}, [4, 5, 3]),
+            (dict(output="identity", loss="mse"), Yr, dict(momentum=0.5), [4, 5, 2])):
+        @check("MLP.fit", f"float32 {kw or 'softmax'} {fit}, batches of 5 (a ragged last one)")
+        def _():
+            # the device-resident epoch (impl="cuda") against impl="vectorized"
+            got = {}
+            for impl in ("vectorized", "cuda"):
+                m = fastnn.MLP(sizes, impl=impl, seed=1, **kw)
+                h = m.fit(X, tgt, epochs=2, batch_size=5, lr=0.1, **fit)
+                got[impl] = ([w.copy() for w in m.weights] + [b.copy() for b in m.biases],
+                             [(r["loss"], r["accuracy"]) for r in h])
+            for a, b in zip(got["cuda"][0], got["vectorized"][0]):
+                close(a, b, np.float32, scale=4, what="parameters after 2 epochs")
+            for (la, aa), (lb, ab) in zip(got["cuda"][1], got["vectorized"][1]):
+                assert abs(la - lb) <= 1e-5 * max(1.0, abs(lb)), (la, lb)
+                assert aa == ab or (aa != aa and ab != ab), (aa, ab)
     return time.perf_counter() - t0
 
 

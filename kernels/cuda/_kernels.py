@@ -73,7 +73,7 @@ def _total(partials):
     return float(res.copy_to_host()[0])
 
 
-def _sigmoid_loss(Z, Y, dZ, bce):
+def _sigmoid_loss(Z, Y, dZ, mode):
     tr = Transfers()
     dz, dy = tr.inp(Z), tr.inp(Y)
     dd = tr.out(dZ)
@@ -82,19 +82,24 @@ def _sigmoid_loss(Z, Y, dZ, bce):
     n = dz.size
     grid = max(1, _flat_grid(n))
     partials = cuda.device_array(grid, np.float64)
-    ew.sigmoid_loss_kernel(dt.name, bce)[grid, FLAT_BLOCK](
+    ew.sigmoid_loss_kernel(dt.name, mode)[grid, FLAT_BLOCK](
         _flat(dz), _flat(dy), _flat(dd), float(N), partials)
     total = _total(partials)
     tr.copy_back()
-    return as_dtype_scalar(total / N if bce else total / (2 * N), dt)
+    return as_dtype_scalar(total / N if mode == ew.BCE else total / (2 * N), dt)
 
 
 def sigmoid_bce_grad(Z, Y, dZ):
-    return _sigmoid_loss(Z, Y, dZ, True)
+    return _sigmoid_loss(Z, Y, dZ, ew.BCE)
 
 
 def sigmoid_mse_grad(Z, Y, dZ):
-    return _sigmoid_loss(Z, Y, dZ, False)
+    return _sigmoid_loss(Z, Y, dZ, ew.MSE)
+
+
+def identity_mse_grad(Z, Y, dZ):
+    """``E = Σ(Z − Y)²/(2N)``, ``dZ = (Z − Y)/N``: fastnn.MLP's identity output."""
+    return _sigmoid_loss(Z, Y, dZ, ew.IDENTITY_MSE)
 
 
 # --- rows ---------------------------------------------------------------------------
@@ -235,3 +240,58 @@ def sgd_update(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov):
 __all__ = ["sigmoid", "sigmoid_backward", "softmax", "log_softmax", "softmax_cross_entropy",
            "softmax_cross_entropy_grad", "sigmoid_bce_grad", "sigmoid_mse_grad", "linear",
            "linear_sigmoid", "linear_backward", "hidden_delta", "sgd_update"]
+
+
+# --- the training epoch (fastnn.MLP, impl="cuda") -----------------------------------
+@cuda.jit
+def _gather_rows(X, idx, out):
+    """out[r, :] = X[idx[r], :] (a mini-batch gathered on the device)."""
+    r, c = cuda.grid(2)
+    if r < idx.shape[0] and c < X.shape[1]:
+        out[r, c] = X[idx[r], c]
+
+
+@cuda.jit
+def _gather(y, idx, out):
+    r = cuda.grid(1)
+    if r < idx.shape[0]:
+        out[r] = y[idx[r]]
+
+
+def gather_rows(X, idx, out):
+    """Rows ``idx`` of device X into device ``out`` (nb, D)."""
+    nb, D = out.shape
+    if nb and D:
+        _gather_rows[((nb + TILE - 1) // TILE, (D + TILE - 1) // TILE), (TILE, TILE)](X, idx, out)
+
+
+def gather(y, idx, out):
+    nb = out.shape[0]
+    if nb:
+        _gather[(nb + FLAT_BLOCK - 1) // FLAT_BLOCK, FLAT_BLOCK](y, idx, out)
+
+
+@cuda.jit
+def _count_correct(Z, yb, Yb, acc_code, counter):
+    """counter[0] += the rows of Z classified right: argmax vs labels (acc_code 1; the first
+    maximum, as np.argmax) or z > 0 vs y > 0.5 (acc_code 2)."""
+    i = cuda.grid(1)
+    if i < Z.shape[0]:
+        ok = False
+        if acc_code == 1:
+            best = 0
+            for j in range(1, Z.shape[1]):
+                if Z[i, j] > Z[i, best]:
+                    best = j
+            ok = best == yb[i]
+        elif acc_code == 2:
+            ok = (Z[i, 0] > 0) == (Yb[i, 0] > 0.5)
+        if ok:
+            cuda.atomic.add(counter, 0, 1)
+
+
+def count_correct(Z, yb, Yb, acc_code, counter):
+    nb = Z.shape[0]
+    if nb and acc_code:
+        _count_correct[(nb + FLAT_BLOCK - 1) // FLAT_BLOCK, FLAT_BLOCK](Z, yb, Yb, acc_code,
+                                                                          counter)

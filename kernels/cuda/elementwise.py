@@ -48,9 +48,15 @@ def sigmoid_backward_kernel(dtype: str):
     return k
 
 
+#: Losses of :func:`sigmoid_loss_kernel`.
+BCE, MSE, IDENTITY_MSE = 0, 1, 2
+
+
 @functools.lru_cache(maxsize=None)
-def sigmoid_loss_kernel(dtype: str, bce: bool):
-    """Z, Y, dZ flat (M,); ``partials[blockIdx.x]``: the block's float64 sum of terms."""
+def sigmoid_loss_kernel(dtype: str, mode: int):
+    """Z, Y, dZ flat (M,); ``partials[blockIdx.x]``: the block's float64 sum of terms.
+    ``mode``: BCE, MSE (sigmoid outputs) or IDENTITY_MSE (r = z − y, dZ = r/N: the
+    identity output of fastnn.MLP)."""
     T = NUMBA_TYPES[dtype]
     sig = sigmoid_fn(T)
 
@@ -64,8 +70,15 @@ def sigmoid_loss_kernel(dtype: str, bce: bool):
         while i < Z.shape[0]:
             z = Z[i]
             y = Y[i]
+            if mode == IDENTITY_MSE:
+                r = z - y
+                r64 = float64(r)
+                acc += r64 * r64
+                dZ[i] = r / nn
+                i += stride
+                continue
             yhat = sig(z)
-            if bce:
+            if mode == BCE:
                 z64 = float64(z)
                 y64 = float64(y)
                 if z64 >= 0:
