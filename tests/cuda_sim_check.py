@@ -30,7 +30,7 @@ import reference as ref  # noqa: E402
 from numerics import assert_close  # noqa: E402
 
 REPORT = defaultdict(lambda: {"checks": 0, "failures": [], "seconds": 0.0})
-SHAPES = [(1, 1), (3, 7), (5, 33)]
+SHAPES = [(1, 1), (3, 7), (5, 19)]
 DTYPES = (np.float32, np.float64)
 rng = np.random.default_rng(24)
 
@@ -117,9 +117,11 @@ def main():
                     want = ref.linear_backward(dZ, X, W)
                     for g, w, nm, sc in zip(got, want, ("dW", "db", "dX"), (N, N, K)):
                         close(g, w, dt, scale=max(sc, 1), what=nm)
-                    dW, db, dX = fastnn.linear_backward(dZ, X, W, compute_dX=False, impl="cuda")
-                    assert dX is None
-                    close(dW, want[0], dt, scale=max(N, 1), what="dW (no dX)")
+                    if C == 1:                       # (the simulator is slow: once)
+                        dW, db, dX = fastnn.linear_backward(dZ, X, W, compute_dX=False,
+                                                            impl="cuda")
+                        assert dX is None
+                        close(dW, want[0], dt, scale=max(N, 1), what="dW (no dX)")
 
                 @check("hidden_delta", tagk)
                 def _():
@@ -143,7 +145,7 @@ def main():
                 continue
             y = rng.integers(0, C, N)
             Yt = arr((N, C), dt, 0, 1)
-            for tgt, tname in ((y, "labels"), (Yt, "target rows"))[:1 if C < 33 else 2]:
+            for tgt, tname in ((y, "labels"), (Yt, "target rows"))[:1 if C < 19 else 2]:
                 @check("softmax_cross_entropy", f"{tag} {tname}")
                 def _():
                     L = fastnn.softmax_cross_entropy(Z, tgt, impl="cuda")
@@ -222,20 +224,20 @@ def main():
 
         device_checks(dt, IMPLS, cuda)
 
-    X = arr((12, 4), np.float32)
-    y = rng.integers(0, 3, 12)
-    Yr = arr((12, 2), np.float32)
+    X = arr((7, 3), np.float32)
+    y = rng.integers(0, 3, 7)
+    Yr = arr((7, 2), np.float32)
     for kw, tgt, fit, sizes in (
-            ({}, y, dict(momentum=0.9, weight_decay=0.01, l1=0.001), [4, 5, 3]),
-            (dict(output="sigmoid", loss="cross_entropy"), y, {}, [4, 5, 3]),
-            (dict(output="identity", loss="mse"), Yr, dict(momentum=0.5), [4, 5, 2])):
-        @check("MLP.fit", f"float32 {kw or 'softmax'} {fit}, batches of 5 (a ragged last one)")
+            ({}, y, dict(momentum=0.9, weight_decay=0.01, l1=0.001), [3, 4, 3]),
+            (dict(output="sigmoid", loss="cross_entropy"), y, {}, [3, 4, 3]),
+            (dict(output="identity", loss="mse"), Yr, dict(momentum=0.5), [3, 4, 2])):
+        @check("MLP.fit", f"float32 {kw or 'softmax'} {fit}, batches of 4 (a ragged last one)")
         def _():
             # the device-resident epoch (impl="cuda") against impl="vectorized"
             got = {}
             for impl in ("vectorized", "cuda"):
                 m = fastnn.MLP(sizes, impl=impl, seed=1, **kw)
-                h = m.fit(X, tgt, epochs=2, batch_size=5, lr=0.1, **fit)
+                h = m.fit(X, tgt, epochs=2, batch_size=4, lr=0.1, **fit)
                 got[impl] = ([w.copy() for w in m.weights] + [b.copy() for b in m.biases],
                              [(r["loss"], r["accuracy"]) for r in h])
             for a, b in zip(got["cuda"][0], got["vectorized"][0]):

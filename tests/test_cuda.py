@@ -3,8 +3,11 @@
 Numba's CUDA simulator must be enabled before Numba is imported, and this process has
 imported it, so every cuda kernel is checked in ONE subprocess running
 ``tests/cuda_sim_check.py`` under ``NUMBA_ENABLE_CUDASIM=1``; its JSON report is
-asserted on here, per operation. The other tests check what this process sees: cuda is
-registered exactly where it can run, and elsewhere it says why.
+asserted on here, per operation. The simulator runs the shared-memory reductions; the
+GPU's code paths (warp shuffles) are compiled to PTX by a second subprocess,
+``tests/cuda_ptx_check.py`` (NVVM from numba-cuda[cu13], no GPU needed), started at the
+same time. The other tests check what this process sees: cuda is registered exactly
+where it can run, and elsewhere it says why.
 """
 from __future__ import annotations
 
@@ -38,14 +41,40 @@ def _run(code, **env):
     return r.stdout
 
 
+def _start(script, **env):
+    e = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    e.update(env)
+    return subprocess.Popen([sys.executable, str(HERE / script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=e, cwd=HERE)
+
+
+def _report(proc):
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-2000:] + err[-4000:]
+    assert err.strip() == "", f"warnings or output on stderr: {err[-3000:]}"
+    return json.loads(out.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
-def sim_report():
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    r = subprocess.run([sys.executable, str(HERE / "cuda_sim_check.py")], capture_output=True,
-                       text=True, env=env, timeout=600, cwd=HERE)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
-    assert r.stderr.strip() == "", f"warnings or output on stderr: {r.stderr[-3000:]}"
-    return json.loads(r.stdout.strip().splitlines()[-1])
+def _procs():
+    """Both checks at once (the simulator is one busy Python process, NVVM another)."""
+    procs = {"sim": _start("cuda_sim_check.py", NUMBA_ENABLE_CUDASIM="1"),
+             "ptx": _start("cuda_ptx_check.py")}
+    yield procs
+    for p in procs.values():
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+
+
+@pytest.fixture(scope="module")
+def sim_report(_procs):
+    return _report(_procs["sim"])
+
+
+@pytest.fixture(scope="module")
+def ptx_report(_procs):
+    return _report(_procs["ptx"])
 
 
 def test_simulator_registers_cuda(sim_report):
@@ -66,6 +95,22 @@ def test_mlp_fit_with_cuda_matches_vectorized_on_simulator(sim_report):
     the device (softmax, sigmoid and identity outputs; momentum, L2, L1)."""
     rep = sim_report["ops"]["MLP.fit"]
     assert rep["failures"] == [] and rep["checks"] == 3, rep
+
+
+def test_every_kernel_compiles_to_ptx_for_a_gpu(ptx_report):
+    """The GPU code paths: every kernel variant (both dtypes) types and compiles with NVVM
+    for compute capability 9.0; the row and loss kernels reduce with warp shuffles
+    (shfl.sync), the tiled products synchronise on their shared tiles (bar.sync)."""
+    kernels = ptx_report["kernels"]
+    assert len(kernels) >= 40, sorted(kernels)
+    bad = {k: r.get("error") for k, r in kernels.items() if not r["ok"]}
+    assert not bad, bad
+    for name, r in kernels.items():
+        assert r["entry"], name
+        if r["expect"]:
+            assert r[r["expect"]], (name, r)
+    for op in ("softmax float32", "cross_entropy float64 labels=True grad=True", "sum_f64"):
+        assert kernels[op]["shfl"], op
 
 
 def test_registered_exactly_where_usable():

@@ -8,7 +8,7 @@ SIM = bool(_cfg.ENABLE_CUDASIM)
 
 #: Threads per block of the row kernels (softmax, cross-entropy) and of the reductions: a
 #: power of two. The simulator runs every thread as a Python thread, so it runs the same
-#: code with 16 (rows of the tests' 33 columns still stride); a GPU runs 256 (a row of
+#: code with 16 (rows of the tests' 19 columns still stride); a GPU runs 256 (a row of
 #: C = 1000 is 4 elements a thread).
 ROW_BLOCK = 16 if SIM else 256
 #: Threads per block of the elementwise kernels and the reductions of the losses.
@@ -17,5 +17,5 @@ FLAT_BLOCK = 32 if SIM else 256
 MAX_BLOCKS = 4096
 #: Side of the square shared-memory tiles of the matrix products (a block is TILE x TILE
 #: threads, one output each): 16 on a GPU; the simulator runs the same code with 8
-#: (its shapes of 33 columns still span several tiles with a ragged last one).
+#: (its shapes of 19 columns still span three tiles, the last one ragged).
 TILE = 8 if SIM else 16

@@ -11,7 +11,7 @@ from ._config import SIM
 
 
 @cuda.jit(device=True)
-def block_max(sh, v):
+def _block_max_shared(sh, v):
     """The maximum of ``v`` over the block's threads (1-D block, blockDim.x a power of
     two, ``sh`` a shared array of at least blockDim.x): a tree in shared memory; NaN
     wins, so that it propagates. Every thread gets the result."""
@@ -32,8 +32,8 @@ def block_max(sh, v):
 
 
 @cuda.jit(device=True)
-def block_sum(sh, v):
-    """The sum of ``v`` over the block's threads, as :func:`block_max`."""
+def _block_sum_shared(sh, v):
+    """The sum of ``v`` over the block's threads, as :func:`_block_max_shared`."""
     t = cuda.threadIdx.x
     sh[t] = v
     cuda.syncthreads()
@@ -48,16 +48,60 @@ def block_sum(sh, v):
     return r
 
 
-if not SIM:
-    @cuda.jit(device=True)
-    def warp_sum(v):            # pragma: no cover - real GPUs only (no shuffles in the simulator)
-        """Sum over a full warp with shuffles: the path a GPU build may take for the last
-        32 lanes (kept here for the GPU session; the registered kernels use block_sum)."""
-        off = 16
-        while off > 0:
-            v += cuda.shfl_down_sync(0xFFFFFFFF, v, off)
-            off //= 2
-        return v
+# The warp-shuffle reductions (real GPUs: the simulator has no shuffles). Each warp
+# reduces its 32 values in registers (shfl_down_sync), lane 0 of each writes its result
+# to sh[warp], and thread 0 combines the blockDim.x / 32 partials (8 for 256 threads):
+# two barriers instead of log2(blockDim.x). blockDim.x must be a multiple of 32.
+@cuda.jit(device=True)
+def _block_max_shfl(sh, v):
+    off = 16
+    while off > 0:
+        b = cuda.shfl_down_sync(0xFFFFFFFF, v, off)
+        if b > v or b != b:
+            v = b
+        off //= 2
+    t = cuda.threadIdx.x
+    if t % 32 == 0:
+        sh[t // 32] = v
+    cuda.syncthreads()
+    if t == 0:
+        r = sh[0]
+        for w in range(1, cuda.blockDim.x // 32):
+            b = sh[w]
+            if b > r or b != b:
+                r = b
+        sh[0] = r
+    cuda.syncthreads()
+    r = sh[0]
+    cuda.syncthreads()
+    return r
+
+
+@cuda.jit(device=True)
+def _block_sum_shfl(sh, v):
+    off = 16
+    while off > 0:
+        v += cuda.shfl_down_sync(0xFFFFFFFF, v, off)
+        off //= 2
+    t = cuda.threadIdx.x
+    if t % 32 == 0:
+        sh[t // 32] = v
+    cuda.syncthreads()
+    if t == 0:
+        r = sh[0]
+        for w in range(1, cuda.blockDim.x // 32):
+            r += sh[w]
+        sh[0] = r
+    cuda.syncthreads()
+    r = sh[0]
+    cuda.syncthreads()
+    return r
+
+
+#: The block reductions the kernels use: shared memory on the simulator (which runs it in
+#: the tests), warp shuffles on a GPU (checked by compiling to PTX: tests/cuda_ptx_check.py).
+block_max = _block_max_shared if SIM else _block_max_shfl
+block_sum = _block_sum_shared if SIM else _block_sum_shfl
 
 
 @functools.lru_cache(maxsize=None)

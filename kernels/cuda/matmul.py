@@ -38,11 +38,12 @@ def gemm_kernel(dtype: str, ta: bool, tb: bool, epi: int):
     T = NUMBA_TYPES[dtype]
     sig = sigmoid_fn(T)
     S = TILE
+    S1 = TILE + 1          # (a shared array's shape must be a compile-time constant)
 
     @cuda.jit
     def k(A, Bm, C, v, H):
-        sA = cuda.shared.array((S, S + 1), T)
-        sB = cuda.shared.array((S, S + 1), T)
+        sA = cuda.shared.array((S, S1), T)
+        sB = cuda.shared.array((S, S1), T)
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         M = C.shape[0]
