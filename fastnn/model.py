@@ -26,8 +26,10 @@ Training is mini-batch SGD (SPEC "Updates" and "Modes"): ``batch_size=1`` is onl
 learning, ``batch_size=None`` batch gradient descent, anything else mini-batch.
 With ``impl="jit"`` a whole epoch runs in one compiled function
 (:mod:`fastnn._train_jit`); ``"loop"`` and ``"vectorized"`` run one step at a
-time in Python through the registered kernels. For the same seed all three follow
-the same trajectory (to rounding).
+time in Python through the registered kernels. ``"cuda"`` runs the same steps with
+data, parameters, activations and gradients on the GPU for the whole epoch
+(mini-batches gathered there; the host parameters are updated when the epoch
+completes). For the same seed all follow the same trajectory (to rounding).
 """
 from __future__ import annotations
 
@@ -291,9 +293,10 @@ class MLP:
     seed : int or None
         Seeds the model's ``numpy.random.Generator`` (PCG64), used for the
         initialisation and then for the shuffling of every epoch.
-    impl : {"loop", "vectorized", "jit"} or None
+    impl : {"loop", "vectorized", "jit", "cuda"} or None
         Implementation of the kernels; None means :func:`fastnn.get_impl` at the
-        time of each call (``"jit"`` by default).
+        time of each call (``"jit"`` by default). ``"cuda"`` where registered (an
+        NVIDIA GPU or Numba's CUDA simulator, see :mod:`fastnn.kernels.cuda`).
 
     Initialisation: weights ``W_l ~ Uniform(−a, a)``, ``a = sqrt(6/(fan_in + fan_out))``
     (Glorot), drawn layer by layer in float64 from the generator and rounded to
