@@ -54,6 +54,19 @@ def type_name(x) -> str:
     return f"{mod.split('.')[0]}.{t.__qualname__}"
 
 
+def is_device_array(a) -> bool:
+    """A GPU array: anything with ``__cuda_array_interface__`` (CuPy, PyTorch CUDA tensors,
+    Numba device arrays), or a Numba CUDA-simulator device array. (Without importing
+    numba.cuda.)"""
+    return hasattr(a, "__cuda_array_interface__") or type(a).__module__.startswith("numba.cuda")
+
+
+def _device_error(name, a):
+    return TypeError(f"{name}: a device array ({type_name(a)}) where a host array was expected: "
+                     f"device arrays take impl='cuda' with a device array as the call's first "
+                     f"array argument (or copy it to the host)")
+
+
 def _is_masked(a) -> bool:
     return isinstance(a, np.ma.MaskedArray)
 
@@ -154,6 +167,8 @@ def floats(name: str, a, dtype=None, ndim=None, shape_hint: str = ""):
         if not isinstance(a, np.ndarray):
             if isinstance(a, (str, bytes)) or a is None:
                 raise TypeError(f"{name}: expected a float32 or float64 array, got {type(a).__name__}")
+            if is_device_array(a):
+                raise _device_error(name, a)
             try:
                 a = np.asarray(a)
             except Exception as exc:  # ragged lists and the like
@@ -238,6 +253,8 @@ def out_array(name: str, out, shape: tuple, dtype, inputs=()):
     ``inputs``: ``(name, array)`` or ``(name, array, original)`` entries, the arrays
     the kernel reads and, where a check converted one, what the caller passed; ``out``
     must share memory with none of them."""
+    if type(out) is not np.ndarray and is_device_array(out):
+        raise _device_error(name, out)
     if type(out) is np.ndarray and out.dtype is dtype and out.shape == shape:
         # fast path: a writeable C-contiguous array that owns its memory, as do the inputs
         flags = out.flags

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
+from . import _device_api as _dev
 from . import _validate as v
 from ._impl import kernel
 
@@ -156,6 +157,8 @@ def linear(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *, out: NDArr
     -------
     Z : (N, K) array of X's dtype
     """
+    if type(X) is not _ndarray and _dev.is_device(X):     # impl="cuda", on the GPU
+        return _dev.linear("linear", X, W, b, out, impl)
     Xc, Wc, bc, N, K = _layer_args(X, W, b)
     out = _layer_out(out, Xc, Wc, bc, N, K, X, W, b)
     return kernel("linear", impl)(Xc, Wc, bc, out)
@@ -168,6 +171,8 @@ def linear_sigmoid(X: ArrayLike, W: ArrayLike, b: ArrayLike | None = None, *,
     Shapes as :func:`linear`; returns H (N, K) in X's dtype. The jit version applies
     bias and sigmoid to blocks of the product while they are in cache.
     """
+    if type(X) is not _ndarray and _dev.is_device(X):     # impl="cuda", on the GPU
+        return _dev.linear("linear_sigmoid", X, W, b, out, impl)
     Xc, Wc, bc, N, K = _layer_args(X, W, b)
     out = _layer_out(out, Xc, Wc, bc, N, K, X, W, b)
     return kernel("linear_sigmoid", impl)(Xc, Wc, bc, out)
@@ -192,6 +197,8 @@ def sigmoid(Z: ArrayLike, *, out: NDArray | None = None, impl: str | None = None
     Computed as ``e^z/(1+e^z)`` for z < 0: no overflow or warning for any finite
     input, NaN propagates. ``out`` may be Z itself (in place).
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        return _dev.elementwise("sigmoid", (("Z", Z),), out, impl, ("Z",))
     Zc = v.floats("Z", Z)
     out = _elementwise_out(out, Zc, (("Z", Zc, Z),))
     kernel("sigmoid", impl)(Zc.reshape(-1), out.reshape(-1))
@@ -205,6 +212,8 @@ def sigmoid_backward(dH: ArrayLike, H: ArrayLike, *, out: NDArray | None = None,
     dH, H: arrays of one shape; returns dZ of that shape (``out`` is overwritten,
     never accumulated into; it may be dH).
     """
+    if type(dH) is not _ndarray and _dev.is_device(dH):     # impl="cuda", on the GPU
+        return _dev.elementwise("sigmoid_backward", (("dH", dH), ("H", H)), out, impl, ("dH",))
     Hc = v.floats("H", H)
     dHc = v.floats("dH", dH, Hc.dtype)
     v.shape_is("dH", dHc, Hc.shape, "to match H {}", Hc.shape)
@@ -241,6 +250,8 @@ def _over_rows(op, Z, out, impl):
             if shape[0] and shape[1]:
                 kernel(op, impl)(Z, out)
             return out
+    elif _dev.is_device(Z):                                   # impl="cuda", on the GPU
+        return _dev.over_rows(op, Z, out, impl)
     Z0 = Z
     Z, R, C = _rows("Z", Z)
     out = _elementwise_out(out, Z, (("Z", Z, Z0),))
@@ -267,6 +278,11 @@ def _over_axis(op, Z, axis, out, impl):
     contiguous copy with that axis last, the result moved back into ``out``."""
     if axis.__class__ is int and axis == -1:
         return _over_rows(op, Z, out, impl)
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda": the last axis only
+        if axis in (-1, len(Z.shape) - 1):
+            return _over_rows(op, Z, out, impl)
+        raise ValueError(f"axis: device arrays (impl='cuda') take the last axis only "
+                         f"(-1 or {len(Z.shape) - 1}), got {axis!r}")
     Zc = v.floats("Z", Z)
     if Zc.ndim == 0:
         raise ValueError("Z: expected an array with at least 1 dimension, got a 0-d array")
@@ -351,6 +367,15 @@ def _check_target_rows(Y):
 
 
 _REDUCTIONS = ("mean", "sum", "none")
+
+
+def _device_defaults(axis, reduction, ignore_index):
+    """Device arrays (impl="cuda") take the cross-entropy's defaults only."""
+    if not (axis.__class__ is int and axis in (-1, 1)) or reduction != "mean" or ignore_index is not None:
+        raise ValueError(f"axis, reduction, ignore_index: device arrays (impl='cuda') take the defaults "
+                         f"(axis=-1, reduction='mean', ignore_index=None), got axis={axis!r}, "
+                         f"reduction={reduction!r}, ignore_index={ignore_index!r}; pass host arrays "
+                         f"for the others")
 
 
 def _ce_args(Z, y, axis, reduction, ignore_index):
@@ -460,6 +485,9 @@ def softmax_cross_entropy(Z: ArrayLike, y: ArrayLike, *, axis: int = -1, reducti
     Target rows must be non-negative, each summing to at most half the dtype's
     maximum (``ValueError`` otherwise: the gradient scales P by the row sum).
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        _device_defaults(axis, reduction, ignore_index)
+        return _dev.cross_entropy("softmax_cross_entropy", Z, y, None, impl, False)
     if axis.__class__ is int and axis == -1 and reduction == "mean" and ignore_index is None:
         Z, y, N, C = _logits_targets(Z, y)
         return Z.dtype.type(kernel("softmax_cross_entropy", impl)(Z, y))
@@ -480,6 +508,9 @@ def softmax_cross_entropy_grad(Z: ArrayLike, y: ArrayLike, *, out: NDArray | Non
     each row is the gradient of its own sample's loss), through the implementation's
     softmax; ``ignore_index``: the mean's N counts the kept rows, and ignored rows get 0.
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        _device_defaults(axis, reduction, ignore_index)
+        return _dev.cross_entropy("softmax_cross_entropy_grad", Z, y, out, impl, True)
     if axis.__class__ is int and axis == -1 and reduction == "mean" and ignore_index is None:
         Zc, yc, N, C = _logits_targets(Z, y)
         out = _new_or_out(out, (N, C), Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
@@ -560,6 +591,8 @@ def sigmoid_bce_grad(Z: ArrayLike, y: ArrayLike, *, out: NDArray | None = None,
     ``Σ (|z| + log 2) < 1.797e308``), even where J itself would be representable. dZ is
     always finite; never NaN, no warning.
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        return _dev.sigmoid_loss("sigmoid_bce_grad", Z, y, out, impl, "y")
     shape = np.shape(Z)
     Zc, yc, N, K = _sigmoid_output_args(Z, y, binary=True, yname="y")
     out = _new_or_out(out, shape, Zc.dtype, (("Z", Zc, Z), ("y", yc, y)))
@@ -582,6 +615,8 @@ def sigmoid_mse_grad(Z: ArrayLike, Y: ArrayLike, *, out: NDArray | None = None,
     or their sum), even where E would be representable. δ is always finite
     (``|δ| <= |r|/(4N)``); never NaN, no warning.
     """
+    if type(Z) is not _ndarray and _dev.is_device(Z):     # impl="cuda", on the GPU
+        return _dev.sigmoid_loss("sigmoid_mse_grad", Z, Y, out, impl, "Y")
     shape = np.shape(Z)
     Zc, Yc, N, K = _sigmoid_output_args(Z, Y, binary=False, yname="Y")
     out = _new_or_out(out, shape, Zc.dtype, (("Z", Zc, Z), ("Y", Yc, Y)))
@@ -605,6 +640,8 @@ def linear_backward(dZ: ArrayLike, X: ArrayLike, W: ArrayLike, *, compute_dX: bo
     -------
     (dW (K, D), db (K,), dX (N, D) or None)
     """
+    if type(dZ) is not _ndarray and _dev.is_device(dZ):     # impl="cuda", on the GPU
+        return _dev.linear_backward("linear_backward", dZ, X, W, compute_dX, out, impl)
     X0, dZ0, W0 = X, dZ, W
     X = v.floats("X", X, ndim=2, shape_hint=" (N, in_features)")
     dZ = v.floats("dZ", dZ, X.dtype, ndim=2, shape_hint=" (N, out_features)")
@@ -645,6 +682,8 @@ def hidden_delta(dZ: ArrayLike, W: ArrayLike, H: ArrayLike, *, out: NDArray | No
     H (N, D). Returns (N, D); the jit version fuses the product and the sigmoid
     derivative block by block. ``out`` is overwritten.
     """
+    if type(dZ) is not _ndarray and _dev.is_device(dZ):     # impl="cuda", on the GPU
+        return _dev.hidden_delta("hidden_delta", dZ, W, H, out, impl)
     H0, dZ0, W0 = H, dZ, W
     H = v.floats("H", H, ndim=2, shape_hint=" (N, hidden)")
     dZ = v.floats("dZ", dZ, H.dtype, ndim=2, shape_hint=" (N, out_features)")
@@ -703,6 +742,9 @@ def sgd_update(param: NDArray, grad: ArrayLike, lr: float, *, momentum: float = 
     velocity are unchanged. ``param`` and ``velocity`` must be exactly
     ``numpy.ndarray`` (module docstring); ``grad`` may be any array-like.
     """
+    if type(param) is not _ndarray and _dev.is_device(param):  # impl="cuda", on the GPU
+        return _dev.sgd_update(param, grad, lr, momentum, velocity, weight_decay, l1,
+                               nesterov, impl)
     v.written("param", param, "updated in place")
     dt = param.dtype
     if dt is not v.F32 and dt is not v.F64:

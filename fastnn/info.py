@@ -94,6 +94,27 @@ def cache_warmth() -> str:
             "run `fastnn compile`")
 
 
+def _cuda() -> str:
+    """What ``impl="cuda"`` runs on here, or why it is unavailable (importing numba.cuda
+    only where the cuda implementation is registered)."""
+    from .kernels import cuda as kc
+    if not kc.USABLE:
+        return f"unavailable: {kc.WHY}"
+    try:
+        import numba_cuda
+        from numba import cuda
+        version = f"numba-cuda {getattr(numba_cuda, '__version__', '?')}"
+        if kc.simulator_requested():
+            return f"{version}, Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1): CPU, slow"
+        if not cuda.is_available():
+            return f"unavailable: {version}, numba.cuda.is_available() is False"
+        dev = cuda.get_current_device()
+        name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+        return f"{version}, {name} (compute capability {'.'.join(map(str, dev.compute_capability))})"
+    except Exception as exc:  # pragma: no cover - a broken driver or toolkit
+        return f"unavailable: {type(exc).__name__}: {exc}"
+
+
 def info() -> dict:
     """Versions, threading and compilation facts, as a dict of strings."""
     import llvmlite
@@ -151,6 +172,7 @@ def info() -> dict:
         "operations": f"{len(IMPLS)}: " + ", ".join(sorted(IMPLS)),
         "implementations": ", ".join(impl_names()) + "".join(
             f"; {k} unavailable: {v}" for k, v in UNAVAILABLE.items()),
+        "cuda": _cuda(),
     }
 
 

@@ -26,8 +26,10 @@ Training is mini-batch SGD (SPEC "Updates" and "Modes"): ``batch_size=1`` is onl
 learning, ``batch_size=None`` batch gradient descent, anything else mini-batch.
 With ``impl="jit"`` a whole epoch runs in one compiled function
 (:mod:`fastnn._train_jit`); ``"loop"`` and ``"vectorized"`` run one step at a
-time in Python through the registered kernels. For the same seed all three follow
-the same trajectory (to rounding).
+time in Python through the registered kernels. ``"cuda"`` runs the same steps with
+data, parameters, activations and gradients on the GPU for the whole epoch
+(mini-batches gathered there; the host parameters are updated when the epoch
+completes). For the same seed all follow the same trajectory (to rounding).
 """
 from __future__ import annotations
 
@@ -124,6 +126,9 @@ LOSS_OP = {tj.LOSS_SOFTMAX_CE: "softmax_cross_entropy_grad",
 
 
 def _loss_kernel(code, impl):
+    if code not in LOSS_OP and impl == "cuda":
+        from .kernels.cuda import kernels
+        return kernels().identity_mse_grad
     return IMPLS[LOSS_OP[code]][impl] if code in LOSS_OP else IDENTITY_MSE_GRAD[impl]
 
 
@@ -289,9 +294,10 @@ class MLP:
     seed : int or None
         Seeds the model's ``numpy.random.Generator`` (PCG64), used for the
         initialisation and then for the shuffling of every epoch.
-    impl : {"loop", "vectorized", "jit"} or None
+    impl : {"loop", "vectorized", "jit", "cuda"} or None
         Implementation of the kernels; None means :func:`fastnn.get_impl` at the
-        time of each call (``"jit"`` by default).
+        time of each call (``"jit"`` by default). ``"cuda"`` where registered (an
+        NVIDIA GPU or Numba's CUDA simulator, see :mod:`fastnn.kernels.cuda`).
 
     Initialisation: weights ``W_l ~ Uniform(−a, a)``, ``a = sqrt(6/(fan_in + fan_out))``
     (Glorot), drawn layer by layer in float64 from the generator and rounded to
@@ -615,6 +621,87 @@ class MLP:
             steps = max(1, min(8 * steps, int(steps * EPOCH_PART_S / max(dt, 1e-6))))
         return loss_sum, correct, -1
 
+    # --- the epoch on the GPU (impl="cuda") ------------------------------------------------
+    def _cuda_buffers(self, B, X, y, Y):
+        """Device arrays for a fit: the data (copied once), parameters, gradients, velocity
+        (copied in at each epoch's start, out at its end), activations and deltas."""
+        from numba import cuda
+        dt = self.dtype
+        d = {"X": cuda.to_device(X), "y": cuda.to_device(y if y.shape[0] else np.zeros(1, np.intp)),
+             "Y": cuda.to_device(Y if Y.shape[0] else np.zeros((1, self.sizes[-1]), dt)),
+             "params": cuda.device_array(self._params.shape, dt),
+             "grads": cuda.device_array(self._grads.shape, dt),
+             "velocity": cuda.device_array(self._velocity.shape, dt),
+             "acts": [cuda.device_array((B, w), dt) for w in self.sizes],
+             "deltas": [cuda.device_array((B, w), dt) for w in self.sizes],
+             "yb": cuda.device_array(B, np.intp), "Yb": cuda.device_array((B, self.sizes[-1]), dt),
+             "counter": cuda.device_array(1, np.int64)}
+        P, G = d["params"], d["grads"]
+        d["W"] = [P[o:o + K * D].reshape(K, D) for K, D, o, _ in self._layers]
+        d["b"] = [P[o:o + K] for K, _, _, o in self._layers]
+        d["gW"] = [G[o:o + K * D].reshape(K, D) for K, D, o, _ in self._layers]
+        d["gb"] = [G[o:o + K] for K, _, _, o in self._layers]
+        return d
+
+    def _epoch_cuda(self, X, y, Y, acc_code, perm, B, hp, d, guard):
+        """The Python-driven epoch with every array on the device: mini-batches gathered
+        there by index, the kernels of IMPLS[op]["cuda"] on device arrays; per step the
+        one transfer is the loss (8 bytes, which also synchronises: the non-finite check).
+        The host parameters change only when the epoch completes."""
+        from numba import cuda
+
+        from .kernels.cuda import kernels
+        k = kernels()
+        d["params"].copy_to_device(self._params)
+        d["velocity"].copy_to_device(self._velocity)
+        d["counter"].copy_to_device(np.zeros(1, np.int64))
+        dperm = cuda.to_device(np.ascontiguousarray(perm, dtype=np.intp))
+        acts, deltas, W, b = d["acts"], d["deltas"], d["W"], d["b"]
+        L = self.n_layers
+        fwd_h, fwd_o = IMPLS[self._hop]["cuda"], IMPLS["linear"]["cuda"]
+        loss_fn = _loss_kernel(self._lcode, "cuda")
+        lb, hd = IMPLS["linear_backward"]["cuda"], IMPLS["hidden_delta"]["cuda"]
+        upd = IMPLS["sgd_update"]["cuda"]
+        sig = self._hcode == tj.HIDDEN_SIGMOID
+        labels = self._lcode == tj.LOSS_SOFTMAX_CE
+        nw = self._n_weights
+        N = X.shape[0]
+        loss_sum = 0.0
+        for step, s in enumerate(range(0, N, B)):
+            if guard.requested:
+                raise _Stop
+            nb = min(B, N - s)
+            idx = dperm[s:s + nb]
+            k.gather_rows(d["X"], idx, acts[0][:nb])
+            yb, Yb = d["yb"][:nb], d["Yb"][:nb]
+            if y.shape[0]:
+                k.gather(d["y"], idx, yb)
+            if Y.shape[0]:
+                k.gather_rows(d["Y"], idx, Yb)
+            for l in range(L):
+                (fwd_o if l == L - 1 else fwd_h)(acts[l][:nb], W[l], b[l], acts[l + 1][:nb])
+            Z = acts[L][:nb]
+            loss = loss_fn(Z, yb if labels else Yb, deltas[L][:nb])
+            if not math.isfinite(loss):
+                return loss_sum, 0, step
+            loss_sum += float(loss) * nb
+            k.count_correct(Z, yb, Yb, acc_code, d["counter"])
+            for l in range(L - 1, -1, -1):
+                dZl, A = deltas[l + 1][:nb], acts[l][:nb]
+                if l == 0 or sig:
+                    lb(dZl, A, W[l], d["gW"][l], d["gb"][l], None)
+                    if l:
+                        hd(dZl, W[l], A, deltas[l][:nb])
+                else:
+                    lb(dZl, A, W[l], d["gW"][l], d["gb"][l], deltas[l][:nb])
+            P, G, V = d["params"], d["grads"], d["velocity"]
+            upd(P[:nw], G[:nw], hp["lr"], hp["momentum"], V[:nw], hp["weight_decay"], hp["l1"],
+                False)
+            upd(P[nw:], G[nw:], hp["lr"], hp["momentum"], V[nw:], 0.0, 0.0, False)
+        d["params"].copy_to_host(self._params)
+        d["velocity"].copy_to_host(self._velocity)
+        return loss_sum, int(d["counter"].copy_to_host()[0]), -1
+
     def _jit_buffers(self, B):
         widths = np.array(self.sizes, np.int64)
         act_off = np.concatenate([[0], np.cumsum(widths * B)]).astype(np.int64)
@@ -730,7 +817,8 @@ class MLP:
 
         self.hyperparameters = dict(hp, batch_size=batch_size, shuffle=bool(shuffle), impl=impl)
         jit_path = impl == "jit"
-        bufs = self._jit_buffers(B) if jit_path else self._buffers(B)
+        bufs = (self._jit_buffers(B) if jit_path else self._cuda_buffers(B, X, y, Y)
+                if impl == "cuda" else self._buffers(B))
         history = History()
         with _SigintGuard() as guard:
             for _ in range(epochs):
@@ -743,6 +831,9 @@ class MLP:
                     if jit_path:
                         loss_sum, correct, fail = self._epoch_jit(X, y, Y, acc_code, perm, B, hp,
                                                                   bufs, guard)
+                    elif impl == "cuda":
+                        loss_sum, correct, fail = self._epoch_cuda(X, y, Y, acc_code, perm, B,
+                                                                   hp, bufs, guard)
                     else:   # divergence is reported by NonFiniteLossError, as in jit code
                         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                             loss_sum, correct, fail = self._epoch_python(
