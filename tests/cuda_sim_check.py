@@ -372,6 +372,19 @@ def public_device_checks(dt, cuda, host, X, W, b, Z, y):
         close(host(fastnn.log_softmax(D(Z[None]), impl="cuda"))[0], ref.log_softmax(Z), dt,
               what="logP (3-D)")
 
+    @check("softmax", f"{tag}: axis other than the last, reduction, ignore_index refused")
+    def _():
+        close(host(fastnn.softmax(D(Z), Z.ndim - 1, impl="cuda")), ref.softmax(Z), dt, what="P")
+        for call, msg in ((lambda: fastnn.softmax(D(Z), 0, impl="cuda"), "last axis only"),
+                          (lambda: fastnn.softmax_cross_entropy(D(Z), D(y), reduction="sum",
+                                                                impl="cuda"), "take the defaults")):
+            try:
+                call()
+            except ValueError as exc:
+                assert msg in str(exc), exc
+            else:
+                raise AssertionError(f"no ValueError ({msg})")
+
     @check("sigmoid", tag)
     def _():
         close(host(fastnn.sigmoid(D(Z), impl="cuda")), ref.sigmoid(Z), dt, what="H")
