@@ -91,6 +91,12 @@ later does not join), nothing has been updated, and ``run_epoch`` runs the ordin
 loop (``train_epoch``): the same bits, ~30-60 ms later. ``run_epoch`` picks the
 persistent epoch, so that it is compiled only for the networks that take it.
 
+Data parallelism (``MLP.fit(comm=...)``, docs/mpi.md) cannot fuse the update into the
+gradient (the update needs the gradient summed over the ranks), so it has its own
+compiled step (``step_for``): the update of the step before (``sgd_apply``), then one
+rank's rows of the global mini-batch through the same forward products, loss and the
+unfused backward into the flat gradient buffer; Python runs the Allreduce in between.
+
 Both compute the same mathematics (SPEC "Gradients"/"Updates"); results agree to
 rounding. Integer codes select activation and loss (see ``fastnn.model``):
 

@@ -691,9 +691,10 @@ class MLP:
             checked to be identical on every rank after every epoch. ``checkpoint`` is
             written by rank 0 only, ``progress=True`` prints on rank 0 only (a callable is
             called on every rank that passes one). A communicator of one rank trains as
-            without ``comm`` (bit for bit). With more ranks every step runs through the
-            kernels of the implementation one at a time (also for ``"jit"``: not the
-            compiled epoch), and Ctrl-C is not caught (it ends the run).
+            without ``comm`` (bit for bit). With more ranks and ``"jit"`` each step is
+            one compiled call (the update of the step before, then this rank's gradient)
+            and one Allreduce; the other implementations run their kernels one at a
+            time. Ctrl-C is not caught there (it ends the run).
         overlap : with ``comm``: start the Allreduce of the last layer's weight gradient
             (``Iallreduce``) while the earlier layers' gradients are computed. The same
             result as without; off by default (it did not pay, docs/mpi.md).
