@@ -91,6 +91,12 @@ later does not join), nothing has been updated, and ``run_epoch`` runs the ordin
 loop (``train_epoch``): the same bits, ~30-60 ms later. ``run_epoch`` picks the
 persistent epoch, so that it is compiled only for the networks that take it.
 
+Data parallelism (``MLP.fit(comm=...)``, docs/mpi.md) cannot fuse the update into the
+gradient (the update needs the gradient summed over the ranks), so it has its own
+compiled step (``step_for``): the update of the step before (``sgd_apply``), then one
+rank's rows of the global mini-batch through the same forward products, loss and the
+unfused backward into the flat gradient buffer; Python runs the Allreduce in between.
+
 Both compute the same mathematics (SPEC "Gradients"/"Updates"); results agree to
 rounding. Integer codes select activation and loss (see ``fastnn.model``):
 
@@ -681,6 +687,192 @@ def _plan_of(layers, N, batch_size, hidden_code, loss_code, acc_code, momentum,
     plain = momentum == 0 and weight_decay == 0 and l1 == 0
     return make_plan(layers, N, batch_size, hidden_code, loss_code, acc_code,
                      plain, fuse, policy)
+
+
+# --- one data-parallel step (MLP.fit with comm; docs/mpi.md) -------------------------
+class StepPlan(NamedTuple):
+    """The compile-time constants of ``_make_step``: the network kind and the product
+    paths any step of at most ``rows`` rows takes (``make_step_plan``)."""
+    hidden: int
+    loss: int
+    acc: int
+    forward: int
+    backward: int
+
+
+def make_step_plan(layers, rows, hidden_code, loss_code, acc_code, pol):
+    """The :class:`StepPlan` of steps of 1 .. ``rows`` rows (a rank's rows of a global
+    mini-batch vary from step to step)."""
+    fwd = bwd = 0
+    for nb in range(1, rows + 1):
+        for l in range(layers.shape[0]):
+            K, D = int(layers[l, 0]), int(layers[l, 1])
+            fwd |= 1 << forward_path.py_func(nb, K, D, pol[0], pol[1], pol[3], pol[5])
+            bwd |= 1 << backward_path.py_func(nb, K, D, pol[0], pol[2], pol[3], pol[5])
+    return StepPlan(int(hidden_code), int(loss_code), int(acc_code), fwd, bwd)
+
+
+_STEPS = {}
+
+
+def step_for(plan):
+    """The compiled data-parallel step of a :class:`StepPlan` (``_make_step``)."""
+    f = _STEPS.get(plan)
+    if f is None:
+        f = _STEPS[plan] = _make_step(*plan)
+    return f
+
+
+@jit
+def sgd_apply(params, grads, velocity, n_weights, lr, momentum, weight_decay, l1):
+    """The update of the compiled epoch's unfused path (``sgd_update_jit`` over the flat
+    weights, with weight decay and L1, then over the flat biases, without)."""
+    P = params.shape[0]
+    sgd_update_jit(params[:n_weights], grads[:n_weights], lr, momentum, velocity[:n_weights],
+                   weight_decay, l1, False)
+    sgd_update_jit(params[n_weights:], grads[n_weights:], lr, momentum, velocity[n_weights:P],
+                   0.0, 0.0, False)
+
+
+def _make_step(hidden, loss, acc, forward, backward):
+    """One rank's part of a data-parallel step, with the plan's values as compile-time
+    constants (as ``_make_epoch``; the same products, the unfused gradient path)."""
+    SIG = hidden == HIDDEN_SIGMOID
+    FT = bool(forward & (1 << TILES))
+    FTP = bool(forward & (1 << TILES_PAR))
+    FB = bool(forward & (1 << BLAS))
+    FBP = bool(forward & (1 << BLAS_PAR))
+    BT = bool(backward & (1 << TILES))
+    BTP = bool(backward & (1 << TILES_PAR))
+    BB = bool(backward & (1 << BLAS))
+    BBP = bool(backward & (1 << BLAS_PAR))
+    CE = loss == LOSS_SOFTMAX_CE
+    BCE = loss == LOSS_SIGMOID_BCE
+    SMSE = loss == LOSS_SIGMOID_MSE
+    ACC_LABELS = acc == 1
+    ACC_SIGN = acc == 2
+
+    @jit
+    def step(params, grads, velocity, n_weights, layers, act_off, X, y, Y, perm, s, e, offset,
+             lr, momentum, weight_decay, l1, update, lo, hi, policy, act_buf, delta_buf,
+             yb_buf, Yb_buf, stats):
+        """This rank's gradient of its rows of the global mini-batch perm[s:e] (global row
+        numbers; this rank holds rows offset .. offset + X.shape[0] − 1) into ``grads``,
+        the loss gradient scaled by its rows / (e − s), so that the sum over the ranks is
+        the mean gradient of the mini-batch. Backward runs for layers lo .. hi − 1 (from
+        the top); with hi = L the call starts the step: first, when ``update``, the SGD
+        update with ``grads`` (the summed gradient of the step before; ``sgd_apply``),
+        then the gather, forward and loss. stats: [Σ loss·rows (added to), correct (added
+        to), this step's rows, 1 if its loss was not finite]. No rows: ``grads`` is zero;
+        a non-finite loss: zero with grads[0] = NaN (so the sum is NaN on every rank)."""
+        T = params.dtype.type
+        L = layers.shape[0]
+        D0 = X.shape[1]
+        K = Yb_buf.shape[1]
+        small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
+        blas_on_numba = policy[5] != 0
+        n = X.shape[0]
+        if hi == L:
+            if update:
+                sgd_apply(params, grads, velocity, n_weights, lr, momentum, weight_decay, l1)
+            nb = 0
+            for j in range(s, e):
+                r = perm[j] - offset
+                if r >= 0 and r < n:
+                    nb += 1
+            stats[2] = nb
+            stats[3] = 0.0
+            if nb == 0:
+                grads[:] = 0
+                return
+            A0 = _rows(act_buf, act_off[0], nb, D0)
+            i = 0
+            for j in range(s, e):
+                r = perm[j] - offset
+                if r >= 0 and r < n:
+                    for d in range(D0):
+                        A0[i, d] = X[r, d]
+                    if y.shape[0] > 0:
+                        yb_buf[i] = y[r]
+                    if Y.shape[0] > 0:
+                        for k in range(K):
+                            Yb_buf[i, k] = Y[r, k]
+                    i += 1
+            yb = yb_buf[:nb]
+            Yb = Yb_buf[:nb]
+            for l in range(L):
+                Kl = layers[l, 0]
+                Dl = layers[l, 1]
+                W, b = _layer(params, layers, l)
+                A = _rows(act_buf, act_off[l], nb, Dl)
+                out = _rows(act_buf, act_off[l + 1], nb, Kl)
+                act = 1 if SIG and l < L - 1 else 0
+                path = forward_path(nb, Kl, Dl, small_max, tile_min, par_min, blas_on_numba)
+                if FT and path == TILES:
+                    _forward_tiles(A, W, b, out, act)
+                elif FTP and path == TILES_PAR:
+                    _forward_tiles_par(A, W, b, out, act)
+                elif FBP and path == BLAS_PAR:
+                    _affine_blocks_parallel(A, W, b, out, act)
+                elif FB:
+                    _forward_blas(A, W, b, out, act)
+            Z = _rows(act_buf, act_off[L], nb, K)
+            dZ = _rows(delta_buf, act_off[L], nb, K)
+            if CE:
+                loss = sce_grad_labels_rows(Z, yb, dZ)
+            elif BCE:
+                loss = sigmoid_bce_grad_jit(Z, Yb, dZ)
+            elif SMSE:
+                loss = sigmoid_mse_grad_jit(Z, Yb, dZ)
+            else:
+                loss = identity_mse_grad_jit(Z, Yb, dZ)
+            if not np.isfinite(loss):
+                stats[3] = 1.0
+                grads[:] = 0
+                grads[0] = np.nan
+                return
+            stats[0] += np.float64(loss) * nb
+            if ACC_LABELS:
+                stats[1] += _correct_labels(Z, yb)
+            elif ACC_SIGN:
+                stats[1] += _correct_sign(Z, Yb)
+            if nb != e - s:
+                scale = T(nb / (e - s))
+                for i in range(nb):
+                    for k in range(K):
+                        dZ[i, k] *= scale
+        else:
+            nb = int(stats[2])
+            if nb == 0 or stats[3] != 0:
+                return
+        for l in range(hi - 1, lo - 1, -1):
+            Kl = layers[l, 0]
+            Dl = layers[l, 1]
+            W = _layer(params, layers, l)[0]
+            A = _rows(act_buf, act_off[l], nb, Dl)
+            dZl = _rows(delta_buf, act_off[l + 1], nb, Kl)
+            dW, db = _layer(grads, layers, l)
+            dA = _rows(delta_buf, act_off[l], nb, Dl)
+            path = backward_path(nb, Kl, Dl, small_max, back_tile_min, par_min, blas_on_numba)
+            if l > 0:                                       # with the old W
+                if BT and path == TILES:
+                    _delta_tiles(dZl, W, A, dA, SIG)
+                elif BTP and path == TILES_PAR:
+                    _delta_tiles_par(dZl, W, A, dA, SIG)
+                elif BBP and path == BLAS_PAR:
+                    _hidden_delta_blocks_parallel(dZl, W, A, dA, SIG)
+                elif BB:
+                    _delta_blas(dZl, W, A, dA, SIG)
+            if BT and path == TILES:
+                _grad_tiles(dZl, A, dW, db)
+            elif BTP and path == TILES_PAR:
+                _grad_tiles_par(dZl, A, dW, db)
+            elif BBP and path == BLAS_PAR:
+                _grad_blas_par(dZl, A, dW, db)
+            elif BB:
+                _grad_blas(dZl, A, dW, db)
+
+    return step
 
 
 def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,

@@ -778,9 +778,10 @@ class MLP:
             checked to be identical on every rank after every epoch. ``checkpoint`` is
             written by rank 0 only, ``progress=True`` prints on rank 0 only (a callable is
             called on every rank that passes one). A communicator of one rank trains as
-            without ``comm`` (bit for bit). With more ranks every step runs through the
-            kernels of the implementation one at a time (also for ``"jit"``: not the
-            compiled epoch), and Ctrl-C is not caught (it ends the run).
+            without ``comm`` (bit for bit). With more ranks and ``"jit"`` each step is
+            one compiled call (the update of the step before, then this rank's gradient)
+            and one Allreduce; the other implementations run their kernels one at a
+            time. Ctrl-C is not caught there (it ends the run).
         overlap : with ``comm``: start the Allreduce of the last layer's weight gradient
             (``Iallreduce``) while the earlier layers' gradients are computed. The same
             result as without; off by default (it did not pay, docs/mpi.md).
@@ -925,7 +926,9 @@ class MLP:
         self.hyperparameters = dict(hp, batch_size=batch_size, shuffle=bool(shuffle), impl=impl)
         reducer = _mpi.Reducer(comm)
         self._comm_stats = reducer            # time in the collectives (benches/mpi_epoch.py)
-        bufs = self._buffers(min(B, X.shape[0]))
+        compiled = impl == "jit"
+        R = min(B, X.shape[0])
+        bufs = self._jit_buffers(R) if compiled else self._buffers(R)
         history = History()
         for _ in range(epochs):
             snapshot = (self._params.copy(), self._velocity.copy(), self._rng.bit_generator.state)
@@ -933,8 +936,12 @@ class MLP:
             perm = perm.astype(np.int64, copy=False)
             t0 = time.perf_counter()
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                loss_sum, correct, fail = self._epoch_comm(reducer, X, y, Y, acc_code, perm, B,
-                                                           offset, hp, impl, bufs, overlap)
+                if compiled:
+                    loss_sum, correct, fail = self._epoch_comm_jit(
+                        reducer, X, y, Y, acc_code, perm, B, offset, hp, bufs, overlap)
+                else:
+                    loss_sum, correct, fail = self._epoch_comm(
+                        reducer, X, y, Y, acc_code, perm, B, offset, hp, impl, bufs, overlap)
             totals = np.array([loss_sum, correct], np.float64)
             reducer.allreduce(totals)
             seconds = time.perf_counter() - t0
@@ -983,6 +990,7 @@ class MLP:
         with no rows in the mini-batch contributes zeros; a non-finite loss on any rank
         makes the summed gradient's first element NaN, so every rank stops at the same
         step. -> (this rank's Σ loss·rows, correct, failing step or −1)."""
+        self._comm_path = "kernels"       # the path of the last epoch (tests/test_mpi.py)
         acts, deltas = bufs
         n, N = X.shape[0], perm.shape[0]
         R = acts[0].shape[0]
@@ -1036,6 +1044,63 @@ class MLP:
                 correct += self._n_correct(acc_code, acts[-1][:nb], yb_buf[:nb], Yb_buf[:nb])
             self._sgd(impl, hp)
         return loss_sum, correct, -1
+
+    def _epoch_comm_jit(self, reducer, X, y, Y, acc_code, perm, B, offset, hp, bufs, overlap):
+        """``_epoch_comm`` for ``impl="jit"`` in compiled code (``tj.step_for``): per step
+        one compiled call (the update of the step before, then this rank's scaled
+        gradient into the flat buffer) and one in-place Allreduce; one more compiled call
+        applies the last update. With ``overlap`` the call is split after the last
+        layer's gradient, whose Iallreduce starts in between. Results as
+        ``_epoch_comm``."""
+        self._comm_path = "compiled"      # the path of the last epoch (tests/test_mpi.py)
+        act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = bufs
+        pol = tj.policy()
+        R = yb_buf.shape[0]
+        key = ("comm", R, acc_code, pol.tobytes())
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = tj.make_step_plan(self._layers, R, self._hcode,
+                                                        self._lcode, acc_code, pol)
+        run = tj.step_for(plan)
+        if pol[5] and R > pol[0]:      # BLAS blocks on Numba's threads: OpenBLAS unthreaded
+            return tj.on_numba_threads(self._comm_steps, run, reducer, X, y, Y, perm, B, offset,
+                                       hp, bufs, pol, overlap)
+        return self._comm_steps(run, reducer, X, y, Y, perm, B, offset, hp, bufs, pol, overlap)
+
+    def _comm_steps(self, run, reducer, X, y, Y, perm, B, offset, hp, bufs, pol, overlap):
+        act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = bufs
+        params, grads, velocity, nw, layers = (self._params, self._grads, self._velocity,
+                                               self._n_weights, self._layers)
+        lr, mom, wd, l1 = hp["lr"], hp["momentum"], hp["weight_decay"], hp["l1"]
+        N, L = perm.shape[0], self.n_layers
+        split = overlap and L > 1
+        if split:
+            K, D, w_last, _ = (int(t) for t in layers[L - 1])
+            last = grads[w_last:w_last + K * D]
+            rest = (grads[:w_last], grads[nw:])
+        stats[:] = 0
+        for step, s in enumerate(range(0, N, B)):
+            e = min(N, s + B)
+            if split:
+                run(params, grads, velocity, nw, layers, act_off, X, y, Y, perm, s, e, offset,
+                    lr, mom, wd, l1, step > 0, L - 1, L, pol, act_buf, delta_buf, yb_buf,
+                    Yb_buf, stats)
+                req = reducer.start(last)
+                run(params, grads, velocity, nw, layers, act_off, X, y, Y, perm, s, e, offset,
+                    lr, mom, wd, l1, False, 0, L - 1, pol, act_buf, delta_buf, yb_buf,
+                    Yb_buf, stats)
+                for part in rest:
+                    reducer.allreduce(part)
+                reducer.wait(req)
+            else:
+                run(params, grads, velocity, nw, layers, act_off, X, y, Y, perm, s, e, offset,
+                    lr, mom, wd, l1, step > 0, 0, L, pol, act_buf, delta_buf, yb_buf,
+                    Yb_buf, stats)
+                reducer.allreduce(grads)
+            if not math.isfinite(grads[0]):
+                return float(stats[0]), int(stats[1]), step
+        tj.sgd_apply(params, grads, velocity, nw, lr, mom, wd, l1)
+        return float(stats[0]), int(stats[1]), -1
 
     def _restore(self, snapshot):
         params, velocity, state = snapshot

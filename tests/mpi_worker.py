@@ -54,6 +54,7 @@ def main(out):
         with open(os.path.join(out, f"{name}_r{rank}.json"), "w") as f:
             json.dump([dict(r, seconds=0.0, samples_per_s=0.0) for r in history], f)
 
+    paths = {}          # which step each fit ran ("compiled" or "kernels", MLP._comm_path)
     for case in CASES:
         dtype, kw, with_val = case_args(case)
         X, y, Xv, yv = data(dtype)
@@ -62,14 +63,22 @@ def main(out):
         val = (Xv[vpart], yv[vpart]) if with_val else None
         m = fastnn.MLP(SIZES, dtype=dtype, seed=0)
         save(case, m, m.fit(X[part], y[part], comm=comm, validation_data=val, **kw))
+        paths[case] = m._comm_path
         if case == "f32":
             m = fastnn.MLP(SIZES, dtype=dtype, seed=0)
             save("f32_overlap", m, m.fit(X[part], y[part], comm=comm, overlap=True,
                                          validation_data=val, **kw))
+            paths["f32_overlap"] = m._comm_path
+            m = fastnn.MLP(SIZES, dtype=dtype, seed=0, impl="vectorized")
+            save("f32_vectorized", m, m.fit(X[part], y[part], comm=comm, validation_data=val,
+                                            **kw))
+            paths["f32_vectorized"] = m._comm_path
             # one rank: COMM_SELF against no communicator, on all the rows
             a, b = fastnn.MLP(SIZES, dtype=dtype, seed=0), fastnn.MLP(SIZES, dtype=dtype, seed=0)
             save("self_comm", a, a.fit(X, y, comm=MPI.COMM_SELF, **kw))
             save("self_none", b, b.fit(X, y, **kw))
+    with open(os.path.join(out, f"paths_r{rank}.json"), "w") as f:
+        json.dump(paths, f)
     if size == 2:
         from fastnn.cli import main as cli
         rcs = [cli(CLI + ["--mpi", "--epochs", "2", "--save", os.path.join(out, "full.npz")]),

@@ -122,6 +122,22 @@ def test_overlap_gives_the_blocking_result(ranks):
         assert _rel(overlapped[0], blocking[0]) <= 1e-6
 
 
+def test_jit_runs_the_compiled_step_and_kernels_agree(ranks):
+    """impl="jit" (the default) under comm runs the compiled step (with and without
+    overlap); impl="vectorized" the per-kernel step, with the same result to rounding."""
+    n, out = ranks
+    for k in range(n):
+        assert json.loads((out / f"paths_r{k}.json").read_text()) == {
+            "f32": "compiled", "f64": "compiled", "f32_noshuffle": "compiled",
+            "f32_overlap": "compiled", "f32_vectorized": "kernels"}
+    compiled, _ = _load(out, "f32", n)
+    kernels, hists = _load(out, "f32_vectorized", n)
+    for k in range(1, n):
+        np.testing.assert_array_equal(kernels[k], kernels[0])
+        assert hists[k] == hists[0]
+    assert _rel(kernels[0], compiled[0]) <= 1e-6
+
+
 def test_one_rank_is_bit_identical_to_no_comm(ranks):
     n, out = ranks
     a, ha = _load(out, "self_comm", n)
