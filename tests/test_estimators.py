@@ -362,11 +362,12 @@ def test_ctrl_c_keeps_the_epochs_done(blobs, monkeypatch):
     monkeypatch.setattr(estimators, "print", print_and_interrupt, raising=False)
     X, y = blobs
     clf = MLPClassifier((4,), max_iter=50, tol=0.0, verbose=True, random_state=0)
+    before = signal.getsignal(signal.SIGINT)      # (SIG_IGN when started in the background)
     with pytest.warns(UserWarning, match="training interrupted by the user after 3 epochs"):
         clf.fit(X, y)
     assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3 and clf.model_.epoch == 3
     assert clf.predict(X).shape == (len(X),)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before              # restored as it was
 
 
 def test_coefs_are_views_and_pickling_keeps_them(blobs):
