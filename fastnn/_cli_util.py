@@ -61,6 +61,13 @@ class Parser(argparse.ArgumentParser):
             kwargs["description"] = plain(kwargs["description"])
         super().__init__(*args, **kwargs)
 
+    def _get_values(self, action, arg_strings):
+        # Python 3.11's argparse drops a value that is exactly "--" (``--lr=--``) and
+        # stores [] without calling the option's type: refuse it as the type would.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            raise argparse.ArgumentError(action, "expected a value, got '--'")
+        return super()._get_values(action, arg_strings)
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
