@@ -352,3 +352,19 @@ def real(name: str, x, *, lo=None, lo_open=False, hi=None, hi_open=False) -> flo
     if hi is not None and (x > hi or (hi_open and x == hi)):
         raise ValueError(f"{name}: expected {'<' if hi_open else '<='} {hi}, got {x}")
     return x
+
+
+def sgd_hyperparameters(lr, momentum, weight_decay, l1, nesterov, dtype):
+    """``sgd_update``'s scalars checked and rounded to the parameters' dtype, in this
+    order: ``lr >= 0``, ``momentum`` in [0, 1), ``weight_decay >= 0``, ``l1 >= 0`` (each
+    representable in ``dtype``), ``nesterov`` a bool and only with momentum > 0 (for the
+    host and the device arrays alike). Returns ``(lr, momentum, weight_decay, l1)``."""
+    lr = in_dtype("lr", real("lr", lr, lo=0.0), dtype)
+    momentum = in_dtype("momentum", real("momentum", momentum, lo=0.0, hi=1.0, hi_open=True), dtype)
+    weight_decay = in_dtype("weight_decay", real("weight_decay", weight_decay, lo=0.0), dtype)
+    l1 = in_dtype("l1", real("l1", l1, lo=0.0), dtype)
+    if not isinstance(nesterov, (bool, np.bool_)):
+        raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__}")
+    if nesterov and momentum == 0:
+        raise ValueError("nesterov: requires momentum > 0")
+    return lr, momentum, weight_decay, l1

@@ -756,15 +756,8 @@ def sgd_update(param: NDArray, grad: ArrayLike, lr: float, *, momentum: float = 
     grad0 = grad
     grad = v.floats("grad", grad, dt)
     v.shape_is("grad", grad, param.shape, "to match param {}", param.shape)
-    lr = v.in_dtype("lr", v.real("lr", lr, lo=0.0), dt)
-    momentum = v.in_dtype("momentum", v.real("momentum", momentum, lo=0.0, hi=1.0,
-                                             hi_open=True), dt)
-    weight_decay = v.in_dtype("weight_decay", v.real("weight_decay", weight_decay, lo=0.0), dt)
-    l1 = v.in_dtype("l1", v.real("l1", l1, lo=0.0), dt)
-    if not isinstance(nesterov, (bool, np.bool_)):
-        raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__}")
-    if nesterov and momentum == 0:
-        raise ValueError("nesterov: requires momentum > 0")
+    lr, momentum, weight_decay, l1 = v.sgd_hyperparameters(lr, momentum, weight_decay, l1,
+                                                           nesterov, dt)
     if momentum > 0:
         if velocity is None:
             raise ValueError(f"velocity: required when momentum > 0 (momentum={momentum}); "

@@ -850,11 +850,7 @@ class MLP:
                 seconds = time.perf_counter() - t0
                 if fail >= 0:
                     self._restore(snapshot)
-                    raise NonFiniteLossError(
-                        f"training loss became non-finite at epoch {self.epoch + 1}, step "
-                        f"{fail + 1} (mini-batch {fail + 1} of {-(-N // B)}; lr={hp['lr']}); "
-                        f"the model was restored to its state after epoch {self.epoch}. "
-                        f"Try a smaller learning rate.", self.epoch + 1, fail + 1)
+                    raise self._non_finite(fail, N, B, hp)
                 self.epoch += 1
                 rec = dict(epoch=self.epoch, loss=loss_sum / N,
                            accuracy=correct / N if acc_code else float("nan"),
@@ -947,11 +943,7 @@ class MLP:
             seconds = time.perf_counter() - t0
             if fail >= 0:       # the same step on every rank: it is seen after the Allreduce
                 self._restore(snapshot)
-                raise NonFiniteLossError(
-                    f"training loss became non-finite at epoch {self.epoch + 1}, step "
-                    f"{fail + 1} (mini-batch {fail + 1} of {-(-N // B)}; lr={hp['lr']}); "
-                    f"the model was restored to its state after epoch {self.epoch}. "
-                    f"Try a smaller learning rate.", self.epoch + 1, fail + 1)
+                raise self._non_finite(fail, N, B, hp)
             self.epoch += 1
             sums = comm.allgather(_mpi.checksum(self._params, self._velocity))
             if len(set(sums)) > 1:
@@ -1101,6 +1093,15 @@ class MLP:
                 return float(stats[0]), int(stats[1]), step
         tj.sgd_apply(params, grads, velocity, nw, lr, mom, wd, l1)
         return float(stats[0]), int(stats[1]), -1
+
+    def _non_finite(self, fail, N, B, hp):
+        """The error of a fit whose loss became non-finite at step ``fail`` (0-based) of the
+        epoch after ``self.epoch``, the model already restored (one process or many)."""
+        return NonFiniteLossError(
+            f"training loss became non-finite at epoch {self.epoch + 1}, step "
+            f"{fail + 1} (mini-batch {fail + 1} of {-(-N // B)}; lr={hp['lr']}); "
+            f"the model was restored to its state after epoch {self.epoch}. "
+            f"Try a smaller learning rate.", self.epoch + 1, fail + 1)
 
     def _restore(self, snapshot):
         params, velocity, state = snapshot
