@@ -44,9 +44,10 @@ from ._registry import register
 from ._scalar import exp as _exp
 from ._log import fast_log as _log
 from ._gather import LANES, gather_cols16
-from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, SCRATCH_RUNS, _exp_shift_row,
+from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, SCRATCH_RUNS, TRANSPOSE_MAX_C,
+                      _exp_shift_row,
                       _exp_shift_T, _flat_exp_shift, _max_row, _row_max, _scale_T, _sum_row,
-                      _transposed_scratch)
+                      _transposed_scratch, pad_rows)
 
 
 #: Magnitudes that round to inf in float32 (half an ulp above its maximum and beyond).
@@ -225,36 +226,54 @@ def sce_targets_jit(Z, Y):
 
 
 @jit
-def _sce_grad_labels_block(Z, y, dZ, r0, r1, C, inv_n, scratch):
-    """Rows r0..r1 of the gradient; returns the sum of their losses (float64, in
-    row order). Whole groups of 16 short rows go through softmax.py's transposed
-    path when ``scratch`` has room for them (``ldt`` > 0), the rest row by row;
-    both give the same bits."""
+def _sce_grad_groups_T(zb, yb, db, g, n, C, inv_n, T, ldt, ms, tab, loss):
+    """The gradient of the g rows (a multiple of 16, g <= ldt) of the flat row-major
+    ``zb`` into ``db``, transposed (softmax.py); returns ``loss`` plus the losses of the
+    first n rows (float64, added in row order; the rest are padding)."""
     wide_vectors()
+    _exp_shift_T(zb, g, C, T, ldt, ms)
+    m = ms[0:g]
+    s = ms[ldt:ldt + g]
+    r = ms[2 * ldt:2 * ldt + g]      # free after _exp_shift_T
+    log_s = ms[3 * ldt:3 * ldt + g]  # likewise
+    for i in range(g):               # vectorised: no libm call
+        log_s[i] = _log(s[i])
+        r[i] = inv_n / s[i]
+    for i in range(n):
+        loss += (np.float64(m[i]) - np.float64(zb[i * C + yb[i]])) + np.float64(log_s[i])
+    _scale_T(T, ldt, g, C, r)
+    for i0 in range(0, g, LANES):
+        gather_cols16(db, C, T, ldt, i0, tab)
+    for i in range(n):
+        db[i * C + yb[i]] -= inv_n
+    return loss
+
+
+@jit(inline="always")
+def _sce_grad_labels_block_T(Z, y, dZ, r0, r1, C, inv_n, scratch):
+    """Rows r0..r1 of the gradient (C <= TRANSPOSE_MAX_C), all through softmax.py's
+    transposed path: whole groups of 16 rows, then the last n < 16 padded to one group;
+    returns the sum of their losses (float64, in row order). The same bits as the
+    row-by-row path (tested)."""
+    T, ms, tab, ldt, pad = scratch
+    g = (r1 - r0) // LANES * LANES
     loss = 0.0
-    T, ms, tab, ldt = scratch
-    g = 0
-    if ldt > 0:
-        g = min(r1 - r0, ldt) // LANES * LANES
-        if g > 0:
-            _exp_shift_T(Z[r0:r0 + g].reshape(g * C), g, C, T, ldt, ms)
-            m = ms[0:g]
-            s = ms[ldt:ldt + g]
-            r = ms[2 * ldt:2 * ldt + g]      # free after _exp_shift_T
-            log_s = ms[3 * ldt:3 * ldt + g]  # likewise
-            for i in range(g):               # vectorised: no libm call
-                log_s[i] = _log(s[i])
-                r[i] = inv_n / s[i]
-            for i in range(g):
-                yi = y[r0 + i]
-                loss += (np.float64(m[i]) - np.float64(Z[r0 + i, yi])) + np.float64(log_s[i])
-            _scale_T(T, ldt, g, C, r)
-            db = dZ[r0:r0 + g].reshape(g * C)
-            for i0 in range(0, g, LANES):
-                gather_cols16(db, C, T, ldt, i0, tab)
-            for i in range(g):
-                dZ[r0 + i, y[r0 + i]] -= inv_n
-    return _sce_grad_labels_rows_part(Z, y, dZ, r0 + g, r1, C, inv_n, loss)
+    if g > 0:
+        loss = _sce_grad_groups_T(Z[r0:r0 + g].reshape(g * C), y[r0:r0 + g],
+                                  dZ[r0:r0 + g].reshape(g * C), g, g, C, inv_n,
+                                  T, ldt, ms, tab, loss)
+    n = r1 - r0 - g
+    if n > 0:
+        zp = pad[:LANES * C]
+        op = pad[LANES * C:]
+        pad_rows(Z[r0 + g:r1].reshape(n * C), n, C, zp)
+        # a group of (n + 15) // 16 · 16 = 16 rows, not a literal 16 (see softmax.py)
+        loss = _sce_grad_groups_T(zp, y[r0 + g:r1], op, (n + LANES - 1) // LANES * LANES,
+                                  n, C, inv_n, T, ldt, ms, tab, loss)
+        db = dZ[r0 + g:r1].reshape(n * C)
+        for k in range(n * C):
+            db[k] = op[k]
+    return loss
 
 
 @jit
@@ -324,16 +343,25 @@ def sce_grad_labels_rows(Z, y, dZ):
 
 
 @jit
-def sce_grad_labels_jit(Z, y, dZ):
-    """Serial; short rows 16 at a time through the transposed path."""
+def _sce_grad_labels_T(Z, y, dZ):
+    """Serial, C <= TRANSPOSE_MAX_C: short rows 16 at a time through the transposed
+    path. The same bits as ``sce_grad_labels_rows``."""
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
     rows = max(1, BLOCK_ELEMS // C)
     total = 0.0
     scratch = _transposed_scratch(Z, rows)
     for r0 in range(0, N, rows):
-        total += _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, scratch)
+        total += _sce_grad_labels_block_T(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, scratch)
     return Z.dtype.type(total / N)
+
+
+def sce_grad_labels_jit(Z, y, dZ):
+    """Serial: the transposed kernel for short rows, the row-by-row one otherwise (each
+    compiled on its first use)."""
+    if Z.shape[1] <= TRANSPOSE_MAX_C:
+        return _sce_grad_labels_T(Z, y, dZ)
+    return sce_grad_labels_rows(Z, y, dZ)
 
 
 @jit
@@ -347,8 +375,7 @@ def sce_grad_targets_jit(Z, Y, dZ):
     return Z.dtype.type(total / N)
 
 
-@pjit
-def _sce_grad_labels_parallel(Z, y, dZ):
+def _labels_parallel(Z, y, dZ):
     N, C = Z.shape
     inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
     rows = max(1, BLOCK_ELEMS // C)
@@ -359,12 +386,38 @@ def _sce_grad_labels_parallel(Z, y, dZ):
         scratch = _transposed_scratch(Z, rows)
         for bi in range(c * nb // nc, (c + 1) * nb // nc):
             r0 = bi * rows
-            losses[bi] = _sce_grad_labels_block(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n,
-                                                scratch)
+            losses[bi] = _sce_grad_labels_block_T(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n,
+                                                  scratch)
     total = 0.0
     for bi in range(nb):
         total += losses[bi]
     return Z.dtype.type(total / N)
+
+
+def _labels_rows_parallel(Z, y, dZ):
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    rows = max(1, BLOCK_ELEMS // C)
+    nb = (N + rows - 1) // rows
+    losses = np.empty(nb, np.float64)
+    for bi in prange(nb):
+        r0 = bi * rows
+        losses[bi] = _sce_grad_labels_rows_part(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, 0.0)
+    total = 0.0
+    for bi in range(nb):
+        total += losses[bi]
+    return Z.dtype.type(total / N)
+
+
+_sce_grad_labels_T_parallel = pjit(_labels_parallel)
+_sce_grad_labels_rows_parallel = pjit(_labels_rows_parallel)
+
+
+def _sce_grad_labels_parallel(Z, y, dZ):
+    """Parallel over blocks of rows: transposed for short rows, row by row otherwise."""
+    if Z.shape[1] <= TRANSPOSE_MAX_C:
+        return _sce_grad_labels_T_parallel(Z, y, dZ)
+    return _sce_grad_labels_rows_parallel(Z, y, dZ)
 
 
 @pjit

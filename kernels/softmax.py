@@ -311,19 +311,18 @@ TRANSPOSE_MAX_C = 16
 
 @jit
 def _transposed_scratch(Z, rows):
-    """Scratch for ``_exp_shift_T`` on blocks of ``rows`` rows: T (C·ldt), ms (5·ldt),
-    the gather table of ``gather_cols16`` and ldt (rows, at most R, rounded up to 16).
-    Empty arrays where the rows are too long for the transposed path or there are
-    fewer than 16 of them."""
+    """Scratch for the transposed path on blocks of ``rows`` rows (C <= TRANSPOSE_MAX_C):
+    T (C·ldt), ms (5·ldt), the gather table of ``gather_cols16``, ldt (rows, at most R,
+    rounded up to 16, so at least 16) and pad (2·16·C: the last rows of a block, fewer
+    than 16, padded with zeros to one group and back)."""
     R, C = Z.shape
-    if R < LANES or C > TRANSPOSE_MAX_C:
-        rows = 0                   # no 16-row group: nothing to allocate (tiny inputs)
     rows = min(rows, R)
     ldt = (rows + LANES - 1) // LANES * LANES
-    tab = np.empty(LANES * C if ldt > 0 else 0, np.int32)
+    tab = np.empty(LANES * C, np.int32)
     for k in range(tab.shape[0]):
         tab[k] = (k % C) * ldt + k // C
-    return np.empty(C * ldt, Z.dtype), np.empty(5 * ldt, Z.dtype), tab, ldt
+    return np.empty(C * ldt, Z.dtype), np.empty(5 * ldt, Z.dtype), tab, ldt, \
+        np.empty(2 * LANES * C, Z.dtype)
 
 
 @jit
@@ -385,37 +384,63 @@ def _scale_T(T, ldt, g, C, r):
 
 
 @jit
-def _softmax_block(Z, out, r0, r1, C, scratch):
-    """softmax of rows r0..r1 (C >= 1); whole groups of 16 rows go through the
-    transposed path when ``scratch`` has room for them (``ldt`` > 0), the rest row by
-    row (both give the same bits)."""
+def pad_rows(src, n, C, pad):
+    """pad[:16·C] = the n < 16 rows of the flat row-major ``src``, then zero rows (a
+    padded row's lanes are computed and dropped: every row's result depends only on
+    its own lane, so the real rows get the bits of a full group)."""
+    always_inline()
+    zero = pad.dtype.type(0.0)
+    for k in range(n * C):
+        pad[k] = src[k]
+    for k in range(n * C, LANES * C):
+        pad[k] = zero
+
+
+@jit
+def _softmax_groups_T(zb, ob, g, C, T, ldt, ms, tab):
+    """softmax of the g rows (a multiple of 16, g <= ldt) of the flat row-major
+    ``zb`` into ``ob`` (which may be ``zb``): exp(z − m) and the sums transposed,
+    then the reciprocal, the scaling and the transpose back."""
+    wide_vectors()
+    one = zb.dtype.type(1.0)
+    _exp_shift_T(zb, g, C, T, ldt, ms)
+    r = ms[ldt:ldt + g]
+    for i in range(g):
+        r[i] = one / r[i]
+    _scale_T(T, ldt, g, C, r)
+    for i0 in range(0, g, LANES):
+        gather_cols16(ob, C, T, ldt, i0, tab)
+
+
+@jit(inline="always")
+def _softmax_block_T(Z, out, r0, r1, C, scratch):
+    """softmax of rows r0..r1 (1 <= C <= TRANSPOSE_MAX_C), all through the transposed
+    path: whole groups of 16 rows in place, the last n < 16 rows padded to one group in
+    ``pad`` (the same bits as the row-by-row path, tested)."""
+    T, ms, tab, ldt, pad = scratch
+    g = (r1 - r0) // LANES * LANES
+    if g > 0:
+        _softmax_groups_T(Z[r0:r0 + g].reshape(g * C), out[r0:r0 + g].reshape(g * C),
+                          g, C, T, ldt, ms, tab)
+    n = r1 - r0 - g
+    if n > 0:
+        zp = pad[:LANES * C]
+        op = pad[LANES * C:]
+        pad_rows(Z[r0 + g:r1].reshape(n * C), n, C, zp)
+        # (n + 15) // 16 · 16 is 16, but not a compile-time constant: a literal 16
+        # would compile the group kernel a second time for it
+        _softmax_groups_T(zp, op, (n + LANES - 1) // LANES * LANES, C, T, ldt, ms, tab)
+        ob = out[r0 + g:r1].reshape(n * C)
+        for k in range(n * C):
+            ob[k] = op[k]
+
+
+@jit
+def _softmax_block_short(Z, out, r0, r1, C):
+    """softmax of rows r0..r1 (TRANSPOSE_MAX_C < C < LONG_ROW): z − m row by row, one
+    flat exp pass over the block, then each row's sum and scale."""
     wide_vectors()
     one = Z.dtype.type(1.0)
-    g = 0
-    T, ms, tab, ldt = scratch
-    if ldt > 0:
-        g = min(r1 - r0, ldt) // LANES * LANES
-        if g > 0:
-            zb = Z[r0:r0 + g].reshape(g * C)
-            ob = out[r0:r0 + g].reshape(g * C)
-            _exp_shift_T(zb, g, C, T, ldt, ms)
-            r = ms[ldt:ldt + g]
-            for i in range(g):
-                r[i] = one / r[i]
-            _scale_T(T, ldt, g, C, r)
-            for i0 in range(0, g, LANES):
-                gather_cols16(ob, C, T, ldt, i0, tab)
-    r0 += g
-    if r0 == r1:
-        return
-    if C >= LONG_ROW:
-        for i in range(r0, r1):
-            m = _max_row(Z, i, C)
-            r = one / _exp_shift_row(Z, i, m, out, C)
-            orow = out[i]
-            for j in range(C):
-                orow[j] *= r
-        return
     _flat_exp_shift(Z, out, r0, r1, C)
     for i in range(r0, r1):
         r = one / _sum_row(out, i, C)
@@ -424,16 +449,31 @@ def _softmax_block(Z, out, r0, r1, C, scratch):
             orow[j] *= r
 
 
-def _softmax_rows(Z, out):
-    # compiled twice below: serially (prange is range there) and with parallel=True.
-    # Threads share out runs of consecutive blocks (at most SCRATCH_RUNS runs), with one
-    # scratch (a few KiB) per run rather than per block: about 5% on Z (65536,10) at
-    # 2 threads here (0.65 -> 0.62 ms). The blocks, and so the bits, are the same for
-    # any number of threads. (A run count from numba.get_num_threads() would stop Numba
-    # caching this function.)
+@jit
+def _softmax_block_long(Z, out, r0, r1, C):
+    """softmax of rows r0..r1 (C >= LONG_ROW), one row at a time (max, fused
+    exp(z − m) and sum, scale)."""
+    wide_vectors()
+    one = Z.dtype.type(1.0)
+    for i in range(r0, r1):
+        m = _max_row(Z, i, C)
+        r = one / _exp_shift_row(Z, i, m, out, C)
+        orow = out[i]
+        for j in range(C):
+            orow[j] *= r
+
+
+# Each row length has its own compiled kernel, chosen by softmax_jit: a first call
+# compiles only the path it takes (one kernel for every path cost 5.4 s of compiling on
+# a 64×10 first call here; see kernels/README or the first-run notes in docs/).
+# Compiled twice each: serially (prange is range there) and with parallel=True.
+# Threads share out runs of consecutive blocks (at most SCRATCH_RUNS runs), with one
+# scratch (a few KiB) per run rather than per block: about 5% on Z (65536,10) at
+# 2 threads here (0.65 -> 0.62 ms). The blocks, and so the bits, are the same for
+# any number of threads. (A run count from numba.get_num_threads() would stop Numba
+# caching this function.)
+def _softmax_rows_T(Z, out):
     R, C = Z.shape
-    if C == 0:
-        return out
     rows = max(1, BLOCK_ELEMS // C)
     nb = (R + rows - 1) // rows
     nc = min(nb, SCRATCH_RUNS)
@@ -441,7 +481,25 @@ def _softmax_rows(Z, out):
         scratch = _transposed_scratch(Z, rows)
         for bi in range(c * nb // nc, (c + 1) * nb // nc):
             r0 = bi * rows
-            _softmax_block(Z, out, r0, min(r0 + rows, R), C, scratch)
+            _softmax_block_T(Z, out, r0, min(r0 + rows, R), C, scratch)
+    return out
+
+
+def _softmax_rows_short(Z, out):
+    R, C = Z.shape
+    rows = max(1, BLOCK_ELEMS // C)
+    for bi in prange((R + rows - 1) // rows):
+        r0 = bi * rows
+        _softmax_block_short(Z, out, r0, min(r0 + rows, R), C)
+    return out
+
+
+def _softmax_rows_long(Z, out):
+    R, C = Z.shape
+    rows = max(1, BLOCK_ELEMS // C)
+    for bi in prange((R + rows - 1) // rows):
+        r0 = bi * rows
+        _softmax_block_long(Z, out, r0, min(r0 + rows, R), C)
     return out
 
 
@@ -463,18 +521,44 @@ def _log_softmax_rows(Z, out):
     return out
 
 
-softmax_serial = jit(_softmax_rows)
-softmax_parallel = pjit(_softmax_rows)
+#: (serial, parallel) kernels per row length: C <= TRANSPOSE_MAX_C, < LONG_ROW, longer.
+SOFTMAX_KERNELS = tuple((jit(f), pjit(f)) for f in
+                        (_softmax_rows_T, _softmax_rows_short, _softmax_rows_long))
 log_softmax_serial = jit(_log_softmax_rows)
 log_softmax_parallel = pjit(_log_softmax_rows)
 
 
+def _path(C):
+    return 0 if C <= TRANSPOSE_MAX_C else (1 if C < LONG_ROW else 2)
+
+
+def softmax_kernel(R, C):
+    """The compiled kernel ``softmax_jit`` runs on a (R, C) input (C >= 1): by row
+    length, serial below PARALLEL_MIN_ELEMS elements, parallel above."""
+    return SOFTMAX_KERNELS[_path(C)][R * C >= PARALLEL_MIN_ELEMS]
+
+
+def softmax_serial(Z, out):
+    """The serial kernel for this row length, whatever the size (the same bits as the
+    parallel one)."""
+    C = Z.shape[1]
+    return out if C == 0 else SOFTMAX_KERNELS[_path(C)][0](Z, out)
+
+
+def softmax_parallel(Z, out):
+    """The parallel kernel for this row length, whatever the size."""
+    C = Z.shape[1]
+    return out if C == 0 else SOFTMAX_KERNELS[_path(C)][1](Z, out)
+
+
 @register("softmax", "jit")
 def softmax_jit(Z, out):
-    """Serial below PARALLEL_MIN_ELEMS elements, parallel over rows above."""
-    if Z.size >= PARALLEL_MIN_ELEMS:
-        return softmax_parallel(Z, out)
-    return softmax_serial(Z, out)
+    """The kernel for this row length (``softmax_kernel``): serial below
+    PARALLEL_MIN_ELEMS elements, parallel over rows above."""
+    R, C = Z.shape
+    if C == 0:
+        return out
+    return softmax_kernel(R, C)(Z, out)
 
 
 @register("log_softmax", "jit")

@@ -85,9 +85,9 @@ p = np.ones(64, np.float32)
 X = np.ones((8, 16), np.float32)
 W = np.ones((12, 16), np.float32)
 calls = [
-    (softmax.softmax_parallel, (Z, np.empty_like(Z))),
+    (softmax.softmax_kernel(1 << 16, 10), (Z, np.empty_like(Z))),
     (softmax.log_softmax_parallel, (Z, np.empty_like(Z))),
-    (ce._sce_grad_labels_parallel, (Z, y, np.empty_like(Z))),
+    (ce._sce_grad_labels_T_parallel, (Z, y, np.empty_like(Z))),
     (ce._sce_grad_targets_parallel, (Z, Z / 10, np.empty_like(Z))),
     (sgd.sgd_update_parallel, (p, p.copy(), 0.1, 0.9, p.copy(), 0.0, 0.0, False)),
     (gemm_nt_parallel, (X, W, np.empty((8, 12), np.float32))),
@@ -109,7 +109,7 @@ def test_parallel_kernels_load_their_own_cache_entries():
     from fastnn.kernels._gemm import gemm_nt, gemm_nt_parallel
     if not _config.CACHE:
         pytest.skip("FASTNN_NO_CACHE is set: nothing is cached")
-    pairs = [(softmax.softmax_serial, softmax.softmax_parallel),
+    pairs = [softmax.SOFTMAX_KERNELS[0], softmax.SOFTMAX_KERNELS[2],
              (softmax.log_softmax_serial, softmax.log_softmax_parallel),
              (sgd.sgd_update_jit, sgd.sgd_update_parallel)]
     for ser, par in pairs:

@@ -70,7 +70,10 @@ def _softmax_rows_only(Z, out):
     R, C = Z.shape
     rows = max(1, softmax.BLOCK_ELEMS // C)
     for r0 in range(0, R, rows):
-        softmax._softmax_block(Z, out, r0, min(r0 + rows, R), C, softmax._transposed_scratch(Z, 0))
+        if C < softmax.LONG_ROW:
+            softmax._softmax_block_short(Z, out, r0, min(r0 + rows, R), C)
+        else:
+            softmax._softmax_block_long(Z, out, r0, min(r0 + rows, R), C)
     return out
 
 
