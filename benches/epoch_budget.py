@@ -42,7 +42,7 @@ from numba import prange  # noqa: E402
 import fastnn  # noqa: E402
 from fastnn import _train_jit as tj  # noqa: E402
 from fastnn.kernels._config import jit, pjit  # noqa: E402
-from fastnn.kernels._gemm import gemm_nt, gemm_tn_acc, gemm_tn_acc_nt_parallel  # noqa: E402
+from fastnn.kernels.machine.gemm import gemm_nt, gemm_tn_acc, gemm_tn_acc_nt_parallel  # noqa: E402
 from fastnn.kernels.cross_entropy import sce_grad_labels_rows  # noqa: E402
 from fastnn.kernels.linear import _bias_act, delta_tiles  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Single-thread speed of ``fastnn.kernels._exp.fast_exp`` (a measurement, not a test).
+"""Single-thread speed of ``fastnn.kernels.machine.exp.fast_exp`` (a measurement, not a test).
 
 Times, over 1M contiguous elements of float32 and of float64:
 
@@ -26,7 +26,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_
 import numpy as np  # noqa: E402
 
 from fastnn.kernels._config import jit  # noqa: E402
-from fastnn.kernels._exp import EXP_NAME, exp_into  # noqa: E402
+from fastnn.kernels.machine.exp import EXP_NAME, exp_into  # noqa: E402
 
 
 @jit

@@ -40,13 +40,13 @@ _DESCRIPTIONS = (
     ("fastnn.kernels.linear._hidden_delta", "hidden_delta"),
     ("fastnn.kernels.linear.hidden_delta", "hidden_delta"),
     ("fastnn.kernels.linear", "linear / linear_sigmoid"),
-    ("fastnn.kernels._gemm", "matrix-product tiles"),
+    ("fastnn.kernels.machine.gemm", "matrix-product tiles"),
     ("fastnn.kernels.perceptron", "perceptron / ADALINE epoch"),
     ("fastnn.kernels", "kernel"),
     ("fastnn", "kernel"),
 )
 #: Compilations too small to mention (the finite-value checks of the API: ~0.3 s).
-_QUIET = ("fastnn.kernels._finite",)
+_QUIET = ("fastnn.kernels.machine.finite",)
 #: Seconds each outermost compilation took with an empty cache on a 2-core Xeon
 #: (Sapphire Rapids, quiet): the "about" of the message. Others: "a few seconds".
 ESTIMATES = {

@@ -15,9 +15,9 @@ the last layer) at ``act_off[l]``; the gradient w.r.t. ``A_l``'s pre-activation
 is at the same offset of ``delta_buf``.
 
 The forward product of a batch of at most ``SMALL_MAX`` (= NT_MAX_ROWS − 1) rows is the
-register-tiled ``fastnn.kernels._gemm.gemm_nt`` when it has more than
+register-tiled ``fastnn.kernels.machine.gemm.gemm_nt`` when it has more than
 ``TILE_MIN_FMAS`` multiply-adds (faster than BLAS there); other products go straight
-to BLAS ``sgemm``/``dgemm`` (``fastnn.kernels._blas.gemm``, no ``np.dot`` layout
+to BLAS ``sgemm``/``dgemm`` (``fastnn.kernels.machine.blas.gemm``, no ``np.dot`` layout
 checks or copies), one gemm (beta = 0) per block of rows. Bias and activation are
 applied to each block in cache. The backward pass of a layer has two
 code paths, chosen by the batch size ``nb`` and the product's size ``nb·K·D``
@@ -53,7 +53,7 @@ layer's update ``W −= lr dZᵀA0``; the first of the next step is the next min
 ``A0' Wᵀ`` with that updated W. With plain SGD, when both run on the parallel tiles,
 the next mini-batch is gathered first (into delta_buf's slot at ``act_off[0]``, unused
 otherwise; the two slots alternate) and one parallel region runs both
-(``kernels/_gemm.py`` ``gemm_tn_acc_nt_parallel``): each thread updates its share of W's
+(``kernels/machine/gemm.py`` ``gemm_tn_acc_nt_parallel``): each thread updates its share of W's
 rows and multiplies the next batch by them while they are in its cache, and one region
 starts instead of two. The next step then starts at layer 1. Every element is computed
 as before, so the bits are those of the two products apart. 784-100-10, batch 10, two
@@ -68,9 +68,9 @@ most one per group of FUSED_GROUP rows of the first layer's W). Share 0, the lea
 runs each step's serial work as the loop above does, call for call; the workers gather
 the next mini-batch's rows meanwhile (the rows were gathered serially before), and then
 every share runs its part of the first layer's update and the next product
-(``kernels/_gemm.py`` ``acc_then_dot_share``, the rows ``gemm_tn_acc_nt_parallel``
+(``kernels/machine/gemm.py`` ``acc_then_dot_share``, the rows ``gemm_tn_acc_nt_parallel``
 gives it). The shares hand over through counters in ``ctl``, each on its own cache
-lines, written with release stores and read with acquire loads (``kernels/_atomic.py``;
+lines, written with release stores and read with acquire loads (``kernels/machine/atomic.py``;
 a round trip between the two cores takes ~0.1 µs): the leader publishes 2k+1 when step
 k's deltas are ready and every worker has gathered, 2k+2 when its share is done; a
 worker publishes 2k+1 when it has gathered and 2k+2 when its share is done, and
@@ -115,11 +115,11 @@ from typing import NamedTuple
 
 from numba import prange
 
-from .kernels._atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
+from .kernels.machine.atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
                               store_release)
-from .kernels._blas import THREAD_CONTROL, gemm, on_numba_threads
+from .kernels.machine.blas import THREAD_CONTROL, gemm, on_numba_threads
 from .kernels._config import jit, num_threads, pjit, wide_vectors
-from .kernels._gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
+from .kernels.machine.gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                             acc_then_dot_share, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
                             gemm_tn_acc_nt_parallel, gemm_tn_acc_parallel)
 from .kernels.cross_entropy import sce_grad_labels_rows
@@ -150,7 +150,7 @@ LOSS_SIGMOID_MSE = 2
 LOSS_IDENTITY_MSE = 3
 
 #: The products of a layer (forward, backward, weight update) use the compiled tiles
-#: (kernels/_gemm.py ``gemm_nt``/``gemm_tn_acc``, no BLAS call) when the batch has at
+#: (kernels/machine/gemm.py ``gemm_nt``/``gemm_tn_acc``, no BLAS call) when the batch has at
 #: most SMALL_MAX rows and the product more than TILE_MIN_FMAS multiply-adds; otherwise
 #: the direct BLAS gemm. At most 100³ multiply-adds OpenBLAS (AVX-512 builds) runs its
 #: unthreaded small-matrix kernels, which beat the tiles; above it, it packs and
@@ -191,7 +191,7 @@ def policy():
     how many shares a region is split into, and every element is computed by the same
     tile whatever the split.
 
-    TILE_MIN_FMAS is ``_gemm.SMALL_GEMM_FMAS``: 100³ on CPUs with AVX-512, where OpenBLAS
+    TILE_MIN_FMAS is ``machine.gemm.SMALL_GEMM_FMAS``: 100³ on CPUs with AVX-512, where OpenBLAS
     has small-matrix kernels, 0 elsewhere. On an AMD EPYC (Zen 3, AVX2, 2 threads),
     seconds per epoch, python benches/epoch_paths.py, BLAS only / forward tiles with a BLAS
     backward / tiles only: batch 1: 2.63 / 1.02 / 0.91; 10: 0.47 / 0.40 / 0.35; 32: 0.28 /
@@ -211,7 +211,7 @@ def policy():
     * parallel tiles against serial ones for the first layer: batch 10 / 16 / 24 / 32:
       0.31 / 0.26 / 0.21 / 0.22 s against 0.29 / 0.25 / 0.24 / 0.27 s, hence
       EPOCH_PARALLEL_MIN_FMAS = 1.5M on that Xeon (batch 20 and up; 300k, batch 4 and up, on
-      the Zen 3: kernels/_gemm.py TN_PARALLEL_MIN_FMAS). A parallel region costs
+      the Zen 3: kernels/machine/gemm.py TN_PARALLEL_MIN_FMAS). A parallel region costs
       ~2.5 µs to start, and a batch-10 product takes 11-20 µs on one core.
     """
     return np.array([SMALL_MAX, TILE_MIN_FMAS, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS,
@@ -925,7 +925,7 @@ def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, 
               act_buf, delta_buf, yb_buf, Yb_buf, stats, epoch_rows=None, plan=None):
     """``train_epoch`` with the same arguments; when its BLAS products may run in blocks
     on Numba's threads (``policy[5]``, batches above ``policy[0]`` rows), under
-    ``kernels/_blas.py`` ``on_numba_threads``: OpenBLAS single-threaded for the
+    ``kernels/machine/blas.py`` ``on_numba_threads``: OpenBLAS single-threaded for the
     epoch, its thread count restored afterwards (also on error). The callers of the
     compiled epoch (``MLP.fit``, the benches) go through here."""
     args = (params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,

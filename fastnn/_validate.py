@@ -28,7 +28,7 @@ import numbers
 import numpy as np
 
 from .kernels._config import jit as _jit
-from .kernels._finite import all_finite
+from .kernels.machine.finite import all_finite
 
 F32 = np.dtype(np.float32)
 F64 = np.dtype(np.float64)

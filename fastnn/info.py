@@ -29,7 +29,7 @@ def _cpu_model() -> str:
 
 
 def _gemm_library():
-    from .kernels._blas import GEMM_LIBRARY, THREAD_CONTROL
+    from .kernels.machine.blas import GEMM_LIBRARY, THREAD_CONTROL
     how = ("linear, linear_sigmoid, linear_backward and hidden_delta on >= 256 rows, and "
            "MLP.fit's epoch on batches of >= 256 rows, call it single-threaded on Numba's "
            "threads" if THREAD_CONTROL else "no thread control: it threads on its own")

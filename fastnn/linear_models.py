@@ -43,7 +43,7 @@ import numpy as np
 from . import _validate as v
 from ._impl import _check as _check_impl
 from ._impl import kernel
-from .kernels._finite import all_finite
+from .kernels.machine.finite import all_finite
 from .model import NonFiniteLossError, _int
 
 __all__ = ["Perceptron", "Adaline", "ConvergenceWarning", "perceptron_epoch", "adaline_epoch"]

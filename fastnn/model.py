@@ -53,7 +53,7 @@ from ._paths import check_output_path
 from ._impl import _check as _check_impl
 from ._impl import get_impl
 from .kernels import IMPLS
-from .kernels._finite import all_finite
+from .kernels.machine.finite import all_finite
 from .kernels.cross_entropy import as_dtype_scalar
 
 __all__ = ["MLP", "History", "NonFiniteLossError", "CheckpointError"]
@@ -80,7 +80,7 @@ ALIGN = 64
 def _aligned(n, dtype, fill=None):
     """A 1-D array of n elements of dtype whose data starts on an ALIGN-byte boundary.
 
-    NumPy aligns to 16 bytes. The compiled training step's tiles (kernels/_gemm.py) load
+    NumPy aligns to 16 bytes. The compiled training step's tiles (kernels/machine/gemm.py) load
     and store rows of the weights as 64-byte vectors; when a row starts mid cache line
     each of those touches two lines, and the weight update was measured up to twice as
     slow (784-100-10, batch 10: 0.39-0.47 s per epoch instead of 0.23-0.30 s)."""

@@ -14,7 +14,7 @@ from ._registry import (CORE_IMPLS, IMPL_NAMES, IMPLS, OPS, UNAVAILABLE,  # noqa
 from . import sigmoid, softmax, cross_entropy, sigmoid_losses, linear, sgd  # noqa: F401,E401
 from . import perceptron  # noqa: F401
 from . import cuda  # noqa: F401  (registers "cuda" where usable; loads nothing heavy)
-from ._scalar import EXP_NAME  # noqa: F401
+from .machine.scalar import EXP_NAME  # noqa: F401
 
 __all__ = ["IMPLS", "IMPL_NAMES", "CORE_IMPLS", "OPS", "UNAVAILABLE", "register",
            "available", "impl_names", "EXP_NAME"]

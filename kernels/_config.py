@@ -144,7 +144,7 @@ def _target_features():
 
 
 #: Whether the compile target has AVX-512F: ``fast_exp`` then scales by 2^n with one
-#: ``vscalefps``/``vscalefpd`` (see _exp.py). Numba's cache is keyed by the CPU's name
+#: ``vscalefps``/``vscalefpd`` (see machine/exp.py). Numba's cache is keyed by the CPU's name
 #: and features, so code compiled with one choice is never loaded for the other.
 HAS_AVX512 = "+avx512f" in _target_features().split(",")
 

@@ -16,7 +16,7 @@ outputs (they never accumulate).
                                             dZ (N, K), W (K, D), H (N, D)
 
 The jit ``linear_sigmoid`` is fused: the matrix product is computed by BLAS (the
-direct ``_blas.gemm``: NumPy's own OpenBLAS where it can be found) one block of rows
+direct ``machine.blas.gemm``: NumPy's own OpenBLAS where it can be found) one block of rows
 at a time, and bias + sigmoid are applied to that block while it is
 still in cache (no second pass over a full (N, K) temporary). ``hidden_delta``
 is fused the same way. The registered jit ``linear``/``linear_sigmoid`` run batches of
@@ -29,12 +29,12 @@ registered jit ``hidden_delta`` does the same for its product and H ⊙ (1 − H
 W (10, 100): 24 against 31 µs at 256 rows, 245 against 301 µs at 4096; dZ (4096, 128)
 W (128, 784): 7.2 against 8.5 ms), and the registered jit ``linear_backward`` for dW = dZᵀX
 (blocks of columns, ``tn_col_blocks_parallel``, also the compiled epoch's weight update on
-large batches) and dX = dZ W (blocks of rows). Batches of fewer than ``_gemm.NT_MAX_ROWS``
+large batches) and dX = dZ W (blocks of rows). Batches of fewer than ``machine.gemm.NT_MAX_ROWS``
 rows skip BLAS:
-``_gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
+``machine.gemm.gemm_nt`` (register-tiled dot products, parallel over column blocks for
 larger products) computes X Wᵀ, then bias (+ sigmoid) is applied row by row.
 ``linear_backward`` and ``hidden_delta`` on such batches, when their products are above
-OpenBLAS's small-matrix range (``_gemm.SMALL_GEMM_FMAS``), use ``_gemm.gemm_tn_acc`` for
+OpenBLAS's small-matrix range (``machine.gemm.SMALL_GEMM_FMAS``), use ``machine.gemm.gemm_tn_acc`` for
 dW = dZᵀX and dZ W (OpenBLAS's threaded path on these shapes is slower, and its pool
 alternates with Numba's in a training step).
 """
@@ -43,12 +43,12 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._blas import THREAD_CONTROL, gemm, on_numba_threads
+from .machine.blas import THREAD_CONTROL, gemm, on_numba_threads
 from ._config import always_inline, jit, pjit, wide_vectors
-from ._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
+from .machine.gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                     gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
 from ._registry import register
-from ._scalar import sigmoid as _sig
+from .machine.scalar import sigmoid as _sig
 from .sigmoid import _sigmoid_py
 
 
@@ -184,7 +184,7 @@ def _affine_rows(X, W, b, out, act, i0, i1):
     wide_vectors()
     D = X.shape[1]
     K = W.shape[0]
-    if D > 0:       # blkᵀ = W X_blkᵀ (column-major, see _blas.py)
+    if D > 0:       # blkᵀ = W X_blkᵀ (column-major, see machine/blas.py)
         gemm(True, False, K, i1 - i0, D, 1.0, W, D, X[i0:i1], D, 0.0, out[i0:i1], K)
     else:
         out[i0:i1] = 0
@@ -236,7 +236,7 @@ def _par_block(N, t):
 @pjit
 def _affine_blocks_parallel(X, W, b, out, act):
     """out = act(X Wᵀ + b), blocks of rows over Numba's threads: each block is one
-    single-threaded BLAS product (run under ``_blas.on_numba_threads``), then bias (and
+    single-threaded BLAS product (run under ``machine.blas.on_numba_threads``), then bias (and
     the sigmoid) on the block while it is in that core's cache. N >= 1, K >= 1."""
     N = X.shape[0]
     for t in prange(n_par_blocks(N)):
@@ -286,7 +286,7 @@ def linear_sigmoid_jit(X, W, b, out):
 # product at 2 threads on the Zen 3 here: linear_sigmoid against a bare X @ W.T
 # (NumPy's OpenBLAS, 2 threads, alternating in one process, median of 9 rounds):
 # 256 / 1024 / 4096 rows 1.088 / 1.117 / 1.034 before, 1.004 / 1.024 / 0.961 this way.
-# Otherwise (no thread control, see _blas.py) the serial jit kernel. (The size tests
+# Otherwise (no thread control, see machine/blas.py) the serial jit kernel. (The size tests
 # are written out in each function: they run on every call.)
 @register("linear", "jit")
 def linear_dispatch(X, W, b, out):
@@ -380,7 +380,7 @@ def n_col_blocks(D):
 @pjit
 def tn_col_blocks_parallel(dZ, X, Out, alpha, beta):
     """``Out ← alpha dZᵀ X + beta Out`` by blocks of columns over Numba's threads, each one
-    single-threaded BLAS product (run under ``_blas.on_numba_threads``): the weight
+    single-threaded BLAS product (run under ``machine.blas.on_numba_threads``): the weight
     gradient (alpha 1, beta 0) or the SGD update W −= lr dZᵀX (alpha −lr, beta 1). The
     blocks depend on the shapes only: the same bits for any number of threads.
     dZ (N, K), X (N, D), Out (K, D); N, K, D >= 1."""
@@ -518,7 +518,7 @@ def delta_tiles_parallel(dZ, W, H, out, sigmoid):
 def _hidden_delta_blocks_parallel(dZ, W, H, out, sigmoid):
     """hidden_delta_jit over blocks of rows on Numba's threads, as
     _affine_blocks_parallel: one single-threaded BLAS product per block (under
-    ``_blas.on_numba_threads``), then ⊙ H(1 − H) on that block (sigmoid; else dZ W
+    ``machine.blas.on_numba_threads``), then ⊙ H(1 − H) on that block (sigmoid; else dZ W
     only). N, K, D >= 1."""
     N = dZ.shape[0]
     for t in prange(n_par_blocks(N)):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._config import jit, wide_vectors
 from ._registry import register
-from ._scalar import sigmoid as _sig
+from .machine.scalar import sigmoid as _sig
 
 _DOC = "H = σ(Z), piecewise stable"
 _DOC_B = "dZ = dH ⊙ H ⊙ (1 − H)"

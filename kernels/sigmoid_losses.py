@@ -39,9 +39,9 @@ import numpy as np
 
 from ._config import jit, wide_vectors
 from ._registry import register
-from ._scalar import exp as _exp
-from ._scalar import log1p as _log1p
-from ._scalar import sigmoid as _sig
+from .machine.scalar import exp as _exp
+from .machine.scalar import log1p as _log1p
+from .machine.scalar import sigmoid as _sig
 from .cross_entropy import as_dtype_scalar
 from .sigmoid import _sigmoid_py
 

@@ -26,9 +26,9 @@ from numba import prange, types
 from numba.extending import overload
 
 from ._config import always_inline, jit, jit_sum, pjit, wide_vectors
-from ._gather import LANES, gather_cols16, gather_rows16
+from .machine.gather import LANES, gather_cols16, gather_rows16
 from ._registry import register
-from ._scalar import exp as _exp
+from .machine.scalar import exp as _exp
 
 
 def _row_max(row):
@@ -249,7 +249,7 @@ def _exp_shift_row(Z, i, m, out, C):
 @jit_sum
 def _sum_exp_contig(a):
     """Σ exp(a[j]) for a 1-D contiguous array (fast_exp is written to tolerate
-    ``reassoc``; see _exp.py)."""
+    ``reassoc``; see machine/exp.py)."""
     wide_vectors()
     s = a.dtype.type(0.0)
     for j in range(a.shape[0]):
@@ -327,7 +327,7 @@ def _transposed_scratch(Z, rows):
 
 @jit
 def _exp_shift_T(zb, g, C, T, ldt, ms):
-    """Short rows, 16 at a time, transposed (see _gather.py): for the first g rows
+    """Short rows, 16 at a time, transposed (see machine/gather.py): for the first g rows
     (a multiple of 16) of the flat row-major block ``zb`` (row length C):
 
         T[j·ldt + i] = exp(z[i, j] − m_i),  ms[i] = m_i,  ms[ldt + i] = Σ_j T[j·ldt + i].

@@ -1,11 +1,11 @@
 """The atomic operations the persistent training epoch synchronises its threads with
-(kernels/_atomic.py)."""
+(kernels/machine/atomic.py)."""
 import numba
 import numpy as np
 import pytest
 from numba import prange
 
-from fastnn.kernels._atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
+from fastnn.kernels.machine.atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
                                     store_release)
 
 

@@ -1,4 +1,4 @@
-"""fastnn.kernels._blas.gemm (direct sgemm/dgemm from jit code) and the fused SGD
+"""fastnn.kernels.machine.blas.gemm (direct sgemm/dgemm from jit code) and the fused SGD
 update of the jit training epoch built on it."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastnn._train_jit as tj
-from fastnn.kernels._blas import gemm
+from fastnn.kernels.machine.blas import gemm
 from fastnn.model import MLP
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def test_gemm_callers_are_cached(tmp_path):
     """The BLAS symbol is bound by name: a second process loads gemm from the cache."""
     code = textwrap.dedent("""
         import numpy as np
-        from fastnn.kernels._blas import gemm
+        from fastnn.kernels.machine.blas import gemm
         a = np.ones((2, 2), np.float32)
         c = np.zeros((2, 2), np.float32)
         gemm(False, False, 2, 2, 2, 1.0, a, 2, a, 2, 0.0, c, 2)
@@ -133,7 +133,7 @@ def test_gemm_uses_numpys_openblas_when_bundled():
     # gemm must call it (the library a bare X @ W.T uses), not SciPy's.
     import glob
 
-    from fastnn.kernels import _blas
+    from fastnn.kernels.machine import blas as _blas
     bundled = glob.glob(str(Path(np.__file__).parent.parent / "numpy.libs" / "libscipy_openblas64_*"))
     if os.environ.get("FASTNN_BLAS", "").lower() == "scipy" or not bundled:
         assert _blas.GEMM_LIBRARY.startswith("SciPy's")
@@ -143,7 +143,7 @@ def test_gemm_uses_numpys_openblas_when_bundled():
 
 _SCIPY_PATH = """
 import numpy as np
-from fastnn.kernels import _blas
+from fastnn.kernels.machine import blas as _blas
 from fastnn.kernels.linear import linear_backward_jit, linear_sigmoid_jit, hidden_delta_jit
 assert _blas.GEMM_LIBRARY.startswith("SciPy's"), _blas.GEMM_LIBRARY
 rng = np.random.default_rng(2)

@@ -1,4 +1,4 @@
-"""Accuracy, special values and typing of ``fastnn.kernels._exp.fast_exp``.
+"""Accuracy, special values and typing of ``fastnn.kernels.machine.exp.fast_exp``.
 
 References: ``np.exp`` in float64 for float32 inputs (the float32 input is exact
 in float64), and ``np.exp`` in ``np.longdouble`` (x87 extended precision on
@@ -15,7 +15,7 @@ import pytest
 from numba.core.errors import TypingError
 
 from fastnn.kernels._config import HAS_AVX512, jit
-from fastnn.kernels._exp import (EXP_MAX_REL_ERR, EXP_NAME, exp_inplace, exp_into,
+from fastnn.kernels.machine.exp import (EXP_MAX_REL_ERR, EXP_NAME, exp_inplace, exp_into,
                                  fast_exp)
 
 DTYPES = [np.float32, np.float64]
@@ -253,7 +253,7 @@ import re
 import numpy as np
 from numba import types
 from fastnn.kernels._config import HAS_AVX512, jit, wide_vectors
-from fastnn.kernels._exp import fast_exp
+from fastnn.kernels.machine.exp import fast_exp
 assert HAS_AVX512
 def loop(x, out):
     wide_vectors()      # a kernel whose loops call fast_exp asks for 512-bit vectors itself
@@ -288,7 +288,7 @@ def test_scaling_is_one_vscalef(dtype):
 _FALLBACK_CHECK = """
 import numpy as np
 from fastnn.kernels._config import HAS_AVX512
-from fastnn.kernels._exp import exp_into
+from fastnn.kernels.machine.exp import exp_into
 assert not HAS_AVX512
 for dt, lo, hi in ((np.float32, -104.0, 89.0), (np.float64, -746.0, 710.0)):
     x = np.concatenate([np.linspace(lo, hi, 400_001, dtype=dt),

@@ -120,7 +120,7 @@ def test_sgd_extreme_l1_and_lr(impl, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_sigmoid_relative_error_down_to_subnormal_results(impl, dtype):
-    """Dense grid across every region of the jit sigmoid's exp (kernels/_scalar.py): the
+    """Dense grid across every region of the jit sigmoid's exp (kernels/machine/scalar.py): the
     rounding of n, the scaling by 2^(n+64)·2^-64 where σ(z) ≈ e^z is subnormal, and the
     clamp. Reference: the piecewise formula in long double. Normal results: relative error
     within 2 ulp (jit measured: 1.74e-7 float32, 3.3e-16 float64; vectorized: 3 ulp, NumPy's

@@ -1,11 +1,11 @@
-"""kernels/_finite.py: the all-finite check ``MLP.fit``/``predict`` run on their inputs."""
+"""kernels/machine/finite.py: the all-finite check ``MLP.fit``/``predict`` run on their inputs."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from fastnn import MLP
-from fastnn.kernels._finite import BLOCK, PARALLEL_MIN, all_finite, all_finite_parallel, all_finite_serial
+from fastnn.kernels.machine.finite import BLOCK, PARALLEL_MIN, all_finite, all_finite_parallel, all_finite_serial
 from numerics import DTYPES
 
 SPECIAL = (np.nan, np.inf, -np.inf)

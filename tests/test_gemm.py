@@ -1,4 +1,4 @@
-"""The register-tiled ``Z = X Wᵀ`` and ``Out += alpha·Cᵀ A`` kernels (kernels/_gemm.py) and
+"""The register-tiled ``Z = X Wᵀ`` and ``Out += alpha·Cᵀ A`` kernels (kernels/machine/gemm.py) and
 the paths of the jit linear kernels that use them.
 
 Every tile shape and edge is reached (B mod 4 and N mod 6 over all residues, K = 0, 1
@@ -12,7 +12,7 @@ import pytest
 
 import fastnn
 import reference as ref
-from fastnn.kernels._gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel,
+from fastnn.kernels.machine.gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel,
                                   gemm_tn_acc, gemm_tn_acc_nt_parallel, gemm_tn_acc_parallel)
 from numerics import DTYPES, assert_close
 
@@ -34,7 +34,7 @@ SHAPES += [(10, 100, 784), (33, 128, 784), (NT_MAX_ROWS - 1, 10, 100), (3, 2, 20
 
 
 def test_spread_block_is_a_permutation_mixing_light_blocks():
-    from fastnn.kernels._gemm import n_column_blocks, spread_block
+    from fastnn.kernels.machine.gemm import n_column_blocks, spread_block
     for N in range(1, 400):
         n = n_column_blocks(N)
         order = [spread_block(p, N) for p in range(n)]
@@ -88,7 +88,7 @@ def test_linear_jit_same_bits_serial_and_parallel(rng):
 
 
 def _blas_threads():
-    from fastnn.kernels import _blas
+    from fastnn.kernels.machine import blas as _blas
     # NumPy's wheels bundle OpenBLAS: the jit kernels call it and can switch its threads
     assert _blas.THREAD_CONTROL == _blas.GEMM_LIBRARY.startswith("NumPy's")
     assert _blas.THREAD_CONTROL, _blas.GEMM_LIBRARY
@@ -146,7 +146,7 @@ def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
 
 def test_on_numba_threads_restores_openblas_threads_on_error_and_under_concurrency(rng):
     import threading
-    from fastnn.kernels import _blas
+    from fastnn.kernels.machine import blas as _blas
     get, set_ = _blas_threads()
     old = get()
     set_(2)
@@ -281,7 +281,7 @@ def test_backward_jit_paths(B, dtype, rng):
     tiles, NT_MAX_ROWS and above BLAS; each against the float64 reference. The path is a
     function of the shapes only (the same on one thread)."""
     from fastnn.kernels._config import HAS_AVX512
-    from fastnn.kernels._gemm import TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS
+    from fastnn.kernels.machine.gemm import TN_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS
     fmas = B * 128 * 784
     first_tiled = 12 if HAS_AVX512 else 1
     assert (B < NT_MAX_ROWS and fmas > SMALL_GEMM_FMAS) == (first_tiled <= B < NT_MAX_ROWS)

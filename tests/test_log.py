@@ -1,10 +1,10 @@
-"""fast_log (kernels/_log.py) against an independent reference: np.log in float64
+"""fast_log (kernels/machine/log.py) against an independent reference: np.log in float64
 for float32 inputs, in extended precision for float64 inputs; error in units in the
 last place of the correctly rounded result, over dense grids of the whole range."""
 import numpy as np
 import pytest
 
-from fastnn.kernels._log import LOG_MAX_ULP, log_into
+from fastnn.kernels.machine.log import LOG_MAX_ULP, log_into
 
 
 def _ulp_err(x, out, ref):

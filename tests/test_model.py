@@ -276,7 +276,7 @@ def test_jit_large_batches_blas_blocks_on_numba_threads(monkeypatch, dt):
     bits at 1 and 2 Numba threads, OpenBLAS's thread count restored after each fit; with
     momentum (gradient written, then sgd_update) and plain SGD (fused update)."""
     import numba
-    from fastnn.kernels import _blas
+    from fastnn.kernels.machine import blas as _blas
     assert _blas.THREAD_CONTROL, _blas.GEMM_LIBRARY
     get, _ = _blas._threads
     rng = np.random.default_rng(7)

@@ -78,7 +78,7 @@ def test_sgd_update(dtype, kw, threads):
 _PARALLEL_KERNELS = """
 import numpy as np
 from fastnn.kernels import cross_entropy as ce, sgd, softmax
-from fastnn.kernels._gemm import gemm_nt_parallel
+from fastnn.kernels.machine.gemm import gemm_nt_parallel
 Z = np.ones((64, 10), np.float32)
 y = np.zeros(64, np.int64)
 p = np.ones(64, np.float32)
@@ -106,7 +106,7 @@ def test_parallel_kernels_load_their_own_cache_entries():
     import sys
 
     from fastnn.kernels import _config
-    from fastnn.kernels._gemm import gemm_nt, gemm_nt_parallel
+    from fastnn.kernels.machine.gemm import gemm_nt, gemm_nt_parallel
     if not _config.CACHE:
         pytest.skip("FASTNN_NO_CACHE is set: nothing is cached")
     pairs = [softmax.SOFTMAX_KERNELS[0], softmax.SOFTMAX_KERNELS[2],

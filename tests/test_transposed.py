@@ -1,5 +1,5 @@
 """The transposed short-row path of softmax and softmax_cross_entropy_grad (16 rows
-at a time through AVX-512 gathers, kernels/_gather.py).
+at a time through AVX-512 gathers, kernels/machine/gather.py).
 
 The gather intrinsics move exactly the elements they document; the
 transposed path gives the same bits as the row-by-row path for every row length
@@ -16,7 +16,7 @@ import reference as ref
 from fastnn.kernels import cross_entropy as ce
 from fastnn.kernels import softmax
 from fastnn.kernels._config import jit
-from fastnn.kernels._gather import gather_cols16, gather_rows16
+from fastnn.kernels.machine.gather import gather_cols16, gather_rows16
 from numerics import DTYPES, assert_close
 
 CS = list(range(1, softmax.TRANSPOSE_MAX_C + 2))

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 from numba import prange
 
-from ._config import HAS_AVX512, always_inline, jit, jit_sum, pjit, pjit_sum, wide_vectors
+from .._config import HAS_AVX512, always_inline, jit, jit_sum, pjit, pjit_sum, wide_vectors
 
 #: Batches of at least this many rows go to BLAS instead (measured above).
 NT_MAX_ROWS = 256

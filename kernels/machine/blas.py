@@ -86,7 +86,7 @@ from numba import cfunc, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._config import CACHE, jit
+from .._config import CACHE, jit
 
 #: Symbol names: the 64-bit-integer ABI that compiled code calls, and SciPy's
 #: 32-bit-integer sgemm/dgemm (called by the shim when NumPy's BLAS is not used). The

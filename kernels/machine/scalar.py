@@ -6,7 +6,7 @@ to a float32 value would promote the expression to float64).
 
 ``exp`` here is the exponential every jit kernel uses. Numba's own ``np.exp`` is
 a scalar libm call on PyPI's llvmlite (no SVML), which blocks vectorisation;
-``fastnn.kernels._exp`` provides a polynomial exp that LLVM vectorises.
+``fastnn.kernels.machine.exp`` provides a polynomial exp that LLVM vectorises.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from ._exp import EXP_NAME, _poly, fast_exp as exp  # noqa: F401  (exp in x's precision, jit only)
+from .exp import EXP_NAME, _poly, fast_exp as exp  # noqa: F401  (exp in x's precision, jit only)
 
 
 def _float_type(t):
@@ -30,7 +30,7 @@ def sigmoid(z):
 
 # The sigmoid's own exponential. SPEC "Forward": σ(z) = 1/(1+e^-z) for z >= 0 and
 # e^z/(1+e^z) for z < 0; both come from e = e^t with t = -|z| <= 0, so nothing
-# overflows. e^t is fast_exp's algorithm (_exp.py: clamp, Cody-Waite reduction, the same
+# overflows. e^t is fast_exp's algorithm (exp.py: clamp, Cody-Waite reduction, the same
 # degree-6 / degree-11 polynomial) cut down to t <= 0 (one clamp) and rewritten so that
 # the loop has fewer and shorter dependency chains; in the bias + sigmoid pass of
 # linear_sigmoid (a float32 block in L2, one thread) 1.02 -> 0.77 ns per element:

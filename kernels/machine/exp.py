@@ -115,7 +115,7 @@ from llvmlite import ir
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload
 
-from ._config import HAS_AVX512, always_inline, jit, wide_vectors
+from .._config import HAS_AVX512, always_inline, jit, wide_vectors
 
 __all__ = ["fast_exp", "exp_inplace", "exp_into", "EXP_NAME", "EXP_MAX_REL_ERR",
            "EXP_DEGREE"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ._config import jit, pjit, wide_vectors
+from .._config import jit, pjit, wide_vectors
 
 #: Elements per block (256 KiB of float32).
 BLOCK = 1 << 16

@@ -45,7 +45,7 @@ from numba import types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
-from ._config import always_inline, jit, wide_vectors
+from .._config import always_inline, jit, wide_vectors
 
 __all__ = ["fast_log", "log_into", "LOG_MAX_ULP"]
 
