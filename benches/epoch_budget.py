@@ -43,8 +43,8 @@ import fastnn  # noqa: E402
 from fastnn import _train_jit as tj  # noqa: E402
 from fastnn.kernels._config import jit, pjit  # noqa: E402
 from fastnn.kernels.machine.gemm import gemm_nt, gemm_tn_acc, gemm_tn_acc_nt_parallel  # noqa: E402
-from fastnn.kernels.cross_entropy import sce_grad_labels_rows  # noqa: E402
-from fastnn.kernels.linear import _bias_act, delta_tiles  # noqa: E402
+from fastnn.kernels.fast.cross_entropy import sce_grad_labels_rows  # noqa: E402
+from fastnn.kernels.fast.linear import _bias_act, delta_tiles  # noqa: E402
 
 STEPS = 6000
 N, D, H, K, B = 60_000, 784, 100, 10, 10

@@ -122,8 +122,8 @@ from .kernels._config import jit, num_threads, pjit, wide_vectors
 from .kernels.machine.gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                             acc_then_dot_share, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
                             gemm_tn_acc_nt_parallel, gemm_tn_acc_parallel)
-from .kernels.cross_entropy import sce_grad_labels_rows
-from .kernels.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
+from .kernels.fast.cross_entropy import sce_grad_labels_rows
+from .kernels.fast.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
                              _delta_rows, _hidden_delta_blocks_parallel, col_sums, delta_tiles,
                              delta_tiles_parallel,
                              tn_col_blocks_parallel)

@@ -61,7 +61,8 @@ def _sample_kernels():
     epoch, float32: what ``cache_warmth`` looks up."""
     import numpy as np
 
-    from .kernels import cross_entropy as ce, linear, sgd, sigmoid, sigmoid_losses, softmax
+    from .kernels import sgd, sigmoid, sigmoid_losses
+    from .kernels.fast import cross_entropy as ce, linear, softmax
     a, b = np.zeros((4, 10), np.float32), np.zeros(10, np.float32)
     y = np.zeros(4, np.int64)
     delta = linear.delta_kernel(4, 10, 10)     # the kernel a small first call runs here

@@ -144,7 +144,7 @@ def test_gemm_uses_numpys_openblas_when_bundled():
 _SCIPY_PATH = """
 import numpy as np
 from fastnn.kernels.machine import blas as _blas
-from fastnn.kernels.linear import linear_backward_jit, linear_sigmoid_jit, hidden_delta_jit
+from fastnn.kernels.fast.linear import linear_backward_jit, linear_sigmoid_jit, hidden_delta_jit
 assert _blas.GEMM_LIBRARY.startswith("SciPy's"), _blas.GEMM_LIBRARY
 rng = np.random.default_rng(2)
 for dt in (np.float32, np.float64):

@@ -77,7 +77,7 @@ def test_linear_jit_paths(B, dtype, rng):
 
 
 def test_linear_jit_same_bits_serial_and_parallel(rng):
-    from fastnn.kernels import linear
+    from fastnn.kernels.fast import linear
     B = 50      # under NT_MAX_ROWS: parallel tiles against serial tiles
     X = rng.standard_normal((B, 300)).astype(np.float32)
     W = rng.standard_normal((120, 300)).astype(np.float32)
@@ -104,7 +104,7 @@ def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
     dX by blocks of rows). The bits do not depend on Numba's thread count nor on
     OpenBLAS's, whose setting is restored after each call."""
     import numba
-    from fastnn.kernels import linear
+    from fastnn.kernels.fast import linear
     get, set_ = _blas_threads()
     N, K, D = shape
     X = rng.standard_normal((N, D)).astype(dtype)

@@ -192,7 +192,7 @@ def run_py(code, env_extra, timeout=600):
 
 CACHE_PROBE = """
     import numpy as np, fastnn
-    from fastnn.kernels import softmax, linear, cross_entropy
+    from fastnn.kernels.fast import softmax, linear, cross_entropy
     Z = np.ones((3, 4), np.float32)
     fastnn.softmax(Z)
     fastnn.linear_sigmoid(Z, np.ones((2, 4), np.float32), None)
@@ -224,7 +224,7 @@ def test_jit_kernels_under_numba_boundscheck(tmp_path):
     # first prove the mode is active: a raw kernel fed an unchecked label raises
     out = run_py("""
         import numpy as np
-        from fastnn.kernels.cross_entropy import sce_labels_jit
+        from fastnn.kernels.fast.cross_entropy import sce_labels_jit
         try:
             sce_labels_jit(np.zeros((2, 3), np.float32), np.array([0, 3]))
         except IndexError:

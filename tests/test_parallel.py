@@ -8,8 +8,9 @@ import pytest
 
 import fastnn
 import reference as ref
-from fastnn.kernels import cross_entropy as ce
-from fastnn.kernels import sgd, softmax
+from fastnn.kernels.fast import cross_entropy as ce
+from fastnn.kernels import sgd
+from fastnn.kernels.fast import softmax
 from numerics import DTYPES, assert_close
 
 
@@ -77,7 +78,8 @@ def test_sgd_update(dtype, kw, threads):
 # build (Numba re-registers its parfors on load: ``_reload_parfors``) without compiling.
 _PARALLEL_KERNELS = """
 import numpy as np
-from fastnn.kernels import cross_entropy as ce, sgd, softmax
+from fastnn.kernels import sgd
+from fastnn.kernels.fast import cross_entropy as ce, softmax
 from fastnn.kernels.machine.gemm import gemm_nt_parallel
 Z = np.ones((64, 10), np.float32)
 y = np.zeros(64, np.int64)

@@ -13,8 +13,8 @@ import pytest
 
 import fastnn
 import reference as ref
-from fastnn.kernels import cross_entropy as ce
-from fastnn.kernels import softmax
+from fastnn.kernels.fast import cross_entropy as ce
+from fastnn.kernels.fast import softmax
 from fastnn.kernels._config import jit
 from fastnn.kernels.machine.gather import gather_cols16, gather_rows16
 from numerics import DTYPES, assert_close

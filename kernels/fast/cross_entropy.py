@@ -39,11 +39,11 @@ import numpy as np
 
 from numba import prange
 
-from ._config import always_inline, jit, pjit, wide_vectors
-from ._registry import register
-from .machine.scalar import exp as _exp
-from .machine.log import fast_log as _log
-from .machine.gather import LANES, gather_cols16
+from .._config import always_inline, jit, pjit, wide_vectors
+from .._registry import register
+from ..machine.scalar import exp as _exp
+from ..machine.log import fast_log as _log
+from ..machine.gather import LANES, gather_cols16
 from .softmax import (BLOCK_ELEMS, LONG_ROW, PARALLEL_MIN_ELEMS, SCRATCH_RUNS, TRANSPOSE_MAX_C,
                       _exp_shift_row,
                       _exp_shift_T, _flat_exp_shift, _max_row, _row_max, _scale_T, _sum_row,

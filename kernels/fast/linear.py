@@ -43,13 +43,13 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .machine.blas import THREAD_CONTROL, gemm, on_numba_threads
-from ._config import always_inline, jit, pjit, wide_vectors
-from .machine.gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
+from ..machine.blas import THREAD_CONTROL, gemm, on_numba_threads
+from .._config import always_inline, jit, pjit, wide_vectors
+from ..machine.gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                     gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
-from ._registry import register
-from .machine.scalar import sigmoid as _sig
-from .sigmoid import _sigmoid_py
+from .._registry import register
+from ..machine.scalar import sigmoid as _sig
+from ..sigmoid import _sigmoid_py
 
 
 # --- reference: the formulas, one element at a time -----------------------------

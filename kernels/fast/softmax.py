@@ -25,10 +25,10 @@ import numpy as np
 from numba import prange, types
 from numba.extending import overload
 
-from ._config import always_inline, jit, jit_sum, pjit, wide_vectors
-from .machine.gather import LANES, gather_cols16, gather_rows16
-from ._registry import register
-from .machine.scalar import exp as _exp
+from .._config import always_inline, jit, jit_sum, pjit, wide_vectors
+from ..machine.gather import LANES, gather_cols16, gather_rows16
+from .._registry import register
+from ..machine.scalar import exp as _exp
 
 
 def _row_max(row):
