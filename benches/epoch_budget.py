@@ -44,7 +44,7 @@ from fastnn import _train_jit as tj  # noqa: E402
 from fastnn.kernels._config import jit, pjit  # noqa: E402
 from fastnn.kernels.machine.gemm import gemm_nt, gemm_tn_acc, gemm_tn_acc_nt_parallel  # noqa: E402
 from fastnn.kernels.fast.cross_entropy import sce_grad_labels_rows  # noqa: E402
-from fastnn.kernels.fast.linear import _bias_act, delta_tiles  # noqa: E402
+from fastnn.kernels.fast.linear import bias_act, delta_tiles  # noqa: E402
 
 STEPS = 6000
 N, D, H, K, B = 60_000, 784, 100, 10, 10
@@ -113,9 +113,9 @@ def empty_region_loop(a, P):
 @jit
 def small_loop(Hb, b1, W2, b2, Z, dZ, dH, yb):
     for t in range(STEPS):
-        _bias_act(Hb, b1, 1)
+        bias_act(Hb, b1, 1)
         gemm_nt(Hb, W2, Z)
-        _bias_act(Z, b2, 0)
+        bias_act(Z, b2, 0)
         sce_grad_labels_rows(Z, yb, dZ)
         delta_tiles(dZ, W2, Hb, dH, True)
         tj._bias_sgd(dZ, b2, lr)

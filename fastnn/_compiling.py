@@ -35,6 +35,7 @@ _DESCRIPTIONS = (
     ("fastnn.kernels.sigmoid", "sigmoid"),
     ("fastnn.kernels.sgd", "sgd_update"),
     ("fastnn.kernels.fast.linear._backward", "linear_backward"),
+    ("fastnn.kernels.fast.linear.backward_parallel", "linear_backward"),
     ("fastnn.kernels.fast.linear.linear_backward", "linear_backward"),
     ("fastnn.kernels.fast.linear.delta_tiles", "hidden_delta"),
     ("fastnn.kernels.fast.linear._hidden_delta", "hidden_delta"),

@@ -123,8 +123,8 @@ from .kernels.machine.gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN
                             acc_then_dot_share, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
                             gemm_tn_acc_nt_parallel, gemm_tn_acc_parallel)
 from .kernels.fast.cross_entropy import sce_grad_labels_rows
-from .kernels.fast.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
-                             _delta_rows, _hidden_delta_blocks_parallel, col_sums, delta_tiles,
+from .kernels.fast.linear import (affine_blocks_parallel, bias_act, bias_act_rows, block_rows,
+                             delta_rows, hidden_delta_blocks_parallel, col_sums, delta_tiles,
                              delta_tiles_parallel,
                              tn_col_blocks_parallel)
 from .kernels.sgd import sgd_update_jit
@@ -404,7 +404,7 @@ def _forward_tiles(A, W, b, out, act):
     """out = act(A Wᵀ + b) on the serial register tiles (act 1: sigmoid, 0: identity)."""
     wide_vectors()   # the sigmoid loop may use 512-bit vectors
     gemm_nt(A, W, out)
-    _bias_act_rows(out, b, act, 0, A.shape[0])
+    bias_act_rows(out, b, act, 0, A.shape[0])
 
 
 @jit
@@ -412,7 +412,7 @@ def _forward_tiles_par(A, W, b, out, act):
     """As _forward_tiles on the parallel tiles (the same bits)."""
     wide_vectors()
     gemm_nt_parallel(A, W, out)
-    _bias_act_rows(out, b, act, 0, A.shape[0])
+    bias_act_rows(out, b, act, 0, A.shape[0])
 
 
 @jit
@@ -422,20 +422,20 @@ def _forward_blas(A, W, b, out, act):
     wide_vectors()
     nb, D = A.shape
     K = W.shape[0]
-    R = _block_rows(nb, K)
+    R = block_rows(nb, K)
     for i0 in range(0, nb, R):
         i1 = min(i0 + R, nb)
         gemm(True, False, K, i1 - i0, D, 1.0, W, D, A[i0:i1], D, 0.0, out[i0:i1], K)  # blkᵀ = W A_blkᵀ
-        _bias_act_rows(out, b, act, i0, i1)
+        bias_act_rows(out, b, act, i0, i1)
 
 
 @jit
 def _delta_blas(dZ, W, H, dA, sigmoid):
     """dA = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W, per block of rows (direct gemm)."""
     nb = dZ.shape[0]
-    R = _block_rows(nb, W.shape[1])
+    R = block_rows(nb, W.shape[1])
     for i0 in range(0, nb, R):
-        _delta_rows(dZ, W, H, dA, i0, min(i0 + R, nb), sigmoid)
+        delta_rows(dZ, W, H, dA, i0, min(i0 + R, nb), sigmoid)
 
 
 @jit
@@ -592,7 +592,7 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
                 elif FTP and path == TILES_PAR:
                     _forward_tiles_par(A, W, b, out, act)
                 elif FBP and path == BLAS_PAR:
-                    _affine_blocks_parallel(A, W, b, out, act)
+                    affine_blocks_parallel(A, W, b, out, act)
                 elif FB:
                     _forward_blas(A, W, b, out, act)
             Z = _rows(act_buf, act_off[L], nb, K)
@@ -631,7 +631,7 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
                     elif BTP and path == TILES_PAR:
                         _delta_tiles_par(dZl, W, A, dA, SIG)
                     elif BBP and path == BLAS_PAR:
-                        _hidden_delta_blocks_parallel(dZl, W, A, dA, SIG)
+                        hidden_delta_blocks_parallel(dZl, W, A, dA, SIG)
                     elif BB:
                         _delta_blas(dZl, W, A, dA, SIG)
                 nn = min(batch_size, N - s - nb)            # rows of the next mini-batch
@@ -646,7 +646,7 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
                     _bias_sgd(dZl, b, lr_)
                     out = _rows(act_buf, act_off[1], nn, Kl)
                     gemm_tn_acc_nt_parallel(dZl, A, W, -lr_, An, out, parts)
-                    _bias_act(out, b, 1 if SIG and L > 1 else 0)   # as the forward
+                    bias_act(out, b, 1 if SIG and L > 1 else 0)   # as the forward
                     ahead_next = True
                 elif FUSED:
                     if BT and path == TILES:
@@ -813,7 +813,7 @@ def _make_step(hidden, loss, acc, forward, backward):
                 elif FTP and path == TILES_PAR:
                     _forward_tiles_par(A, W, b, out, act)
                 elif FBP and path == BLAS_PAR:
-                    _affine_blocks_parallel(A, W, b, out, act)
+                    affine_blocks_parallel(A, W, b, out, act)
                 elif FB:
                     _forward_blas(A, W, b, out, act)
             Z = _rows(act_buf, act_off[L], nb, K)
@@ -860,7 +860,7 @@ def _make_step(hidden, loss, acc, forward, backward):
                 elif BTP and path == TILES_PAR:
                     _delta_tiles_par(dZl, W, A, dA, SIG)
                 elif BBP and path == BLAS_PAR:
-                    _hidden_delta_blocks_parallel(dZl, W, A, dA, SIG)
+                    hidden_delta_blocks_parallel(dZl, W, A, dA, SIG)
                 elif BB:
                     _delta_blas(dZl, W, A, dA, SIG)
             if BT and path == TILES:
@@ -1083,7 +1083,7 @@ def _make_persistent(hidden, loss, acc):
             yb = yb_buf[:nb]
             Yb = Yb_buf[:nb]
             if step > 0:
-                _bias_act(_rows(act_buf, act_off[1], nb, K0), b0, act0)
+                bias_act(_rows(act_buf, act_off[1], nb, K0), b0, act0)
             for l in range(1, L):
                 Kl = layers[l, 0]
                 Dl = layers[l, 1]

@@ -413,7 +413,7 @@ def _ce_args(Z, y, axis, reduction, ignore_index):
 
 def _dtype_scalar(x, dtype):
     """A float as a scalar of ``dtype``: beyond float32's range ±inf, without a warning."""
-    from .kernels.fast.cross_entropy import as_dtype_scalar
+    from .kernels.machine.scalar import as_dtype_scalar
     return as_dtype_scalar(float(x), dtype)
 
 

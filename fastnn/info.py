@@ -75,7 +75,7 @@ def _sample_kernels():
         ("softmax_cross_entropy_grad", ce._sce_grad_labels_T, (a, y, a)),
         ("sigmoid_bce_grad", sigmoid_losses.sigmoid_bce_grad_jit, (a, a, a)),
         ("sigmoid_mse_grad", sigmoid_losses.sigmoid_mse_grad_jit, (a, a, a)),
-        ("linear", linear._affine_into, (a, a, b, a, 0)),
+        ("linear", linear.affine_into, (a, a, b, a, 0)),
         ("linear_backward", linear.backward_kernel(4, 10, 10), (a, a, a, a, b, a)),
         ("hidden_delta", delta, (a, a, a, a) if delta is linear.hidden_delta_jit
          else (a, a, a, a, True)),

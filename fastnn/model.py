@@ -54,7 +54,7 @@ from ._impl import _check as _check_impl
 from ._impl import get_impl
 from .kernels import IMPLS
 from .kernels.machine.finite import all_finite
-from .kernels.fast.cross_entropy import as_dtype_scalar
+from .kernels.machine.scalar import as_dtype_scalar
 
 __all__ = ["MLP", "History", "NonFiniteLossError", "CheckpointError"]
 

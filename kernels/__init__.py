@@ -11,8 +11,7 @@ unless you have validated the inputs yourself.
 """
 from ._registry import (CORE_IMPLS, IMPL_NAMES, IMPLS, OPS, UNAVAILABLE,  # noqa: F401
                         available, impl_names, register)
-from . import sigmoid, sigmoid_losses, sgd  # noqa: F401,E401
-from .fast import softmax, cross_entropy, linear  # noqa: F401,E401
+from . import sigmoid, softmax, cross_entropy, sigmoid_losses, linear, sgd  # noqa: F401,E401
 from . import perceptron  # noqa: F401
 from . import cuda  # noqa: F401  (registers "cuda" where usable; loads nothing heavy)
 from .machine.scalar import EXP_NAME  # noqa: F401

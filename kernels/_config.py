@@ -20,7 +20,7 @@ below; no other module passes options to ``numba.njit`` directly.
   ``pjit`` decorators now compile a copy of the function under its own name
   (``<name>__parallel``, ``_parallel_copy``), so each variant has its own entry.
   Their loop bodies still call ordinary cached ``jit`` functions where they are large
-  (``softmax._softmax_block``, ...): inlined into the ``prange`` body the parfor took
+  (``fast.softmax._softmax_block_T``, ...): inlined into the ``prange`` body the parfor took
   25-38 s to compile with an empty cache, 2-3 s this way.
 * ``FASTMATH``: only flags that keep NaN and inf semantics. ``nnan``/``ninf``
   (what a bare ``fastmath`` switch turns on) let LLVM fold ``isnan``/``isinf`` away and are

@@ -48,7 +48,7 @@ import numpy as np
 
 from ._config import jit_strict
 from ._registry import register
-from .fast.cross_entropy import as_dtype_scalar
+from .machine.scalar import as_dtype_scalar
 
 _DOC_P = "perceptron: ŷ = step(xᵀw + b ≥ θ), w += η(y − ŷ)x, b += η(y − ŷ), per sample; → #errors"
 _DOC_A = "ADALINE: err = y − (xᵀw + b), w += η·err·x, b += η·err, per sample; → Σ err²"

@@ -39,6 +39,7 @@ from numba import prange
 
 from ._config import jit_strict, pjit_strict
 from ._registry import register
+from .tuning import SGD_PARALLEL_MIN_ELEMS
 
 
 def _soft_threshold_py(w, thr, zero):
@@ -143,14 +144,12 @@ sgd_update_jit = jit_strict(_sgd_update)
 #: Parallel update: elementwise, so the result is the same for any number of threads.
 sgd_update_parallel = pjit_strict(_sgd_update)
 
-#: Parameter vectors of at least this many elements are updated by all threads.
-PARALLEL_MIN_ELEMS = 1 << 18
 
 
 @register("sgd_update", "jit")
 def sgd_update_dispatch(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov):
-    """Serial below PARALLEL_MIN_ELEMS parameters, parallel above."""
-    if param.shape[0] >= PARALLEL_MIN_ELEMS:
+    """Serial below SGD_PARALLEL_MIN_ELEMS parameters, parallel above."""
+    if param.shape[0] >= SGD_PARALLEL_MIN_ELEMS:
         sgd_update_parallel(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov)
     else:
         sgd_update_jit(param, grad, lr, momentum, velocity, weight_decay, l1, nesterov)

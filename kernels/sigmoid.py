@@ -27,7 +27,7 @@ _DOC_B = "dZ = dH ⊙ H ⊙ (1 − H)"
 
 
 # --- reference: the formula, one element at a time ---------------------------
-def _sigmoid_py(z):
+def sigmoid_py(z):
     if z >= 0:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)  # z < 0 (or NaN): e <= 1, no overflow
@@ -37,7 +37,7 @@ def _sigmoid_py(z):
 @register("sigmoid", "loop", _DOC)
 def sigmoid_loop(Z, out):
     for i in range(Z.shape[0]):
-        out[i] = _sigmoid_py(float(Z[i]))  # NaN: fails z >= 0, exp(NaN) = NaN
+        out[i] = sigmoid_py(float(Z[i]))  # NaN: fails z >= 0, exp(NaN) = NaN
     return out
 
 

@@ -42,8 +42,8 @@ from ._registry import register
 from .machine.scalar import exp as _exp
 from .machine.scalar import log1p as _log1p
 from .machine.scalar import sigmoid as _sig
-from .fast.cross_entropy import as_dtype_scalar
-from .sigmoid import _sigmoid_py
+from .machine.scalar import as_dtype_scalar
+from .sigmoid import sigmoid_py
 
 
 def _bce_term(z, y):
@@ -61,7 +61,7 @@ def sigmoid_bce_grad_loop(Z, Y, dZ):
         for k in range(K):
             z, y = float(Z[i, k]), float(Y[i, k])
             total += _bce_term(z, y)
-            dZ[i, k] = (_sigmoid_py(z) - y) / N
+            dZ[i, k] = (sigmoid_py(z) - y) / N
     return as_dtype_scalar(total / N, Z.dtype)
 
 
@@ -71,7 +71,7 @@ def sigmoid_mse_grad_loop(Z, Y, dZ):
     total = 0.0
     for i in range(N):
         for k in range(K):
-            yhat = _sigmoid_py(float(Z[i, k]))
+            yhat = sigmoid_py(float(Z[i, k]))
             r = yhat - float(Y[i, k])
             total += r * r
             dZ[i, k] = r * yhat * (1.0 - yhat) / N

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from fastnn import MLP
-from fastnn.kernels.machine.finite import BLOCK, PARALLEL_MIN, all_finite, all_finite_parallel, all_finite_serial
+from fastnn.kernels.tuning import FINITE_BLOCK_ELEMS as BLOCK, FINITE_PARALLEL_MIN_ELEMS as PARALLEL_MIN
+from fastnn.kernels.machine.finite import all_finite, all_finite_parallel, all_finite_serial
 from numerics import DTYPES
 
 SPECIAL = (np.nan, np.inf, -np.inf)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.kernels import tuning
 import reference as ref
 from fastnn.kernels.machine.gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, gemm_nt, gemm_nt_parallel,
                                   gemm_tn_acc, gemm_tn_acc_nt_parallel, gemm_tn_acc_parallel)
@@ -112,7 +113,7 @@ def test_linear_large_batches_same_bits_for_any_thread_count(dtype, shape, rng):
     b = rng.standard_normal(K).astype(dtype)
     dZ = rng.standard_normal((N, K)).astype(dtype)
     H0 = rng.random((N, D)).astype(dtype)
-    assert linear.n_par_blocks(N) % 2 == 0 and -(-N // linear.n_par_blocks(N)) <= linear.PAR_BLOCK_ROWS
+    assert linear.n_par_blocks(N) % 2 == 0 and -(-N // linear.n_par_blocks(N)) <= tuning.PAR_BLOCK_ROWS
     old_numba, old_blas = numba.get_num_threads(), get()
     runs = []
     try:

@@ -15,7 +15,7 @@ import pytest
 
 import fastnn
 import reference as ref
-from fastnn.kernels.fast.softmax import LONG_ROW, PARALLEL_MIN_ELEMS
+from fastnn.kernels.tuning import LONG_ROW, ROWS_PARALLEL_MIN_ELEMS as PARALLEL_MIN_ELEMS
 from numerics import DTYPES, IMPLS, assert_close
 
 SHAPES = [(1, 1), (3, 7), (5, LONG_ROW - 1), (4, LONG_ROW), (6, 1000),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn.kernels import tuning
 import reference as ref
 from fastnn.kernels.fast import cross_entropy as ce
 from fastnn.kernels import sgd
@@ -28,7 +29,7 @@ def threads(request):
 def test_row_kernels(dtype, shape, threads):
     rng = np.random.default_rng(3)
     Z = (rng.standard_normal(shape) * 4).astype(dtype)
-    assert Z.size >= softmax.PARALLEL_MIN_ELEMS     # the API takes the parallel path
+    assert Z.size >= tuning.ROWS_PARALLEL_MIN_ELEMS     # the API takes the parallel path
     for ser, par in ((softmax.softmax_serial, softmax.softmax_parallel),
                      (softmax.log_softmax_serial, softmax.log_softmax_parallel)):
         a, b = ser(Z, np.empty_like(Z)), par(Z, np.empty_like(Z))
@@ -37,8 +38,8 @@ def test_row_kernels(dtype, shape, threads):
     assert_close(fastnn.softmax(Z), ref.softmax(Z), dtype)
     y = rng.integers(0, shape[1], shape[0])
     Y = rng.dirichlet(np.ones(shape[1]), shape[0]).astype(dtype)
-    for t, ser, par in ((y, ce.sce_grad_labels_jit, ce._sce_grad_labels_parallel),
-                        (Y, ce.sce_grad_targets_jit, ce._sce_grad_targets_parallel)):
+    for t, ser, par in ((y, ce.sce_grad_labels_jit, ce.sce_grad_labels_parallel),
+                        (Y, ce.sce_grad_targets_jit, ce.sce_grad_targets_parallel)):
         d1, d2 = np.empty_like(Z), np.empty_like(Z)
         l1, l2 = ser(Z, t, d1), par(Z, t, d2)
         assert l1 == l2 and np.array_equal(d1, d2)
@@ -52,7 +53,7 @@ def test_row_kernels(dtype, shape, threads):
 @pytest.mark.parametrize("kw", [dict(), dict(momentum=0.9, weight_decay=1e-2, l1=1e-3),
                                 dict(momentum=0.5, nesterov=True), dict(l1=1e-2)])
 def test_sgd_update(dtype, kw, threads):
-    n = sgd.PARALLEL_MIN_ELEMS + 12345
+    n = tuning.SGD_PARALLEL_MIN_ELEMS + 12345
     rng = np.random.default_rng(4)
     w0, g = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
     v0 = rng.standard_normal(n).astype(dtype)
@@ -90,7 +91,7 @@ calls = [
     (softmax.softmax_kernel(1 << 16, 10), (Z, np.empty_like(Z))),
     (softmax.log_softmax_parallel, (Z, np.empty_like(Z))),
     (ce._sce_grad_labels_T_parallel, (Z, y, np.empty_like(Z))),
-    (ce._sce_grad_targets_parallel, (Z, Z / 10, np.empty_like(Z))),
+    (ce.sce_grad_targets_parallel, (Z, Z / 10, np.empty_like(Z))),
     (sgd.sgd_update_parallel, (p, p.copy(), 0.1, 0.9, p.copy(), 0.0, 0.0, False)),
     (gemm_nt_parallel, (X, W, np.empty((8, 12), np.float32))),
 ]

@@ -208,7 +208,7 @@ def test_sgd_matches_the_rounded_reference_bit_for_bit(case):
 
 def test_the_parallel_jit_update_gives_the_same_bits_at_extremes():
     """Above PARALLEL_MIN_ELEMS the jit update runs on all threads (the same code)."""
-    from fastnn.kernels.sgd import PARALLEL_MIN_ELEMS
+    from fastnn.kernels.tuning import SGD_PARALLEL_MIN_ELEMS as PARALLEL_MIN_ELEMS
     for dtype in DTYPES:
         T = exact.extremes(dtype)
         pairs = np.array([(a, b) for a in T for b in T], dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
-from ..fast.cross_entropy import as_dtype_scalar
+from ..machine.scalar import as_dtype_scalar
 from . import elementwise as ew
 from . import matmul as lin
 from . import rows

@@ -1,19 +1,5 @@
-"""The linear layer and its fused sigmoid forward, with their backward kernels.
-
-SPEC "Notation"/"Forward":   Z = X Wᵀ + b      X (N, D), W (K, D) as torch.nn.Linear, b (K,)
-                             H = σ(X Wᵀ + b)   (hidden layer)
-SPEC "Gradients":            dW = dZᵀ X (K, D),  db = dZᵀ 1_N (K,),  dX = dZ W (N, D)
-                             δ¹ = (δ² W₂) ⊙ H ⊙ (1 − H)   (hidden delta)
-
-Raw kernels: destination passing, no validation; every array C-contiguous and of
-one dtype; outputs must not overlap inputs. Backward kernels OVERWRITE their
-outputs (they never accumulate).
-
-    linear(X, W, b, out)                    out (N, K) = X Wᵀ + b
-    linear_sigmoid(X, W, b, out)            out (N, K) = σ(X Wᵀ + b)
-    linear_backward(dZ, X, W, dW, db, dX)   dW (K, D), db (K,), dX (N, D) or None
-    hidden_delta(dZ, W, H, out)             out (N, D) = (dZ W) ⊙ H ⊙ (1 − H)
-                                            dZ (N, K), W (K, D), H (N, D)
+"""The tuned jit bodies of the linear layer (kernels/linear.py has the formulas, the
+loop and vectorized forms and the registered entry points).
 
 The jit ``linear_sigmoid`` is fused: the matrix product is computed by BLAS (the
 direct ``machine.blas.gemm``: NumPy's own OpenBLAS where it can be found) one block of rows
@@ -40,121 +26,29 @@ alternates with Numba's in a training step).
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import prange
 
-from ..machine.blas import THREAD_CONTROL, gemm, on_numba_threads
+from ..machine.blas import gemm
 from .._config import always_inline, jit, pjit, wide_vectors
 from ..machine.gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                     gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
-from .._registry import register
 from ..machine.scalar import sigmoid as _sig
-from ..sigmoid import _sigmoid_py
-
-
-# --- reference: the formulas, one element at a time -----------------------------
-def _dot_row(X, i, W, k):
-    acc = 0.0
-    for d in range(X.shape[1]):
-        acc += float(X[i, d]) * float(W[k, d])
-    return acc
-
-
-@register("linear", "loop", "Z = X Wᵀ + b")
-def linear_loop(X, W, b, out):
-    for i in range(X.shape[0]):
-        for k in range(W.shape[0]):
-            out[i, k] = _dot_row(X, i, W, k) + float(b[k])
-    return out
-
-
-@register("linear_sigmoid", "loop", "H = σ(X Wᵀ + b), fused")
-def linear_sigmoid_loop(X, W, b, out):
-    for i in range(X.shape[0]):
-        for k in range(W.shape[0]):
-            out[i, k] = _sigmoid_py(_dot_row(X, i, W, k) + float(b[k]))
-    return out
-
-
-@register("linear_backward", "loop", "dW = dZᵀX, db = dZᵀ1, dX = dZ W")
-def linear_backward_loop(dZ, X, W, dW, db, dX):
-    N, K = dZ.shape
-    D = X.shape[1]
-    for k in range(K):
-        for d in range(D):
-            acc = 0.0
-            for i in range(N):
-                acc += float(dZ[i, k]) * float(X[i, d])
-            dW[k, d] = acc
-        db[k] = sum(float(dZ[i, k]) for i in range(N))
-    if dX is not None:
-        for i in range(N):
-            for d in range(D):
-                dX[i, d] = sum(float(dZ[i, k]) * float(W[k, d]) for k in range(K))
-    return dW, db, dX
-
-
-@register("hidden_delta", "loop", "δ¹ = (δ² W) ⊙ H ⊙ (1 − H)")
-def hidden_delta_loop(dZ, W, H, out):
-    N, K = dZ.shape
-    for i in range(N):
-        for d in range(W.shape[1]):
-            g = sum(float(dZ[i, k]) * float(W[k, d]) for k in range(K))
-            h = float(H[i, d])
-            out[i, d] = g * h * (1.0 - h)
-    return out
-
-
-# --- NumPy: BLAS for the products, broadcasting for the rest ---------------------
-@register("linear", "vectorized")
-def linear_vectorized(X, W, b, out):
-    np.matmul(X, W.T, out=out)
-    out += b                                    # broadcasting (SPEC worked number 1)
-    return out
-
-
-@register("linear_sigmoid", "vectorized")
-def linear_sigmoid_vectorized(X, W, b, out):
-    Z = X @ W.T + b
-    e = np.exp(-np.abs(Z))                      # stable sigmoid, as in sigmoid.py
-    s = 1 / (1 + e)
-    np.copyto(out, np.where(Z >= 0, s, e * s))
-    return out
-
-
-@register("linear_backward", "vectorized")
-def linear_backward_vectorized(dZ, X, W, dW, db, dX):
-    np.matmul(dZ.T, X, out=dW)
-    np.sum(dZ, axis=0, out=db)
-    if dX is not None:
-        np.matmul(dZ, W, out=dX)
-    return dW, db, dX
-
-
-@register("hidden_delta", "vectorized")
-def hidden_delta_vectorized(dZ, W, H, out):
-    np.matmul(dZ, W, out=out)
-    out *= H * (1 - H)
-    return out
+from ..tuning import BLAS_BLOCK_ELEMS, MIN_BLOCK_ROWS, PAR_BLOCK_COLS, PAR_BLOCK_ROWS
 
 
 # --- Numba: BLAS per block of rows, the elementwise part fused while in cache -----
-#: Rows per block: a block of the product holds about BLOCK_ELEMS elements
-#: (256k floats = 1 MiB in float32), inside this machine's 2 MiB L2 per core, and
-#: at least MIN_BLOCK_ROWS rows so that each BLAS call stays efficient.
-BLOCK_ELEMS = 1 << 18
-MIN_BLOCK_ROWS = 256
+# Block sizes (BLAS_BLOCK_ELEMS, MIN_BLOCK_ROWS, PAR_BLOCK_ROWS, ...): kernels/tuning.py.
 
 
 @jit
-def _block_rows(N, K):
-    r = BLOCK_ELEMS // max(K, 1)
+def block_rows(N, K):
+    r = BLAS_BLOCK_ELEMS // max(K, 1)
     r = max(r, MIN_BLOCK_ROWS)
     return min(r, max(N, 1))
 
 
 @jit
-def _bias_act_rows(out, b, act, i0, i1):
+def bias_act_rows(out, b, act, i0, i1):
     """out[i] = act(out[i] + b) for rows i0..i1 (act 1: sigmoid, 0: identity)."""
     always_inline()
     wide_vectors()
@@ -170,9 +64,9 @@ def _bias_act_rows(out, b, act, i0, i1):
 
 
 @jit
-def _bias_act(out, b, act):
+def bias_act(out, b, act):
     wide_vectors()   # the sigmoid loop may use 512-bit vectors
-    _bias_act_rows(out, b, act, 0, out.shape[0])
+    bias_act_rows(out, b, act, 0, out.shape[0])
     return out
 
 
@@ -188,7 +82,7 @@ def _affine_rows(X, W, b, out, act, i0, i1):
         gemm(True, False, K, i1 - i0, D, 1.0, W, D, X[i0:i1], D, 0.0, out[i0:i1], K)
     else:
         out[i0:i1] = 0
-    _bias_act_rows(out, b, act, i0, i1)
+    bias_act_rows(out, b, act, i0, i1)
 
 
 @jit
@@ -203,18 +97,12 @@ def _affine_blocks(X, W, b, out, act):
         return out
     if X.shape[1] > 0 and N < NT_MAX_ROWS and N * K * X.shape[1] > SMALL_GEMM_FMAS:
         gemm_nt(X, W, out)
-        _bias_act_rows(out, b, act, 0, N)
+        bias_act_rows(out, b, act, 0, N)
         return out
-    R = _block_rows(N, K)
+    R = block_rows(N, K)
     for i0 in range(0, N, R):
         _affine_rows(X, W, b, out, act, i0, min(i0 + R, N))
     return out
-
-
-#: The parallel large-batch path: row blocks of at most PAR_BLOCK_ROWS rows (an output
-#: block of 256 KiB in float32 for K = 128, inside the 512 KiB L2 of the Zen 3 here),
-#: their number even, so that two threads get equal shares.
-PAR_BLOCK_ROWS = 512
 
 
 @jit
@@ -234,7 +122,7 @@ def _par_block(N, t):
 
 
 @pjit
-def _affine_blocks_parallel(X, W, b, out, act):
+def affine_blocks_parallel(X, W, b, out, act):
     """out = act(X Wᵀ + b), blocks of rows over Numba's threads: each block is one
     single-threaded BLAS product (run under ``machine.blas.on_numba_threads``), then bias (and
     the sigmoid) on the block while it is in that core's cache. N >= 1, K >= 1."""
@@ -252,17 +140,17 @@ def _affine_blocks_parallel(X, W, b, out, act):
 # returning out), 6% of a B = 1 call. The dispatchers below call these two, which
 # return nothing, and return out themselves.
 @jit
-def _affine_into(X, W, b, out, act):
+def affine_into(X, W, b, out, act):
     """_affine_blocks (serial), returning nothing."""
     _affine_blocks(X, W, b, out, act)
 
 
 @jit
-def _nt_parallel_into(X, W, b, out, act):
+def nt_parallel_into(X, W, b, out, act):
     """out = act(X Wᵀ + b) on gemm_nt_parallel (the same bits as gemm_nt), returning
     nothing. 0 < N < NT_MAX_ROWS."""
     gemm_nt_parallel(X, W, out)
-    _bias_act(out, b, act)
+    bias_act(out, b, act)
 
 
 @jit
@@ -274,46 +162,6 @@ def linear_jit(X, W, b, out):
 @jit
 def linear_sigmoid_jit(X, W, b, out):
     return _affine_blocks(X, W, b, out, 1)
-
-
-# Short batches with a product of at least NT_PARALLEL_MIN_FMAS multiply-adds:
-# gemm_nt_parallel, then bias (+ sigmoid). Batches of NT_MAX_ROWS rows and more:
-# _affine_blocks_parallel, BLAS on Numba's threads with OpenBLAS's own threading off, so
-# that bias and sigmoid run in parallel too. Before, BLAS ran on its own threads and the
-# bias/sigmoid pass after it was serial (running it on Numba's threads right after
-# OpenBLAS's made the two pools alternate on every call: X (4096, 784), W (128, 784)
-# took 8.0-9.8 ms instead of 4.8-5.8 ms on the Xeon). That pass cost 8-10% of the
-# product at 2 threads on the Zen 3 here: linear_sigmoid against a bare X @ W.T
-# (NumPy's OpenBLAS, 2 threads, alternating in one process, median of 9 rounds):
-# 256 / 1024 / 4096 rows 1.088 / 1.117 / 1.034 before, 1.004 / 1.024 / 0.961 this way.
-# Otherwise (no thread control, see machine/blas.py) the serial jit kernel. (The size tests
-# are written out in each function: they run on every call.)
-@register("linear", "jit")
-def linear_dispatch(X, W, b, out):
-    N, D = X.shape
-    if N < NT_MAX_ROWS:                 # the short batches first: their calls are short
-        if N * W.shape[0] * D < NT_PARALLEL_MIN_FMAS:        # (N = 0 included)
-            _affine_into(X, W, b, out, 0)
-        else:
-            _nt_parallel_into(X, W, b, out, 0)
-        return out
-    if THREAD_CONTROL and W.shape[0] > 0:
-        return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 0)
-    return linear_jit(X, W, b, out)
-
-
-@register("linear_sigmoid", "jit")
-def linear_sigmoid_dispatch(X, W, b, out):
-    N, D = X.shape
-    if N < NT_MAX_ROWS:                 # the short batches first: their calls are short
-        if N * W.shape[0] * D < NT_PARALLEL_MIN_FMAS:        # (N = 0 included)
-            _affine_into(X, W, b, out, 1)
-        else:
-            _nt_parallel_into(X, W, b, out, 1)
-        return out
-    if THREAD_CONTROL and W.shape[0] > 0:
-        return on_numba_threads(_affine_blocks_parallel, X, W, b, out, 1)
-    return linear_sigmoid_jit(X, W, b, out)
 
 
 @jit
@@ -367,11 +215,6 @@ def _backward_tiles_parallel(dZ, X, W, dW, db, dX):
     return dW, db, dX
 
 
-#: Column blocks of dW in the parallel backward: at most this many columns each, their
-#: number even (a function of D only, as n_par_blocks is of N).
-PAR_BLOCK_COLS = 512
-
-
 @jit
 def n_col_blocks(D):
     return 2 * ((D + 2 * PAR_BLOCK_COLS - 1) // (2 * PAR_BLOCK_COLS))
@@ -400,7 +243,7 @@ def tn_col_blocks_parallel(dZ, X, Out, alpha, beta):
 
 @pjit
 def _dx_row_blocks_parallel(dZ, W, dX):
-    """dX = dZ W by blocks of rows over Numba's threads (as _hidden_delta_blocks_parallel,
+    """dX = dZ W by blocks of rows over Numba's threads (as hidden_delta_blocks_parallel,
     without the derivative). N, K, D >= 1."""
     N, K = dZ.shape
     D = W.shape[1]
@@ -412,7 +255,7 @@ def _dx_row_blocks_parallel(dZ, W, dX):
 
 
 @jit
-def _backward_parallel(dZ, X, W, dW, db, dX):
+def backward_parallel(dZ, X, W, dW, db, dX):
     """linear_backward on Numba's threads: dW by blocks of columns, then dX by blocks of
     rows (two loops: the blocks of one are not the size of the other's)."""
     tn_col_blocks_parallel(dZ, X, dW, 1.0, 0.0)
@@ -420,22 +263,6 @@ def _backward_parallel(dZ, X, W, dW, db, dX):
         _dx_row_blocks_parallel(dZ, W, dX)
     col_sums(dZ, db)
     return dW, db, dX
-
-
-# Batches of NT_MAX_ROWS rows and more: BLAS on Numba's threads, as linear_sigmoid. With
-# OpenBLAS's own threads here, a training step driven from Python through the jit kernels
-# (784-100-10, batch 256: linear_sigmoid, linear and hidden_delta on Numba's threads, the
-# two weight gradients on OpenBLAS's) alternated the two thread pools on 2 cores, and in
-# some processes every step took ~8 ms instead of ~0.9 ms (fastnn bench, train_step B=256,
-# jit: pass medians 0.87, 7.95, 8.00 ms; none in nine passes since). Alone, alternating
-# with that path and a bare dZ.T @ X (+ dZ @ W), 2 threads: 256 rows 0.99x bare (the old
-# path 1.24x), with dX 0.98x (1.16x); 4096 rows 1.03x (1.10x), with dX 0.95x (0.96x).
-@register("linear_backward", "jit")
-def linear_backward_dispatch(dZ, X, W, dW, db, dX):
-    N, K = dZ.shape
-    if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and X.shape[1] > 0:
-        return on_numba_threads(_backward_parallel, dZ, X, W, dW, db, dX)
-    return backward_kernel(N, K, X.shape[1])(dZ, X, W, dW, db, dX)
 
 
 def backward_kernel(N, K, D):
@@ -448,7 +275,7 @@ def backward_kernel(N, K, D):
 
 
 @jit
-def _delta_rows(dZ, W, H, out, i0, i1, sigmoid):
+def delta_rows(dZ, W, H, out, i0, i1, sigmoid):
     """Rows i0..i1 of out = (dZ W) ⊙ H ⊙ (1 − H) (sigmoid) or dZ W: one BLAS product,
     then the sigmoid derivative while the block is in cache. K, D >= 1."""
     always_inline()
@@ -474,9 +301,9 @@ def hidden_delta_jit(dZ, W, H, out):
     if K == 0:
         out[:] = 0
         return out
-    R = _block_rows(N, D)
+    R = block_rows(N, D)
     for i0 in range(0, N, R):
-        _delta_rows(dZ, W, H, out, i0, min(i0 + R, N), True)
+        delta_rows(dZ, W, H, out, i0, min(i0 + R, N), True)
     return out
 
 
@@ -515,29 +342,17 @@ def delta_tiles_parallel(dZ, W, H, out, sigmoid):
 
 
 @pjit
-def _hidden_delta_blocks_parallel(dZ, W, H, out, sigmoid):
+def hidden_delta_blocks_parallel(dZ, W, H, out, sigmoid):
     """hidden_delta_jit over blocks of rows on Numba's threads, as
-    _affine_blocks_parallel: one single-threaded BLAS product per block (under
+    affine_blocks_parallel: one single-threaded BLAS product per block (under
     ``machine.blas.on_numba_threads``), then ⊙ H(1 − H) on that block (sigmoid; else dZ W
     only). N, K, D >= 1."""
     N = dZ.shape[0]
     for t in prange(n_par_blocks(N)):
         i0, i1 = _par_block(N, t)
         if i0 < i1:
-            _delta_rows(dZ, W, H, out, i0, i1, sigmoid)
+            delta_rows(dZ, W, H, out, i0, i1, sigmoid)
     return out
-
-
-# Batches of NT_MAX_ROWS rows and more: BLAS on Numba's threads, as linear_sigmoid.
-@register("hidden_delta", "jit")
-def hidden_delta_dispatch(dZ, W, H, out):
-    N, K = dZ.shape
-    if N >= NT_MAX_ROWS and THREAD_CONTROL and K > 0 and W.shape[1] > 0:
-        return on_numba_threads(_hidden_delta_blocks_parallel, dZ, W, H, out, True)
-    kernel = delta_kernel(N, K, W.shape[1])
-    if kernel is hidden_delta_jit:
-        return hidden_delta_jit(dZ, W, H, out)
-    return kernel(dZ, W, H, out, True)
 
 
 def delta_kernel(N, K, D):

@@ -1,24 +1,8 @@
-"""softmax and log_softmax over the last axis, with max subtraction.
-
-SPEC "Notation":  P[i,j] = exp(Z[i,j] − m_i) / Σ_k exp(Z[i,k] − m_i),  m_i = max_k Z[i,k].
-Subtracting the row maximum changes nothing mathematically (SPEC worked number 5:
-softmax is invariant to adding a constant to a row) and keeps every exponent <= 0.
-log_softmax:  Z[i,j] − m_i − log Σ_k exp(Z[i,k] − m_i).
-
-Raw kernels: destination passing, no validation. Z and out are 2-D (R, C),
-C-contiguous, same dtype; the API reshapes any ndim >= 1 to (R, C). ``out`` may
-be ``Z`` (in place: each row is read before it is written).
-
-Non-finite input: NaN anywhere in a row makes that row NaN; ``-inf`` entries get
-probability 0 (log-probability −inf); a row that is all ``-inf`` or holds ``+inf``
-has no distribution and gives NaN.
-
-    softmax(Z, out)        Z, out: (R, C)
-    log_softmax(Z, out)    Z, out: (R, C)
+"""The tuned jit bodies of softmax and log_softmax (kernels/softmax.py has the formula,
+the loop and vectorized forms and the registered entry points), and the row helpers
+(max, exp-and-sum, transposed groups of 16 rows) that fast/cross_entropy.py shares.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -27,71 +11,9 @@ from numba.extending import overload
 
 from .._config import always_inline, jit, jit_sum, pjit, wide_vectors
 from ..machine.gather import LANES, gather_cols16, gather_rows16
-from .._registry import register
+from ..tuning import (LONG_ROW, ROW_BLOCK_ELEMS, ROWS_PARALLEL_MIN_ELEMS, SCRATCH_RUNS,
+                      TRANSPOSE_MAX_C)
 from ..machine.scalar import exp as _exp
-
-
-def _row_max(row):
-    # start from the first element (never from a sentinel such as -10000.0)
-    m = row[0]
-    for z in row:
-        if z > m or z != z:      # NaN wins, so that it propagates
-            m = z
-    return m
-
-
-# --- reference: the formula, row by row ------------------------------------------
-@register("softmax", "loop", "P = softmax(Z) over the last axis (max-subtracted)")
-def softmax_loop(Z, out):
-    R, C = Z.shape
-    for i in range(R):
-        if C == 0:
-            continue
-        m = float(_row_max(Z[i]))
-        e = [math.exp(float(Z[i, j]) - m) for j in range(C)]
-        s = sum(e)
-        for j in range(C):
-            out[i, j] = e[j] / s
-    return out
-
-
-@register("log_softmax", "loop", "log softmax(Z) over the last axis")
-def log_softmax_loop(Z, out):
-    R, C = Z.shape
-    for i in range(R):
-        if C == 0:
-            continue
-        m = float(_row_max(Z[i]))
-        s = sum(math.exp(float(Z[i, j]) - m) for j in range(C))
-        lse = math.log(s)
-        with np.errstate(over="ignore"):   # below float32's range: −inf, the right rounding
-            for j in range(C):
-                out[i, j] = (float(Z[i, j]) - m) - lse
-    return out
-
-
-# --- NumPy broadcasting -----------------------------------------------------------
-@register("softmax", "vectorized")
-def softmax_vectorized(Z, out):
-    if Z.size == 0:
-        return out
-    with np.errstate(over="ignore", invalid="ignore"):
-        # over: float32 z − m may round to −inf (then exp gives the right 0);
-        # invalid: −inf − (−inf) in an all −inf row gives the documented NaN.
-        np.subtract(Z, Z.max(axis=-1, keepdims=True), out=out)
-        np.exp(out, out=out)
-        out /= out.sum(axis=-1, keepdims=True)
-    return out
-
-
-@register("log_softmax", "vectorized")
-def log_softmax_vectorized(Z, out):
-    if Z.size == 0:
-        return out
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        np.subtract(Z, Z.max(axis=-1, keepdims=True), out=out)
-        out -= np.log(np.exp(out).sum(axis=-1, keepdims=True))
-    return out
 
 
 # --- Numba: per row, passes over a row that stays in L1 ---------------------------
@@ -107,14 +29,7 @@ def log_softmax_vectorized(Z, out):
 # * in place (out is Z), the loops read and write one array: with two arrays at the
 #   same address LLVM's runtime alias check fails and it runs its scalar loop.
 # Each row's result depends only on that row: the same for any number of threads.
-#: Inputs of at least this many elements (R·C) go to the parallel kernels (the
-#: grain size PyTorch uses on the CPU too).
-PARALLEL_MIN_ELEMS = 1 << 15
-#: Rows at least this long use the vectorised reductions, and softmax handles them
-#: one row at a time (max, fused exp(z − m) and sum, scale); shorter rows use short
-#: unrolled reductions, and softmax handles them a block at a time, with one flat exp
-#: pass per block so that C = 10 leaves no scalar remainder per row.
-LONG_ROW = 64
+# Thresholds (ROWS_PARALLEL_MIN_ELEMS, LONG_ROW, ...): kernels/tuning.py.
 
 
 def _order_key(z):  # pragma: no cover - typing stub
@@ -277,12 +192,6 @@ def _log_softmax_row(Z, i, out, C):
             orow[j] = (zr[j] - m) - lse
 
 
-#: Elements per block in softmax (16 KiB of float32): a block is max(1, BLOCK_ELEMS // C)
-#: whole rows, whose passes stay in L1. Blocks, not rows, are what the parallel kernel
-#: distributes over threads.
-BLOCK_ELEMS = 4096
-
-
 @jit
 def _flat_exp_shift(Z, dZ, r0, r1, C):
     """dZ[i] = exp(Z[i] − max Z[i]) for rows r0..r1 (short rows): z − m row by row,
@@ -298,15 +207,6 @@ def _flat_exp_shift(Z, dZ, r0, r1, C):
     flat = dZ[r0:r1].reshape((r1 - r0) * C)
     for k in range(flat.shape[0]):
         flat[k] = _exp(flat[k])
-
-
-#: The parallel kernels split their blocks into at most this many runs of consecutive
-#: blocks, each with one scratch allocation (see _softmax_rows).
-SCRATCH_RUNS = 64
-
-#: Rows of at most this many elements go through the transposed path below (16 rows
-#: at a time); longer short rows keep the row-by-row path, which is faster there.
-TRANSPOSE_MAX_C = 16
 
 
 @jit
@@ -474,7 +374,7 @@ def _softmax_block_long(Z, out, r0, r1, C):
 # caching this function.)
 def _softmax_rows_T(Z, out):
     R, C = Z.shape
-    rows = max(1, BLOCK_ELEMS // C)
+    rows = max(1, ROW_BLOCK_ELEMS // C)
     nb = (R + rows - 1) // rows
     nc = min(nb, SCRATCH_RUNS)
     for c in prange(nc):
@@ -487,7 +387,7 @@ def _softmax_rows_T(Z, out):
 
 def _softmax_rows_short(Z, out):
     R, C = Z.shape
-    rows = max(1, BLOCK_ELEMS // C)
+    rows = max(1, ROW_BLOCK_ELEMS // C)
     for bi in prange((R + rows - 1) // rows):
         r0 = bi * rows
         _softmax_block_short(Z, out, r0, min(r0 + rows, R), C)
@@ -496,7 +396,7 @@ def _softmax_rows_short(Z, out):
 
 def _softmax_rows_long(Z, out):
     R, C = Z.shape
-    rows = max(1, BLOCK_ELEMS // C)
+    rows = max(1, ROW_BLOCK_ELEMS // C)
     for bi in prange((R + rows - 1) // rows):
         r0 = bi * rows
         _softmax_block_long(Z, out, r0, min(r0 + rows, R), C)
@@ -514,7 +414,7 @@ def _log_softmax_rows(Z, out):
     R, C = Z.shape
     if C == 0:
         return out
-    rows = max(1, BLOCK_ELEMS // C)
+    rows = max(1, ROW_BLOCK_ELEMS // C)
     for bi in prange((R + rows - 1) // rows):
         r0 = bi * rows
         _log_softmax_block(Z, out, r0, min(r0 + rows, R), C)
@@ -534,8 +434,8 @@ def _path(C):
 
 def softmax_kernel(R, C):
     """The compiled kernel ``softmax_jit`` runs on a (R, C) input (C >= 1): by row
-    length, serial below PARALLEL_MIN_ELEMS elements, parallel above."""
-    return SOFTMAX_KERNELS[_path(C)][R * C >= PARALLEL_MIN_ELEMS]
+    length, serial below ROWS_PARALLEL_MIN_ELEMS elements, parallel above."""
+    return SOFTMAX_KERNELS[_path(C)][R * C >= ROWS_PARALLEL_MIN_ELEMS]
 
 
 def softmax_serial(Z, out):
@@ -551,18 +451,3 @@ def softmax_parallel(Z, out):
     return out if C == 0 else SOFTMAX_KERNELS[_path(C)][1](Z, out)
 
 
-@register("softmax", "jit")
-def softmax_jit(Z, out):
-    """The kernel for this row length (``softmax_kernel``): serial below
-    PARALLEL_MIN_ELEMS elements, parallel over rows above."""
-    R, C = Z.shape
-    if C == 0:
-        return out
-    return softmax_kernel(R, C)(Z, out)
-
-
-@register("log_softmax", "jit")
-def log_softmax_jit(Z, out):
-    if Z.size >= PARALLEL_MIN_ELEMS:
-        return log_softmax_parallel(Z, out)
-    return log_softmax_serial(Z, out)

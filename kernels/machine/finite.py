@@ -3,7 +3,7 @@
 ``np.all(np.isfinite(X))`` writes a boolean array as large as X before reducing it:
 for an MNIST training set (60,000 × 784 float32, 188 MB) that took 34-41 ms here on
 every ``MLP.fit`` call, a fifth of a batch-10 epoch's budget. This kernel reads X once:
-17-19 ms on one thread, 9 ms on two (memory bound), in blocks of ``BLOCK`` elements
+17-19 ms on one thread, 9 ms on two (memory bound), in blocks of ``FINITE_BLOCK_ELEMS`` elements
 with an early exit after the first block that holds a NaN or an infinity.
 
 The test is ``not (|x| <= largest finite)``: false for every finite x, true for NaN
@@ -20,10 +20,7 @@ from numba import prange
 
 from .._config import jit, pjit, wide_vectors
 
-#: Elements per block (256 KiB of float32).
-BLOCK = 1 << 16
-#: Arrays of at least this many elements are checked on all of Numba's threads.
-PARALLEL_MIN = 1 << 21
+from ..tuning import FINITE_BLOCK_ELEMS, FINITE_PARALLEL_MIN_ELEMS  # noqa: E402
 
 
 @jit
@@ -39,8 +36,8 @@ def _block_finite(x, i0, i1, big):
 @jit
 def all_finite_serial(x, big):
     n = x.shape[0]
-    for i0 in range(0, n, BLOCK):
-        if not _block_finite(x, i0, min(i0 + BLOCK, n), big):
+    for i0 in range(0, n, FINITE_BLOCK_ELEMS):
+        if not _block_finite(x, i0, min(i0 + FINITE_BLOCK_ELEMS, n), big):
             return False
     return True
 
@@ -48,10 +45,10 @@ def all_finite_serial(x, big):
 @pjit
 def all_finite_parallel(x, big):
     n = x.shape[0]
-    nblocks = (n + BLOCK - 1) // BLOCK
+    nblocks = (n + FINITE_BLOCK_ELEMS - 1) // FINITE_BLOCK_ELEMS
     ok = np.empty(nblocks, np.bool_)
     for b in prange(nblocks):
-        ok[b] = _block_finite(x, b * BLOCK, min(b * BLOCK + BLOCK, n), big)
+        ok[b] = _block_finite(x, b * FINITE_BLOCK_ELEMS, min(b * FINITE_BLOCK_ELEMS + FINITE_BLOCK_ELEMS, n), big)
     return ok.all()
 
 
@@ -63,6 +60,6 @@ def all_finite(a) -> bool:
         return bool(np.all(np.isfinite(a)))
     x = a.reshape(-1)
     big = a.dtype.type(np.finfo(a.dtype).max)
-    if x.size >= PARALLEL_MIN:
+    if x.size >= FINITE_PARALLEL_MIN_ELEMS:
         return bool(all_finite_parallel(x, big))
     return bool(all_finite_serial(x, big))

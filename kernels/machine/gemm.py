@@ -68,31 +68,10 @@ from numba import prange
 
 from .._config import HAS_AVX512, always_inline, jit, jit_sum, pjit, pjit_sum, wide_vectors
 
-#: Batches of at least this many rows go to BLAS instead (measured above).
-NT_MAX_ROWS = 256
-#: Products of at least this many multiply-adds (B·N·K) use the parallel kernel.
-NT_PARALLEL_MIN_FMAS = 1 << 19
-#: Products of at most this many multiply-adds go to BLAS rather than to these tiles, in
-#: both directions. On AVX-512 CPUs OpenBLAS (its SkylakeX kernels) runs them on its
-#: unthreaded small-matrix kernels (M·N·K <= 100³), which match or beat the tiles (Xeon,
-#: X (10, 784) W (100, 784), one process, alternating: 11-11.7 µs against 12.4-13.2 µs;
-#: 2 rows: 2.8 vs 4.3 µs). Above it OpenBLAS packs and threads, and on batches of fewer
-#: than NT_MAX_ROWS rows the tiles win by far (16 rows: 20-25 µs against 68-92 µs;
-#: fastnn/_train_jit.py ``policy`` has the epoch's figures). Without AVX-512 OpenBLAS has
-#: no small-matrix path (its Haswell kernels, also on AMD Zen): it packs every product,
-#: and the tiles win from the first row (AMD EPYC Zen 3, one thread, alternating in one
-#: process: 1 / 10 / 32 rows 3.6 / 19.8 / 77.7 µs against 27.6 / 45.3 / 99.7 µs), so
-#: the threshold is 0 there. A compile-time constant, like HAS_AVX512 (Numba's cache is
-#: keyed by the CPU).
-SMALL_GEMM_FMAS = 100 ** 3 if HAS_AVX512 else 0
-#: ... and the parallel kernel from this many (a parallel region costs ~2.5 µs to start).
-#: On the Xeon (AVX-512) 1.5M: a batch-10 product (784k) takes 11-20 µs on one core and
-#: ran slower split. Without AVX-512 a core does half the multiply-adds per cycle and the
-#: split pays off sooner: on the Zen 3, 784-100-10 epochs (python benches/epoch_paths.py
-#: with the thresholds moved, alternating in one process), parallel against serial tiles at
-#: batch 4 / 8 / 10 / 16: 0.35 / 0.32 / 0.27 / 0.29 s against 0.41 / 0.37 / 0.33 / 0.37 s;
-#: at batch 1 (78k) 0.85 against 0.78 s. Hence 300k there (batch 4 and up).
-TN_PARALLEL_MIN_FMAS = 1_500_000 if HAS_AVX512 else 300_000
+# NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS: which products
+# take these tiles, serial or parallel (kernels/tuning.py).
+from ..tuning import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS,  # noqa: E402,F401
+                      TN_PARALLEL_MIN_FMAS)
 
 @jit_sum
 def _dot_4x6(X, W, Z, i, j, K):

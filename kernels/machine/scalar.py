@@ -10,6 +10,8 @@ a scalar libm call on PyPI's llvmlite (no SVML), which blocks vectorisation;
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import types
 from numba.extending import overload
@@ -137,3 +139,16 @@ def _ol_log1p(x):
         return np.log1p(x)
 
     return impl
+
+
+#: Magnitudes that round to inf in float32 (half an ulp above its maximum and beyond).
+_F32_OVERFLOW = 2.0 ** 128 - 2.0 ** 103
+
+
+def as_dtype_scalar(x, dtype):
+    """float -> scalar of ``dtype``, rounded to nearest as a jit kernel's conversion
+    rounds it: magnitudes from half an ulp above float32's maximum become ±inf, without
+    NumPy's overflow warning (the true value is not representable)."""
+    if dtype == np.float32 and abs(x) >= _F32_OVERFLOW and x == x:
+        return dtype.type(math.copysign(math.inf, x))
+    return dtype.type(x)
