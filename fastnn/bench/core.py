@@ -26,7 +26,7 @@ operations of their products (2·M·N·K per product); memory-bound ones count
 the bytes that must be read and written once. The report divides them by the
 time and compares with the ceilings measured at the start of the run.
 
-The timing (:func:`measure`) runs in worker processes (``fastnn.bench_worker``),
+The timing (:func:`measure`) runs in worker processes (``fastnn.bench.worker``),
 one per contender, so that one library's threads never slow another's calls. The
 exceptions (``INTERLEAVED_OPS``) time their contenders alternately in one process: the
 API-overhead rows, and ``linear_sigmoid_vs_blas``, the jit ``linear_sigmoid`` beside a
@@ -225,7 +225,7 @@ def select(ops=None, sizes=None, quick=False) -> list:
 
 def contenders(case: Case) -> list:
     """Contenders of a case: registered implementations first, then comparators."""
-    from .kernels import IMPL_NAMES, IMPLS
+    from ..kernels import IMPL_NAMES, IMPLS
     if case.op == "api_overhead":
         return list(API_CONTENDERS)
     if case.op == "epoch":
@@ -384,7 +384,7 @@ def setup(case: Case, contender: str, dtype, rng=None) -> Prepared:
         return _setup_axpy(inp)
     if contender in ("torch", "jax"):
         return _SETUP_EXT[contender](case, inp)
-    from .kernels import IMPLS
+    from ..kernels import IMPLS
     if contender in API_CONTENDERS:
         return _setup_api(case, contender, inp)
     if contender in ("scipy", "blas"):
@@ -476,7 +476,7 @@ def _setup_mlp_step(case, inp) -> Prepared:
     same parameters and plain SGD as the other contenders. For the epoch case, the same
     compiled epoch over all N rows in mini-batches of B, in order (what ``MLP.fit`` runs
     per epoch, less the shuffle)."""
-    from .model import MLP
+    from ..model import MLP
     X, y = inp["X"], inp["y"]
     B = case.p["B"]             # the batch: all of X (train_step) or a part (epoch)
     model = MLP([X.shape[1], inp["W1"].shape[0], inp["W2"].shape[0]], dtype=X.dtype, seed=0,
@@ -526,7 +526,7 @@ def _setup_numpy_extra(case, contender, inp) -> Prepared:
 
 def _setup_api(case, contender, inp) -> Prepared:
     import fastnn
-    from .kernels import IMPLS
+    from ..kernels import IMPLS
     which = case.p["op"]
     if which == "softmax":
         Z = inp["Z"]
@@ -951,7 +951,7 @@ def _setup_axpy(inp) -> Prepared:
 def _parallel_axpy(w, g, a):
     from numba import prange
 
-    from .kernels._config import pjit
+    from ..kernels._config import pjit
 
     global _parallel_axpy_kernel
     if _parallel_axpy_kernel is None:
@@ -969,7 +969,7 @@ _parallel_axpy_kernel = None
 def _parallel_copy(src, dst):
     from numba import prange
 
-    from .kernels._config import pjit
+    from ..kernels._config import pjit
 
     global _parallel_copy_kernel
     if _parallel_copy_kernel is None:
@@ -1057,6 +1057,6 @@ def coldstart_args(op: str, dtype):
         "sgd_update": (v.copy(), v, 0.1, 0.9, np.zeros_like(v), 1e-4, 1e-5, False),
     }
     if op in ("perceptron_epoch", "adaline_epoch"):
-        from .kernels import perceptron
+        from ..kernels import perceptron
         return perceptron.make_inputs(op, dt)
     return table[op]

@@ -5,7 +5,7 @@ How it measures (see ``fastnn.bench`` for the cases, the contenders and the time
 
 1. A worker process measures this machine's ceilings: float32 GEMM GFLOP/s through
    NumPy's BLAS and copy GB/s on arrays far larger than the last-level cache.
-2. Every contender runs in its own worker process (``fastnn.bench_worker``), one
+2. Every contender runs in its own worker process (``fastnn.bench.worker``), one
    after the other, with one thread setting for everyone (BLAS through
    threadpoolctl and the usual variables, Numba, PyTorch, XLA), so that one
    library's spinning threads never slow another's calls.
@@ -26,8 +26,8 @@ import threading
 import tempfile
 import time
 
-from . import bench as B
-from ._cli_util import UsageError, int_in, need_matplotlib, output_path, real_in, split_list
+from . import core as B
+from .._cli_util import UsageError, int_in, need_matplotlib, output_path, real_in, split_list
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -56,7 +56,7 @@ def _run_worker(spec: dict, env: dict, timeout: float = 1800) -> dict:
         sp, op = os.path.join(d, "spec.json"), os.path.join(d, "out.json")
         with open(sp, "w") as f:
             json.dump(spec, f)
-        p = subprocess.Popen([sys.executable, "-m", "fastnn.bench_worker", sp, op], env=env,
+        p = subprocess.Popen([sys.executable, "-m", "fastnn.bench.worker", sp, op], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         err = []
 
@@ -272,7 +272,7 @@ def run(args) -> dict:
     if args.no_coldstart:
         record["coldstart"] = []
     else:
-        from .kernels import IMPLS
+        from ..kernels import IMPLS
         cold_ops = QUICK_COLDSTART_OPS if args.quick else [o for o in IMPLS if "jit" in IMPLS[o]]
         record["coldstart"] = coldstart(cold_ops, args.dtype, env)
     record["wall_s"] = time.perf_counter() - t_start
@@ -302,7 +302,7 @@ def user_contenders(want, ops) -> list:
     """Register the ``module:function`` contenders of ``--contenders`` (and load the
     ``fastnn.implementations`` entry points): ``[[spec, ops], ...]`` for the workers, which
     register them again in their own processes."""
-    from . import plugins
+    from .. import plugins
     plugins.load_entry_points()
     specs = []
     for k in want or ():
