@@ -26,7 +26,7 @@ import threading
 import tempfile
 import time
 
-from . import core as B
+from .. import bench as B
 from .._cli_util import UsageError, int_in, need_matplotlib, output_path, real_in, split_list
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     with open(spec_path) as f:
         spec = json.load(f)
     t0 = time.perf_counter()
-    from . import core as bench
+    from .. import bench
     threads = int(spec["threads"])
     out = {"pid": os.getpid()}
     if spec["mode"] == "ceilings":
