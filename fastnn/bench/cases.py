@@ -1,100 +1,20 @@
-"""The cases of ``fastnn bench`` (and of the pytest-benchmark suite in ``benches/``).
+"""The case list of ``fastnn bench`` (and of the pytest-benchmark suite in ``benches/``).
 
-A :class:`Case` is one operation at one shape (``linear_sigmoid`` at B=256, ...);
+A :class:`~fastnn.bench.ops.Case` is one operation at one shape (``linear_sigmoid`` at
+B=256, ...); each operation's entry in :mod:`fastnn.bench.ops` lists its own.
 :func:`all_cases` lists every one in report order, and :func:`select` keeps those that
 ``--ops``, ``--sizes`` and ``--quick`` name.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
-#: Hidden layer of the linear_sigmoid / linear_backward cases, and the network
-#: of the training-step case.
-D_IN, D_HID = 784, 128
-NET = (784, 100, 10)
-#: Samples of the epoch case (MNIST's training set).
-EPOCH_N = 60_000
-LR = 0.01
-SGD_MOMENTUM = dict(momentum=0.9, weight_decay=1e-4, l1=1e-5)
-
-
-# --- cases ------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One operation at one shape.
-
-    op: report section (a kernel name, or ``train_step``/``api_overhead``);
-    variant: sub-family (``C=10``, ``momentum+wd+l1``, ...), '' if none;
-    shape: compact shape text (also the pytest-benchmark group);
-    size: the main size (batch rows, or parameters), for ``--sizes`` and the plot;
-    params: the shape parameters; quick: part of ``--quick``.
-    """
-    op: str
-    variant: str
-    shape: str
-    size: int
-    params: tuple
-    quick: bool = False
-
-    @property
-    def id(self) -> str:
-        return f"{self.op}|{self.variant}|{self.shape}"
-
-    @property
-    def p(self) -> dict:
-        return dict(self.params)
-
-    def group(self, dtype: str) -> str:
-        v = f"{self.variant} " if self.variant else ""
-        return f"{self.op}|{v}{self.shape}|{dtype}"
-
-
-def _fmt_n(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}M"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
+from .ops import OPS
 
 
 def all_cases() -> list:
     """Every case, in report order (the definition shared with ``benches/``)."""
-    cs = []
-    for B in (1, 32, 256, 4096):
-        cs.append(Case("linear_sigmoid", "", f"X({B},{D_IN}) W({D_HID},{D_IN})", B,
-                       (("B", B),), quick=B in (1, 256)))
-    for B in (1, 32, 256, 4096):
-        cs.append(Case("linear_sigmoid_vs_blas", "", f"X({B},{D_IN}) W({D_HID},{D_IN})", B,
-                       (("B", B),), quick=B == 256))
-    for op in ("softmax", "softmax_cross_entropy_grad"):
-        for B in (32, 256, 4096, 65536):
-            cs.append(Case(op, "C=10", f"Z({B},10)", B, (("shape", (B, 10)),), quick=B in (32, 4096)))
-        for B in (256, 4096):
-            cs.append(Case(op, "C=1000", f"Z({B},1000)", B, (("shape", (B, 1000)),)))
-        if op == "softmax":
-            shp = (16, 16, 128, 128)
-            cs.append(Case(op, "4-D", "Z(16,16,128,128)", 16 * 16 * 128, (("shape", shp),)))
-    for B in (1, 32, 256, 4096):
-        cs.append(Case("linear_backward", "", f"dZ({B},{D_HID}) X({B},{D_IN}) W({D_HID},{D_IN})", B,
-                       (("B", B),), quick=B in (1, 256)))
-    for variant in ("plain", "momentum+wd+l1"):
-        for n in (100_000, 1_000_000, 16_000_000):
-            cs.append(Case("sgd_update", variant, f"n={_fmt_n(n)}", n, (("n", n),),
-                           quick=n in (100_000, 1_000_000)))
-    for n in (1_000_000, 16_000_000):
-        cs.append(Case("sgd_vs_axpy", "plain", f"n={_fmt_n(n)}", n, (("n", n),),
-                       quick=n == 1_000_000))
-    for B in (1, 10, 64, 256):
-        cs.append(Case("train_step", "", f"B={B} {NET[0]}-{NET[1]}-{NET[2]}", B, (("B", B),),
-                       quick=B in (1, 64)))
-    for B in (1, 10):
-        cs.append(Case("epoch", "", f"batch {B}, {EPOCH_N:,} samples", B, (("B", B), ("N", EPOCH_N))))
-    cs.append(Case("api_overhead", "softmax", "Z(1,10)", 1, (("op", "softmax"),), quick=True))
-    # tiny inputs: the kernel takes about a microsecond, so the API's own cost shows
-    cs.append(Case("api_overhead", "linear_sigmoid", "X(1,16) W(8,16)", 1,
-                   (("op", "linear_sigmoid"),), quick=True))
-    return cs
+    return [c for op in OPS.values() for c in op.cases()]
 
 
 CASES = {c.id: c for c in all_cases()}

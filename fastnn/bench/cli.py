@@ -643,13 +643,13 @@ def _spread(r) -> str:
 
 
 # --- the plot ----------------------------------------------------------------------------
-_XLABEL = {"linear_sigmoid": "batch B", "softmax": "rows", "softmax_cross_entropy_grad": "rows N",
-           "linear_backward": "batch B", "sgd_update": "parameters", "train_step": "batch B"}
+#: The x axis of each operation's panel (``Op.xlabel``; "size" where it has none).
+_XLABEL = {op.name: op.xlabel for op in B.OPS.values() if op.xlabel}
 
 
 #: Operations whose cases are different workloads, not sizes of one (the epoch at batch 1
 #: and at batch 10; API overhead of two operations): bars, not a line over sizes.
-_NOT_SIZES = ("epoch", "api_overhead")
+_NOT_SIZES = tuple(op.name for op in B.OPS.values() if not op.sizes)
 
 
 def _order(names):

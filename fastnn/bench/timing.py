@@ -19,8 +19,8 @@ from typing import Optional
 
 import numpy as np
 
-from .cases import Case, all_cases
-from .ops import INTERLEAVED_OPS, OP_ORDER, SWITCH_WARM_S, Prepared, setup, work
+from .cases import all_cases
+from .ops import INTERLEAVED_OPS, OP_ORDER, SWITCH_WARM_S, Case, Prepared, setup, work
 
 #: A loop-implementation case runs only where one call is expected to finish
 #: within this many seconds (``--loop-bound``).
