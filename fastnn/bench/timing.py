@@ -1,5 +1,5 @@
-"""The timer of ``fastnn bench``, the machine's ceilings, and the arguments of the
-cold-start calls.
+"""The timer of ``fastnn bench``, the machine's ceilings, the arguments of the cold-start
+calls and the arithmetic of the compile time's break-even.
 
 The timing (:func:`measure`) runs in worker processes (``fastnn.bench.worker``),
 one per contender, so that one library's threads never slow another's calls. The
@@ -360,3 +360,20 @@ def coldstart_args(op: str, dtype):
         from ..kernels import perceptron
         return perceptron.make_inputs(op, dt)
     return table[op]
+
+
+def compile_seconds(row: dict):
+    """An operation's cold compile time: its first call with an empty cache minus its
+    first call with a warm one (which still pays Numba's start-up in that process)."""
+    try:
+        return max(0.0, row["cold"]["first_call_s"] - row["warm"]["first_call_s"])
+    except (KeyError, TypeError):
+        return None
+
+
+def break_even_calls(compile_s, vectorized_s, jit_s):
+    """Calls after which jit's compile time has paid for itself against vectorized:
+    compile / (vectorized − jit) per call; None when jit is not faster (never pays)."""
+    if compile_s is None or vectorized_s is None or jit_s is None or vectorized_s <= jit_s:
+        return None
+    return compile_s / (vectorized_s - jit_s)
