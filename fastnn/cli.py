@@ -57,7 +57,7 @@ def build_parser() -> Parser:
     p = sub.add_parser("demo", help="time loop vs vectorized vs jit on one kernel")
     p.add_argument("--rows", type=int_in(1), default=2000, help="rows of Z (>= 1)")
     p.set_defaults(func=_cmd_demo)
-    for modname in ("bench_cli", "train_cli", "compile_cli", "check_cli"):
+    for modname in ("bench.cli", "train_cli", "compile_cli", "check_cli"):
         try:
             mod = __import__(f"fastnn.{modname}", fromlist=["add_parser"])
         except ImportError as exc:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastnn import bench as B
-from fastnn import bench_cli
+from fastnn.bench import cli as bench_cli
 
 
 def _case(op, shape=None, variant=None, size=None):

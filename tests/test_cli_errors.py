@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 import fastnn
 from fastnn import bench as B
-from fastnn import bench_cli, datasets, train_cli
+from fastnn import datasets, train_cli
 from fastnn._cli_util import split_list
+from fastnn.bench import cli as bench_cli
 from fastnn.cli import build_parser, main
 from fastnn.model import MLP
 

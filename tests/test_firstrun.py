@@ -243,7 +243,7 @@ def test_fastnn_compile_rejects_bad_arguments_in_one_line():
 
 
 def test_break_even_calls():
-    from fastnn.bench_cli import break_even_calls, compile_seconds
+    from fastnn.bench import break_even_calls, compile_seconds
     assert break_even_calls(2.0, 30e-6, 10e-6) == pytest.approx(100_000)
     assert break_even_calls(2.0, 10e-6, 10e-6) is None          # never pays
     assert break_even_calls(2.0, 5e-6, 10e-6) is None

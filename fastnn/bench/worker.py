@@ -1,4 +1,4 @@
-"""A worker process of ``fastnn bench``: ``python -m fastnn.bench_worker SPEC.json OUT.json``.
+"""A worker process of ``fastnn bench``: ``python -m fastnn.bench.worker SPEC.json OUT.json``.
 
 The parent starts one worker per contender (and one for the ceilings), with the
 thread variables (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, MKL_NUM_THREADS,
@@ -50,13 +50,13 @@ def main(argv=None) -> int:
     with open(spec_path) as f:
         spec = json.load(f)
     t0 = time.perf_counter()
-    from . import bench
+    from .. import bench
     threads = int(spec["threads"])
     out = {"pid": os.getpid()}
     if spec["mode"] == "ceilings":
         out["threads"] = apply_threads(threads)
         out["ceilings"] = bench.measure_ceilings(spec["dtype"], spec.get("copy_mib", 512))
-        from .info import info
+        from ..info import info
         out["info"] = info()
     else:
         contenders = {c for _, c in spec["tasks"]}
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
                 jax.config.update("jax_enable_x64", True)
             except ImportError:
                 pass
-        from . import plugins                   # a user's contenders: entry points, module:function
+        from .. import plugins                  # a user's contenders: entry points, module:function
         if spec.get("cwd") and spec["cwd"] not in sys.path:
             sys.path.insert(0, spec["cwd"])
         plugins.load_entry_points()
