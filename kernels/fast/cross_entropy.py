@@ -13,8 +13,8 @@ from ..machine.scalar import exp as _exp
 from ..machine.log import fast_log as _log
 from ..machine.gather import LANES, gather_cols16
 from ..tuning import LONG_ROW, ROW_BLOCK_ELEMS, SCRATCH_RUNS, TRANSPOSE_MAX_C
-from .softmax import (_exp_shift_row,
-                      _exp_shift_T, _flat_exp_shift, _max_row, _scale_T, _sum_row,
+from .softmax import (_exp_shift_row_long, _exp_shift_T, _flat_exp_shift, _max_long, _max_row,
+                      _max_short, _scale_T, _sum_contig, _sum_row, _sum_short,
                       _transposed_scratch, pad_rows)
 
 
@@ -29,8 +29,8 @@ def _sce_grad_labels_row(Z, y, dZ, i, C, inv_n):
     """dZ[i] = (softmax(Z[i]) − onehot(y[i]))/N; returns the row's loss (float64)."""
     always_inline()
     wide_vectors()
-    m = _max_row(Z, i, C)
-    s = _exp_shift_row(Z, i, m, dZ, C)
+    m = _max_long(Z[i], C)
+    s = _exp_shift_row_long(Z, i, m, dZ, C)
     r = inv_n / s
     for j in range(C):
         dZ[i, j] *= r
@@ -43,9 +43,9 @@ def _sce_grad_targets_row(Z, Y, dZ, i, C, inv_n):
     """dZ[i] = (softmax(Z[i])·Σ_k Y[i,k] − Y[i])/N; returns the row's loss."""
     always_inline()
     wide_vectors()
-    m = _max_row(Z, i, C)
-    s = _exp_shift_row(Z, i, m, dZ, C)
-    w = _sum_row(Y, i, C)
+    m = _max_long(Z[i], C)
+    s = _exp_shift_row_long(Z, i, m, dZ, C)
+    w = _sum_contig(Y[i])
     r = w * inv_n / s
     log_s = np.float64(_log(s))
     loss = 0.0
@@ -143,21 +143,28 @@ def _sce_grad_labels_block_T(Z, y, dZ, r0, r1, C, inv_n, scratch):
 
 
 @jit
-def _sce_grad_labels_rows_part(Z, y, dZ, r0, r1, C, inv_n, loss):
-    """Rows r0..r1 one at a time; returns ``loss`` plus their losses (float64, added
-    in row order)."""
+def _labels_part_long(Z, y, dZ, r0, r1, C, inv_n, loss):
+    """Rows r0..r1 (C >= LONG_ROW) one at a time; returns ``loss`` plus their losses
+    (float64, added in row order)."""
     always_inline()
     wide_vectors()
-    if C >= LONG_ROW:
-        for i in range(r0, r1):
-            loss += _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
-        return loss
+    for i in range(r0, r1):
+        loss += _sce_grad_labels_row(Z, y, dZ, i, C, inv_n)
+    return loss
+
+
+@jit
+def _labels_part_short(Z, y, dZ, r0, r1, C, inv_n, loss):
+    """Rows r0..r1 (C < LONG_ROW): z − m row by row, one flat exp pass, then each row's
+    sum, scale and loss; returns ``loss`` plus their losses (in row order)."""
+    always_inline()
+    wide_vectors()
     if r0 == r1:
         return loss
     _flat_exp_shift(Z, dZ, r0, r1, C)
     for i in range(r0, r1):
-        m = _max_row(Z, i, C)
-        s = _sum_row(dZ, i, C)
+        m = _max_short(Z[i], C)
+        s = _sum_short(dZ[i], C)
         r = inv_n / s
         dr = dZ[i]
         for j in range(C):
@@ -165,6 +172,15 @@ def _sce_grad_labels_rows_part(Z, y, dZ, r0, r1, C, inv_n, loss):
         dr[y[i]] -= inv_n
         loss += (np.float64(m) - np.float64(Z[i, y[i]])) + np.float64(_log(s))
     return loss
+
+
+@jit
+def _sce_grad_labels_rows_part(Z, y, dZ, r0, r1, C, inv_n, loss):
+    """Rows r0..r1 one at a time, long or short; returns ``loss`` plus their losses."""
+    always_inline()
+    if C >= LONG_ROW:
+        return _labels_part_long(Z, y, dZ, r0, r1, C, inv_n, loss)
+    return _labels_part_short(Z, y, dZ, r0, r1, C, inv_n, loss)
 
 
 @jit
@@ -177,9 +193,9 @@ def _sce_grad_targets_block(Z, Y, dZ, r0, r1, C, inv_n):
         return loss
     _flat_exp_shift(Z, dZ, r0, r1, C)
     for i in range(r0, r1):
-        m = _max_row(Z, i, C)
-        s = _sum_row(dZ, i, C)
-        w = _sum_row(Y, i, C)
+        m = _max_short(Z[i], C)
+        s = _sum_short(dZ[i], C)
+        w = _sum_short(Y[i], C)
         r = w * inv_n / s
         log_s = np.float64(_log(s))
         for j in range(C):
@@ -206,6 +222,38 @@ def sce_grad_labels_rows(Z, y, dZ):
     for r0 in range(0, N, rows):
         total += _sce_grad_labels_rows_part(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, 0.0)
     return Z.dtype.type(total / N)
+
+
+@jit
+def sce_grad_labels_rows_short(Z, y, dZ):
+    """``sce_grad_labels_rows`` for C < LONG_ROW (the same bits), without the long-row
+    code: what a compiled epoch that knows its row length calls (less to compile)."""
+    wide_vectors()
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    rows = max(1, ROW_BLOCK_ELEMS // C)
+    total = 0.0
+    for r0 in range(0, N, rows):
+        total += _labels_part_short(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, 0.0)
+    return Z.dtype.type(total / N)
+
+
+@jit
+def sce_grad_labels_rows_long(Z, y, dZ):
+    """``sce_grad_labels_rows`` for C >= LONG_ROW (the same bits)."""
+    wide_vectors()
+    N, C = Z.shape
+    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+    rows = max(1, ROW_BLOCK_ELEMS // C)
+    total = 0.0
+    for r0 in range(0, N, rows):
+        total += _labels_part_long(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, 0.0)
+    return Z.dtype.type(total / N)
+
+
+def sce_grad_labels_rows_for(C):
+    """The row-by-row labels kernel for rows of C elements (short or long)."""
+    return sce_grad_labels_rows_long if C >= LONG_ROW else sce_grad_labels_rows_short
 
 
 @jit

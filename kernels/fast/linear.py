@@ -30,7 +30,7 @@ from numba import prange
 
 from ..machine.blas import gemm
 from .._config import always_inline, jit, pjit, wide_vectors
-from ..machine.gemm import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
+from ..machine.gemm import (NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                     gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel)
 from ..machine.scalar import sigmoid as _sig
 from ..tuning import BLAS_BLOCK_ELEMS, MIN_BLOCK_ROWS, PAR_BLOCK_COLS, PAR_BLOCK_ROWS

@@ -95,6 +95,18 @@ def _max_short(row, C):
 
 
 @jit
+def _max_long(row, C):
+    """Row maximum for rows of at least LONG_ROW elements: integer keys (see above)."""
+    always_inline()
+    wide_vectors()
+    m = _order_key(row[0])
+    for j in range(C):
+        k = _order_key(row[j])
+        m = k if k > m else m
+    return _from_key(m)
+
+
+@jit
 def _max_row(Z, i, C):
     """max_j Z[i, j] (C >= 1). A NaN need not win here: a NaN entry makes its own
     exp(z − m) NaN, and through the row sum the whole row NaN."""
@@ -161,6 +173,23 @@ def _exp_shift_row(Z, i, m, out, C):
     return _sum_row(out, i, C)
 
 
+@jit
+def _exp_shift_row_long(Z, i, m, out, C):
+    """_exp_shift_row for rows of at least LONG_ROW elements (the same bits): the
+    kernels that know their rows are long compile no short-row sum."""
+    always_inline()
+    wide_vectors()
+    zr = Z[i]
+    orow = out[i]
+    if zr.ctypes.data == orow.ctypes.data:
+        for j in range(C):
+            orow[j] = _exp(orow[j] - m)
+    else:
+        for j in range(C):
+            orow[j] = _exp(zr[j] - m)
+    return _sum_contig(orow)
+
+
 @jit_sum
 def _sum_exp_contig(a):
     """Σ exp(a[j]) for a 1-D contiguous array (fast_exp is written to tolerate
@@ -199,7 +228,7 @@ def _flat_exp_shift(Z, dZ, r0, r1, C):
     always_inline()
     wide_vectors()
     for i in range(r0, r1):
-        m = _max_row(Z, i, C)
+        m = _max_short(Z[i], C)      # short rows only: _max_row's short branch
         zr = Z[i]
         dr = dZ[i]
         for j in range(C):
@@ -343,7 +372,7 @@ def _softmax_block_short(Z, out, r0, r1, C):
     one = Z.dtype.type(1.0)
     _flat_exp_shift(Z, out, r0, r1, C)
     for i in range(r0, r1):
-        r = one / _sum_row(out, i, C)
+        r = one / _sum_short(out[i], C)
         orow = out[i]
         for j in range(C):
             orow[j] *= r
@@ -356,8 +385,8 @@ def _softmax_block_long(Z, out, r0, r1, C):
     wide_vectors()
     one = Z.dtype.type(1.0)
     for i in range(r0, r1):
-        m = _max_row(Z, i, C)
-        r = one / _exp_shift_row(Z, i, m, out, C)
+        m = _max_long(Z[i], C)
+        r = one / _exp_shift_row_long(Z, i, m, out, C)
         orow = out[i]
         for j in range(C):
             orow[j] *= r
