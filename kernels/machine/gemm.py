@@ -528,7 +528,9 @@ def n_row_blocks(n_out):
 @jit
 def gemm_tn_acc(C, A, Out, alpha):
     """Out += alpha · Cᵀ A, serial."""
-    Ca = C[:, ::1]      # any layout as 'A': the row blocks are compiled once (see below)
+    # any layout as 'A': the row blocks are compiled once (see below); callers that pass
+    # C[:, ::1] themselves (dZ and dZᵀ) compile this function once as well
+    Ca = C[:, ::1]
     for r in range(n_row_blocks(C.shape[1])):
         _acc_row_block(Ca, A, Out, alpha, r)
     return Out
