@@ -44,7 +44,7 @@ from . import _validate as v
 from ._impl import _check as _check_impl
 from ._impl import kernel
 from .kernels._finite import all_finite
-from .model import NonFiniteLossError, _int
+from .train.mlp import NonFiniteLossError, _int
 
 __all__ = ["Perceptron", "Adaline", "ConvergenceWarning", "perceptron_epoch", "adaline_epoch"]
 

@@ -115,20 +115,20 @@ from typing import NamedTuple
 
 from numba import prange
 
-from .kernels._atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
+from ..kernels._atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
                               store_release)
-from .kernels._blas import THREAD_CONTROL, gemm, on_numba_threads
-from .kernels._config import jit, num_threads, pjit, wide_vectors
-from .kernels._gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
+from ..kernels._blas import THREAD_CONTROL, gemm, on_numba_threads
+from ..kernels._config import jit, num_threads, pjit, wide_vectors
+from ..kernels._gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                             acc_then_dot_share, gemm_nt, gemm_nt_parallel, gemm_tn_acc,
                             gemm_tn_acc_nt_parallel, gemm_tn_acc_parallel)
-from .kernels.cross_entropy import sce_grad_labels_rows
-from .kernels.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
+from ..kernels.cross_entropy import sce_grad_labels_rows
+from ..kernels.linear import (_affine_blocks_parallel, _bias_act, _bias_act_rows, _block_rows,
                              _delta_rows, _hidden_delta_blocks_parallel, col_sums, delta_tiles,
                              delta_tiles_parallel,
                              tn_col_blocks_parallel)
-from .kernels.sgd import sgd_update_jit
-from .kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
+from ..kernels.sgd import sgd_update_jit
+from ..kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 
 #: Products of at least this many multiply-adds (nb·K·D) in a batch of fewer than
 #: NT_MAX_ROWS rows run on all of Numba's threads (gemm_nt_parallel and

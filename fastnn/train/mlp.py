@@ -46,15 +46,15 @@ import zipfile
 
 import numpy as np
 
-from . import _mpi
-from . import _train_jit as tj
-from . import _validate as v
-from ._paths import check_output_path
-from ._impl import _check as _check_impl
-from ._impl import get_impl
-from .kernels import IMPLS
-from .kernels._finite import all_finite
-from .kernels.cross_entropy import as_dtype_scalar
+from .. import _mpi
+from . import compiled as tj
+from .. import _validate as v
+from .._paths import check_output_path
+from .._impl import _check as _check_impl
+from .._impl import get_impl
+from ..kernels import IMPLS
+from ..kernels._finite import all_finite
+from ..kernels.cross_entropy import as_dtype_scalar
 
 __all__ = ["MLP", "History", "NonFiniteLossError", "CheckpointError"]
 
@@ -127,7 +127,7 @@ LOSS_OP = {tj.LOSS_SOFTMAX_CE: "softmax_cross_entropy_grad",
 
 def _loss_kernel(code, impl):
     if code not in LOSS_OP and impl == "cuda":
-        from .kernels.cuda import kernels
+        from ..kernels.cuda import kernels
         return kernels().identity_mse_grad
     return IMPLS[LOSS_OP[code]][impl] if code in LOSS_OP else IDENTITY_MSE_GRAD[impl]
 
@@ -650,7 +650,7 @@ class MLP:
         The host parameters change only when the epoch completes."""
         from numba import cuda
 
-        from .kernels.cuda import kernels
+        from ..kernels.cuda import kernels
         k = kernels()
         d["params"].copy_to_device(self._params)
         d["velocity"].copy_to_device(self._velocity)
