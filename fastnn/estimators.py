@@ -81,7 +81,7 @@ except ImportError as exc:  # scikit-learn missing, or older than 1.6 (no valida
 from . import _validate as v
 from ._impl import impls
 from .functional import log_softmax, sigmoid, softmax
-from .train.mlp import MLP, History
+from .train import MLP, History
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 

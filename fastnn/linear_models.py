@@ -44,7 +44,8 @@ from . import _validate as v
 from ._impl import _check as _check_impl
 from ._impl import kernel
 from .kernels._finite import all_finite
-from .train.mlp import NonFiniteLossError, _int
+from .train.checks import _int
+from .train.fit import NonFiniteLossError
 
 __all__ = ["Perceptron", "Adaline", "ConvergenceWarning", "perceptron_epoch", "adaline_epoch"]
 
