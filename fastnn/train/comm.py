@@ -204,7 +204,8 @@ def epoch_comm_jit(net, reducer, X, y, Y, acc_code, perm, B, offset, hp, bufs, o
         plan = net.plans[key] = tj.make_step_plan(net.layers, R, net.hidden_code,
                                                     net.loss_code, acc_code, pol)
     run = tj.step_for(plan)
-    if pol[5] and R > pol[0]:      # BLAS blocks on Numba's threads: OpenBLAS unthreaded
+    # BLAS blocks on Numba's threads: OpenBLAS unthreaded
+    if pol[tj.P_BLAS_ON_NUMBA] and R > pol[tj.P_SMALL_MAX]:
         return tj.on_numba_threads(comm_steps, net, run, reducer, X, y, Y, perm, B, offset,
                                    hp, bufs, pol, overlap)
     return comm_steps(net, run, reducer, X, y, Y, perm, B, offset, hp, bufs, pol, overlap)

@@ -136,15 +136,44 @@ PERSISTENT_EPOCH = True
 NEVER = np.iinfo(np.int64).max
 
 
+#: The positions of the policy vector's entries (:meth:`EpochPolicy.vector`); module-level
+#: ints, so compile-time constants where the compiled code indexes the vector with them.
+(P_SMALL_MAX, P_TILE_MIN, P_BACK_TILE_MIN, P_PAR_MIN, P_SHARES, P_BLAS_ON_NUMBA,
+ P_PERSISTENT) = range(7)
+
+
+class EpochPolicy(NamedTuple):
+    """Which path each product of the compiled epoch takes (see :func:`policy`), by name;
+    :meth:`vector` is the int64 array the compiled code takes."""
+    small_max: int              # batches of at most this many rows may use the tiles
+    tile_min_fmas: int          # forward products on the tiles above this many multiply-adds
+    back_tile_min_fmas: int     # the same for the backward products
+    parallel_min_fmas: int      # products of at least this many on the parallel tiles
+    shares: int                 # shares of the fused first-layer region (0: no fusion)
+    blas_on_numba_threads: int  # 1: large batches' BLAS products in blocks on Numba's
+    #                             threads (the epoch must then run under ``run_epoch``)
+    persistent: int             # 1: the epoch may run in one persistent region
+
+    def vector(self):
+        """The policy as the int64 array the compiled epoch and step read (``P_*``)."""
+        return np.array(self, np.int64)
+
+
+def current_policy():
+    """The :class:`EpochPolicy` of this module's settings now: SMALL_MAX, TILE_MIN_FMAS
+    (forward and backward), EPOCH_PARALLEL_MIN_FMAS, Numba's thread count as the shares
+    when FUSE_FIRST_LAYER (else 0), BLAS_ON_NUMBA_THREADS (with OpenBLAS's threading
+    under fastnn's control), PERSISTENT_EPOCH."""
+    return EpochPolicy(SMALL_MAX, TILE_MIN_FMAS, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS,
+                       num_threads() if FUSE_FIRST_LAYER else 0,
+                       1 if BLAS_ON_NUMBA_THREADS and THREAD_CONTROL else 0,
+                       1 if PERSISTENT_EPOCH else 0)
+
+
 def policy():
-    """The thresholds the compiled epoch takes, as an int64 array: [SMALL_MAX,
-    TILE_MIN_FMAS (forward), TILE_MIN_FMAS (backward), EPOCH_PARALLEL_MIN_FMAS, the
-    number of shares of the fused first-layer region (Numba's thread count; 0 when
-    FUSE_FIRST_LAYER is off), 1 when the BLAS products of batches above SMALL_MAX rows
-    run in blocks on Numba's threads (BLAS_ON_NUMBA_THREADS, with OpenBLAS's threading
-    under fastnn's control; the epoch must then run under ``run_epoch``) else 0, 1 when
-    the epoch may run in one persistent region (PERSISTENT_EPOCH) else 0], read at each
-    ``fit``, so tests can move them.
+    """The thresholds the compiled epoch takes, as the int64 array it reads
+    (``current_policy().vector()``; the fields of :class:`EpochPolicy`), read at each
+    ``fit`` from this module's settings, so tests can move them.
 
     Which product runs where depends on the shapes only, never on the thread count
     (the backward tiles once needed BACKWARD_TILES_MIN_THREADS threads: with one thread
@@ -175,10 +204,7 @@ def policy():
       the Zen 3: kernels/_gemm.py TN_PARALLEL_MIN_FMAS). A parallel region costs
       ~2.5 µs to start, and a batch-10 product takes 11-20 µs on one core.
     """
-    return np.array([SMALL_MAX, TILE_MIN_FMAS, TILE_MIN_FMAS, EPOCH_PARALLEL_MIN_FMAS,
-                     num_threads() if FUSE_FIRST_LAYER else 0,
-                     1 if BLAS_ON_NUMBA_THREADS and THREAD_CONTROL else 0,
-                     1 if PERSISTENT_EPOCH else 0], np.int64)
+    return current_policy().vector()
 
 
 # --- where each product runs: one function of the shapes, for jit code and Python ------
@@ -243,10 +269,12 @@ def make_plan(layers, N, batch_size, hidden_code, loss_code, acc_code, plain, fu
     for nb in sizes:
         for l in range(layers.shape[0]):
             K, D = int(layers[l, 0]), int(layers[l, 1])
-            fwd |= 1 << forward_path.py_func(nb, K, D, pol[0], pol[1], pol[3], pol[5])
-            bwd |= 1 << backward_path.py_func(nb, K, D, pol[0], pol[2], pol[3], pol[5])
+            fwd |= 1 << forward_path.py_func(nb, K, D, pol[P_SMALL_MAX], pol[P_TILE_MIN],
+                                             pol[P_PAR_MIN], pol[P_BLAS_ON_NUMBA])
+            bwd |= 1 << backward_path.py_func(nb, K, D, pol[P_SMALL_MAX], pol[P_BACK_TILE_MIN],
+                                              pol[P_PAR_MIN], pol[P_BLAS_ON_NUMBA])
     fused = bool(plain and fuse)
-    if fused and pol[4] > 0 and N > 0:
+    if fused and pol[P_SHARES] > 0 and N > 0:
         B = sizes[0]
         steps = -(-N // B)
         last = N - (steps - 1) * B
@@ -256,7 +284,8 @@ def make_plan(layers, N, batch_size, hidden_code, loss_code, acc_code, plain, fu
         if steps >= 2:
             pairs.add((B, last))
         K0, D0 = int(layers[0, 0]), int(layers[0, 1])
-        ahead = any(ahead_possible.py_func(nb, nn, K0, D0, pol[0], pol[1], pol[2], pol[3], pol[4])
+        ahead = any(ahead_possible.py_func(nb, nn, K0, D0, pol[P_SMALL_MAX], pol[P_TILE_MIN],
+                                           pol[P_BACK_TILE_MIN], pol[P_PAR_MIN], pol[P_SHARES])
                     for nb, nn in pairs)
     return Plan(int(hidden_code), int(loss_code), int(acc_code), fused, fwd, bwd, ahead)
 
@@ -304,9 +333,10 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
         N = perm.shape[0]          # the rows of this epoch (or part of one)
         D0 = X.shape[1]
         K = Yb_buf.shape[1]
-        small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
-        parts = policy[4]
-        blas_on_numba = policy[5] != 0
+        small_max, tile_min = policy[P_SMALL_MAX], policy[P_TILE_MIN]
+        back_tile_min, par_min = policy[P_BACK_TILE_MIN], policy[P_PAR_MIN]
+        parts = policy[P_SHARES]
+        blas_on_numba = policy[P_BLAS_ON_NUMBA] != 0
         stats[2] = -1.0
         stats[3] = 0.0
         loss_sum = 0.0
@@ -455,8 +485,10 @@ def make_step_plan(layers, rows, hidden_code, loss_code, acc_code, pol):
     for nb in range(1, rows + 1):
         for l in range(layers.shape[0]):
             K, D = int(layers[l, 0]), int(layers[l, 1])
-            fwd |= 1 << forward_path.py_func(nb, K, D, pol[0], pol[1], pol[3], pol[5])
-            bwd |= 1 << backward_path.py_func(nb, K, D, pol[0], pol[2], pol[3], pol[5])
+            fwd |= 1 << forward_path.py_func(nb, K, D, pol[P_SMALL_MAX], pol[P_TILE_MIN],
+                                             pol[P_PAR_MIN], pol[P_BLAS_ON_NUMBA])
+            bwd |= 1 << backward_path.py_func(nb, K, D, pol[P_SMALL_MAX], pol[P_BACK_TILE_MIN],
+                                              pol[P_PAR_MIN], pol[P_BLAS_ON_NUMBA])
     return StepPlan(int(hidden_code), int(loss_code), int(acc_code), fwd, bwd)
 
 
@@ -517,8 +549,9 @@ def _make_step(hidden, loss, acc, forward, backward):
         L = layers.shape[0]
         D0 = X.shape[1]
         K = Yb_buf.shape[1]
-        small_max, tile_min, back_tile_min, par_min = policy[0], policy[1], policy[2], policy[3]
-        blas_on_numba = policy[5] != 0
+        small_max, tile_min = policy[P_SMALL_MAX], policy[P_TILE_MIN]
+        back_tile_min, par_min = policy[P_BACK_TILE_MIN], policy[P_PAR_MIN]
+        blas_on_numba = policy[P_BLAS_ON_NUMBA] != 0
         n = X.shape[0]
         if hi == L:
             if update:
@@ -633,10 +666,10 @@ def train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code
     perm : (M,) int64 the rows of X this call trains on, in order (M <= N: a whole epoch's
            permutation, or a run of whole mini-batches of it, so that an epoch can run
            in parts with the same bits);  batch_size >= 1
-    policy : (7,) int64, ``policy()``: [small_max, forward_tile_min_fmas,
-             backward_tile_min_fmas, parallel_min_fmas, fused first-layer shares,
-             BLAS blocks on Numba's threads (1: call through ``run_epoch``),
-             persistent region (1: allowed; read by ``run_epoch``)]
+    policy : (7,) int64, ``policy()`` (``EpochPolicy(...).vector()``; entries at P_*):
+             small_max, forward and backward tile_min_fmas, parallel_min_fmas, fused
+             first-layer shares, BLAS blocks on Numba's threads (1: call through
+             ``run_epoch``), persistent region (1: allowed; read by ``run_epoch``)
     act_buf, delta_buf : flat, batch_size · Σ widths;  yb_buf (batch_size,), Yb_buf (batch_size, K)
     stats : (4,) float64, written: [Σ loss·nb, number correct, failing step (−1: none),
             1 if the epoch ran in one persistent region (``_persistent_epoch``, called
@@ -672,24 +705,26 @@ def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, 
               acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
               act_buf, delta_buf, yb_buf, Yb_buf, stats, epoch_rows=None, plan=None):
     """``train_epoch`` with the same arguments; when its BLAS products may run in blocks
-    on Numba's threads (``policy[5]``, batches above ``policy[0]`` rows), under
-    ``kernels/_blas.py`` ``on_numba_threads``: OpenBLAS single-threaded for the
+    on Numba's threads (``policy[P_BLAS_ON_NUMBA]``, batches above ``policy[P_SMALL_MAX]``
+    rows), under ``kernels/_blas.py`` ``on_numba_threads``: OpenBLAS single-threaded for the
     epoch, its thread count restored afterwards (also on error). The callers of the
     compiled epoch (``MLP.fit``, the benches) go through here."""
     args = (params, grads, velocity, n_weights, layers, act_off, hidden_code, loss_code,
             acc_code, X, y, Y, perm, batch_size, lr, momentum, weight_decay, l1, policy,
             act_buf, delta_buf, yb_buf, Yb_buf, stats)
-    if policy[5] and batch_size > policy[0]:
+    if policy[P_BLAS_ON_NUMBA] and batch_size > policy[P_SMALL_MAX]:
         return on_numba_threads(train_epoch, *args, epoch_rows, plan)
     # the persistent epoch is called from here, not from train_epoch, so that it is
     # compiled only for the networks and dtypes that take it
-    if (policy[6] and momentum == 0 and weight_decay == 0 and l1 == 0 and policy[4] >= 2
-            and _persistent_ok(layers, perm.shape[0], batch_size, policy[0], policy[1], policy[2],
-                               policy[3])):
-        P = min(int(policy[4]), (int(layers[0, 0]) + FUSED_GROUP - 1) // FUSED_GROUP)
+    if (policy[P_PERSISTENT] and momentum == 0 and weight_decay == 0 and l1 == 0
+            and policy[P_SHARES] >= 2
+            and _persistent_ok(layers, perm.shape[0], batch_size, policy[P_SMALL_MAX],
+                               policy[P_TILE_MIN], policy[P_BACK_TILE_MIN], policy[P_PAR_MIN])):
+        P = min(int(policy[P_SHARES]), (int(layers[0, 0]) + FUSED_GROUP - 1) // FUSED_GROUP)
         if P >= 2 and _persistent_epoch(params, layers, act_off, hidden_code, loss_code,
-                                        acc_code, X, y, Y, perm, batch_size, lr, policy[0],
-                                        policy[1], policy[3], act_buf, delta_buf, yb_buf,
+                                        acc_code, X, y, Y, perm, batch_size, lr,
+                                        policy[P_SMALL_MAX], policy[P_TILE_MIN],
+                                        policy[P_PAR_MIN], act_buf, delta_buf, yb_buf,
                                         Yb_buf, stats, P):
             return None
     return train_epoch(*args, epoch_rows, plan)
