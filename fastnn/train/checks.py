@@ -13,7 +13,8 @@ from .. import _validate as v
 from .._paths import check_output_path
 from ..kernels._finite import all_finite
 from .layout import ALIGN
-from .products import LOSS_SIGMOID_BCE, LOSS_SOFTMAX_CE
+from .products import (ACCURACY_LABELS, ACCURACY_NONE, ACCURACY_SIGN, LOSS_SIGMOID_BCE,
+                       LOSS_SOFTMAX_CE)
 
 
 def _name(kind, value, allowed):
@@ -117,10 +118,10 @@ def check_y(net, y, N, name="y"):
                              f"{lo if lo < 0 else hi}")
         labels = np.ascontiguousarray(y, dtype=np.intp)
         if net.loss_code == LOSS_SOFTMAX_CE:
-            return labels, no_targets, 1
+            return labels, no_targets, ACCURACY_LABELS
         Y = np.zeros((N, K), net.dtype)                  # one-hot targets (seed 004)
         Y[np.arange(N), labels] = 1
-        return labels, Y, 1
+        return labels, Y, ACCURACY_LABELS
     Y = y.reshape(N, 1) if (y.ndim == 1 and K == 1) else y
     if Y.shape != (N, K):
         raise ValueError(f"{name}: expected targets of shape ({N}, {K})"
@@ -132,10 +133,10 @@ def check_y(net, y, N, name="y"):
         raise ValueError(f"{name}: binary cross-entropy targets must lie in [0, 1], got "
                          f"values in [{Y.min()}, {Y.max()}]")
     if net.output == "identity":
-        return no_labels, Y, 0
+        return no_labels, Y, ACCURACY_NONE
     if K == 1:
-        return no_labels, Y, 2
-    return np.ascontiguousarray(np.argmax(Y, axis=1), dtype=np.intp), Y, 1
+        return no_labels, Y, ACCURACY_SIGN
+    return np.ascontiguousarray(np.argmax(Y, axis=1), dtype=np.intp), Y, ACCURACY_LABELS
 
 
 def fit_args(net, X, y, epochs, batch_size, lr, momentum, weight_decay, l1, shuffle,

@@ -95,6 +95,7 @@ from ..kernels.linear import _affine_blocks_parallel, _bias_act, _hidden_delta_b
 from ..kernels.sgd import sgd_update_jit
 from ..kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 from .products import (  # noqa: F401  (the codes and _gather, _bias_sgd: also fastnn._train_jit's)
+    ACCURACY_LABELS, ACCURACY_SIGN, ACT_IDENTITY, ACT_SIGMOID,
     HIDDEN_IDENTITY, HIDDEN_SIGMOID, LOSS_IDENTITY_MSE, LOSS_SIGMOID_BCE, LOSS_SIGMOID_MSE,
     LOSS_SOFTMAX_CE, _bias_sgd, _correct_labels, _correct_sign, _delta_blas, _delta_tiles,
     _delta_tiles_par, _forward_blas, _forward_tiles, _forward_tiles_par, _gather, _grad_blas,
@@ -318,8 +319,8 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
     CE = loss == LOSS_SOFTMAX_CE
     BCE = loss == LOSS_SIGMOID_BCE
     SMSE = loss == LOSS_SIGMOID_MSE
-    ACC_LABELS = acc == 1
-    ACC_SIGN = acc == 2
+    ACC_LABELS = acc == ACCURACY_LABELS
+    ACC_SIGN = acc == ACCURACY_SIGN
     FUSED = fused
     AHEAD = ahead_ok
 
@@ -363,7 +364,7 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
                 W, b = _layer(params, layers, l)
                 A = A0 if l == 0 else _rows(act_buf, act_off[l], nb, Dl)
                 out = _rows(act_buf, act_off[l + 1], nb, Kl)
-                act = 1 if SIG and l < L - 1 else 0
+                act = ACT_SIGMOID if SIG and l < L - 1 else ACT_IDENTITY
                 path = forward_path(nb, Kl, Dl, small_max, tile_min, par_min, blas_on_numba)
                 if FT and path == TILES:
                     _forward_tiles(A, W, b, out, act)
@@ -424,7 +425,7 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
                     _bias_sgd(dZl, b, lr_)
                     out = _rows(act_buf, act_off[1], nn, Kl)
                     gemm_tn_acc_nt_parallel(dZl, A, W, -lr_, An, out, parts)
-                    _bias_act(out, b, 1 if SIG and L > 1 else 0)   # as the forward
+                    _bias_act(out, b, ACT_SIGMOID if SIG and L > 1 else ACT_IDENTITY)  # as forward
                     ahead_next = True
                 elif FUSED:
                     if BT and path == TILES:
@@ -529,8 +530,8 @@ def _make_step(hidden, loss, acc, forward, backward):
     CE = loss == LOSS_SOFTMAX_CE
     BCE = loss == LOSS_SIGMOID_BCE
     SMSE = loss == LOSS_SIGMOID_MSE
-    ACC_LABELS = acc == 1
-    ACC_SIGN = acc == 2
+    ACC_LABELS = acc == ACCURACY_LABELS
+    ACC_SIGN = acc == ACCURACY_SIGN
 
     @jit
     def step(params, grads, velocity, n_weights, layers, act_off, X, y, Y, perm, s, e, offset,
@@ -587,7 +588,7 @@ def _make_step(hidden, loss, acc, forward, backward):
                 W, b = _layer(params, layers, l)
                 A = _rows(act_buf, act_off[l], nb, Dl)
                 out = _rows(act_buf, act_off[l + 1], nb, Kl)
-                act = 1 if SIG and l < L - 1 else 0
+                act = ACT_SIGMOID if SIG and l < L - 1 else ACT_IDENTITY
                 path = forward_path(nb, Kl, Dl, small_max, tile_min, par_min, blas_on_numba)
                 if FT and path == TILES:
                     _forward_tiles(A, W, b, out, act)

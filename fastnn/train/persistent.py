@@ -45,7 +45,8 @@ from ..kernels._gemm import acc_then_dot_share
 from ..kernels.cross_entropy import sce_grad_labels_rows
 from ..kernels.linear import _bias_act
 from ..kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
-from .products import (HIDDEN_SIGMOID, LOSS_SIGMOID_BCE, LOSS_SIGMOID_MSE, LOSS_SOFTMAX_CE,
+from .products import (ACCURACY_LABELS, ACCURACY_SIGN, ACT_IDENTITY, ACT_SIGMOID,
+                       HIDDEN_SIGMOID, LOSS_SIGMOID_BCE, LOSS_SIGMOID_MSE, LOSS_SOFTMAX_CE,
                        _bias_sgd, _correct_labels, _correct_sign, _delta_tiles,
                        _forward_tiles, _forward_tiles_par, _gather, _gather_labels,
                        _gather_rows, _layer, _rows, _update_tiles, identity_mse_grad_jit)
@@ -157,8 +158,8 @@ def _make_persistent(hidden, loss, acc):
     CE = loss == LOSS_SOFTMAX_CE
     BCE = loss == LOSS_SIGMOID_BCE
     SMSE = loss == LOSS_SIGMOID_MSE
-    ACC_LABELS = acc == 1
-    ACC_SIGN = acc == 2
+    ACC_LABELS = acc == ACCURACY_LABELS
+    ACC_SIGN = acc == ACCURACY_SIGN
 
     @jit
     def lead(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,
@@ -174,7 +175,7 @@ def _make_persistent(hidden, loss, acc):
         K = Yb_buf.shape[1]
         K0 = layers[0, 0]
         W0, b0 = _layer(params, layers, 0)
-        act0 = 1 if SIG and L > 1 else 0
+        act0 = ACT_SIGMOID if SIG and L > 1 else ACT_IDENTITY
         loss_sum = 0.0
         n_correct = 0
         step = 0
@@ -194,7 +195,7 @@ def _make_persistent(hidden, loss, acc):
                 W, b = _layer(params, layers, l)
                 A = _rows(act_buf, act_off[l], nb, Dl)
                 out = _rows(act_buf, act_off[l + 1], nb, Kl)
-                _forward_tiles(A, W, b, out, 1 if SIG and l < L - 1 else 0)
+                _forward_tiles(A, W, b, out, ACT_SIGMOID if SIG and l < L - 1 else ACT_IDENTITY)
             Z = _rows(act_buf, act_off[L], nb, K)
             dZ = _rows(delta_buf, act_off[L], nb, K)
             if CE:
@@ -269,7 +270,7 @@ def _make_persistent(hidden, loss, acc):
         _gather(X, y, Y, perm, 0, A0, yb_buf, Yb_buf)
         W0, b0 = _layer(params, layers, 0)
         _forward_tiles_par(A0, W0, b0, _rows(act_buf, act_off[1], nb, K0),
-                           1 if SIG and L > 1 else 0)
+                           ACT_SIGMOID if SIG and L > 1 else ACT_IDENTITY)
         ctl = np.zeros((P + 1) * _LINE, np.int64)
         region(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,
                yb_buf, Yb_buf, stats, P, ctl)

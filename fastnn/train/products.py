@@ -33,6 +33,16 @@ LOSS_SIGMOID_BCE = 1
 LOSS_SIGMOID_MSE = 2
 LOSS_IDENTITY_MSE = 3
 
+#: Accuracy codes (``acc_code``): none (regression), the row's argmax against its label,
+#: (z > 0) against (y > 0.5) for one sigmoid output.
+ACCURACY_NONE = 0
+ACCURACY_LABELS = 1
+ACCURACY_SIGN = 2
+
+#: The ``act`` argument of the bias-and-activation kernels (kernels/linear.py).
+ACT_IDENTITY = 0
+ACT_SIGMOID = 1
+
 
 @jit
 def identity_mse_grad_jit(Z, Y, dZ):

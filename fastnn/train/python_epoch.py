@@ -10,7 +10,7 @@ import numpy as np
 
 from ..kernels import IMPLS
 from ..kernels.cross_entropy import as_dtype_scalar
-from .products import HIDDEN_SIGMOID, LOSS_SIGMOID_BCE, LOSS_SIGMOID_MSE, LOSS_SOFTMAX_CE
+from .products import ACCURACY_LABELS, ACCURACY_SIGN, HIDDEN_SIGMOID, LOSS_SIGMOID_BCE, LOSS_SIGMOID_MSE, LOSS_SOFTMAX_CE
 from .products import identity_mse_grad_jit
 
 
@@ -116,9 +116,9 @@ def sgd(net, impl, hp):
 
 def n_correct(acc_code, Z, yb, Yb):
     """Correct predictions of the logits Z (acc_code: 0 none, 1 argmax, 2 sign)."""
-    if acc_code == 1:
+    if acc_code == ACCURACY_LABELS:
         return int(np.count_nonzero(np.argmax(Z, axis=1) == yb))
-    if acc_code == 2:
+    if acc_code == ACCURACY_SIGN:
         return int(np.count_nonzero((Z[:, 0] > 0) == (Yb[:, 0] > 0.5)))
     return 0
 
