@@ -77,7 +77,7 @@ lr = np.float32(1e-7)          # tiny: the weights stay where they are over the 
 @jit
 def gather_loop(X, y, Y, perm, A0, yb, Yb):
     for t in range(STEPS):
-        tj._gather(X, y, Y, perm, (t * B) % (N - B), A0, yb, Yb)
+        tj.gather(X, y, Y, perm, (t * B) % (N - B), A0, yb, Yb)
 
 
 @jit
@@ -87,7 +87,7 @@ def region_loop(dH, S0, S1, W1, Hb, X, y, Y, perm, yb, Yb, parts):
     for t in range(STEPS):
         s = (t * B) % (N - 2 * B)
         cur, nxt = (S0, S1) if t % 2 == 0 else (S1, S0)
-        tj._gather(X, y, Y, perm, s + B, nxt, yb, Yb)
+        tj.gather(X, y, Y, perm, s + B, nxt, yb, Yb)
         gemm_tn_acc_nt_parallel(dH, cur, W1, -lr, nxt, Hb, parts)
 
 
@@ -118,9 +118,9 @@ def small_loop(Hb, b1, W2, b2, Z, dZ, dH, yb):
         _bias_act(Z, b2, 0)
         sce_grad_labels_rows(Z, yb, dZ)
         delta_tiles(dZ, W2, Hb, dH, True)
-        tj._bias_sgd(dZ, b2, lr)
+        tj.bias_sgd(dZ, b2, lr)
         gemm_tn_acc(dZ, Hb, W2, -lr)
-        tj._bias_sgd(dH, b1, lr)
+        tj.bias_sgd(dH, b1, lr)
         Hb[:] = np.float32(0.25)        # keep the sigmoid's input fixed
 
 

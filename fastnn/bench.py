@@ -482,11 +482,7 @@ def _setup_mlp_step(case, inp) -> Prepared:
     model = MLP([X.shape[1], inp["W1"].shape[0], inp["W2"].shape[0]], dtype=X.dtype, seed=0,
                 impl="jit")
     model.set_parameters(weights=[inp["W1"], inp["W2"]], biases=[inp["b1"], inp["b2"]])
-    yv, Y, acc_code = model._check_y(y, X.shape[0])
-    perm = np.arange(X.shape[0], dtype=np.int64)
-    hp = {"lr": LR, "momentum": 0.0, "weight_decay": 0.0, "l1": 0.0}
-    bufs = model._jit_buffers(B)
-    prep = Prepared(lambda: model._epoch_jit(X, yv, Y, acc_code, perm, B, hp, bufs))
+    prep = Prepared(model.compiled_epoch(X, y, batch_size=B, lr=LR))
     prep.model = model                  # the model the timed calls train (for the tests)
     return prep
 

@@ -94,11 +94,11 @@ from ..kernels.cross_entropy import sce_grad_labels_rows
 from ..kernels.linear import _affine_blocks_parallel, _bias_act, _hidden_delta_blocks_parallel
 from ..kernels.sgd import sgd_update_jit
 from ..kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
-from .products import (  # noqa: F401  (the codes and _gather, _bias_sgd: also fastnn._train_jit's)
+from .products import (  # noqa: F401  (the codes, gather, bias_sgd: also fastnn._train_jit's)
     ACCURACY_LABELS, ACCURACY_SIGN, ACT_IDENTITY, ACT_SIGMOID,
     HIDDEN_IDENTITY, HIDDEN_SIGMOID, LOSS_IDENTITY_MSE, LOSS_SIGMOID_BCE, LOSS_SIGMOID_MSE,
-    LOSS_SOFTMAX_CE, _bias_sgd, _correct_labels, _correct_sign, _delta_blas, _delta_tiles,
-    _delta_tiles_par, _forward_blas, _forward_tiles, _forward_tiles_par, _gather, _grad_blas,
+    LOSS_SOFTMAX_CE, bias_sgd, _correct_labels, _correct_sign, _delta_blas, _delta_tiles,
+    _delta_tiles_par, _forward_blas, _forward_tiles, _forward_tiles_par, gather, _grad_blas,
     _grad_blas_par, _grad_tiles, _grad_tiles_par, _layer, _rows, _update_blas,
     _update_blas_par, _update_tiles, _update_tiles_par, identity_mse_grad_jit)
 from .persistent import (  # noqa: F401  (the control words: also fastnn._train_jit's, for tests)
@@ -354,7 +354,7 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
             src = delta_buf if in_delta else act_buf
             A0 = _rows(src, act_off[0], nb, D0)
             if not ahead:
-                _gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf)
+                gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf)
             yb = yb_buf[:nb]
             Yb = Yb_buf[:nb]
             # forward
@@ -421,8 +421,8 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
                     # same bits as the update, then the forward's gemm_nt_parallel)
                     dst = act_buf if in_delta else delta_buf
                     An = _rows(dst, act_off[0], nn, D0)
-                    _gather(X, y, Y, perm, s + nb, An, yb_buf, Yb_buf)
-                    _bias_sgd(dZl, b, lr_)
+                    gather(X, y, Y, perm, s + nb, An, yb_buf, Yb_buf)
+                    bias_sgd(dZl, b, lr_)
                     out = _rows(act_buf, act_off[1], nn, Kl)
                     gemm_tn_acc_nt_parallel(dZl, A, W, -lr_, An, out, parts)
                     _bias_act(out, b, ACT_SIGMOID if SIG and L > 1 else ACT_IDENTITY)  # as forward
@@ -461,8 +461,10 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
     return epoch
 
 
-def _plan_of(layers, N, batch_size, hidden_code, loss_code, acc_code, momentum,
-             weight_decay, l1, policy, fuse):
+def plan_of(layers, N, batch_size, hidden_code, loss_code, acc_code, momentum,
+            weight_decay, l1, policy, fuse):
+    """The :class:`Plan` of an epoch with these hyperparameters (plain SGD: no momentum,
+    weight decay or L1)."""
     plain = momentum == 0 and weight_decay == 0 and l1 == 0
     return make_plan(layers, N, batch_size, hidden_code, loss_code, acc_code,
                      plain, fuse, policy)
@@ -694,7 +696,7 @@ def _train_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_cod
     gradient and runs ``sgd_update_jit``, as the other optimisers do; for tests of the
     fused paths)."""
     if plan is None or not fuse:
-        plan = _plan_of(layers, perm.shape[0] if epoch_rows is None else epoch_rows, batch_size,
+        plan = plan_of(layers, perm.shape[0] if epoch_rows is None else epoch_rows, batch_size,
                         hidden_code, loss_code, acc_code, momentum, weight_decay, l1, policy,
                         fuse)
     epoch_for(plan)(params, grads, velocity, n_weights, layers, act_off, X, y, Y, perm,
@@ -729,3 +731,16 @@ def run_epoch(params, grads, velocity, n_weights, layers, act_off, hidden_code, 
                                         Yb_buf, stats, P):
             return None
     return train_epoch(*args, epoch_rows, plan)
+
+
+def run_net_epoch(net, bufs, X, y, Y, acc_code, perm, batch_size, hp, policy, epoch_rows=None,
+                  plan=None):
+    """:func:`run_epoch` with the network and its buffers as bundles: ``net`` a
+    :class:`fastnn.train.layout.Net`, ``bufs`` its
+    :class:`~fastnn.train.layout.EpochBuffers`, ``hp`` ``{"lr", "momentum",
+    "weight_decay", "l1"}``; the results in ``bufs.stats``."""
+    return run_epoch(net.params, net.grads, net.velocity, net.n_weights, net.layers,
+                     bufs.act_off, net.hidden_code, net.loss_code, acc_code, X, y, Y, perm,
+                     batch_size, hp["lr"], hp["momentum"], hp["weight_decay"], hp["l1"], policy,
+                     bufs.act_buf, bufs.delta_buf, bufs.yb_buf, bufs.Yb_buf, bufs.stats,
+                     epoch_rows=epoch_rows, plan=plan)

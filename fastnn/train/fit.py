@@ -112,22 +112,18 @@ def compiled_epoch(net, X, y, Y, acc_code, perm, B, hp, bufs, guard=None):
     """The compiled epoch over ``perm`` (whole, or in parts of whole mini-batches when
     ``guard`` is given, so that Ctrl-C is seen between parts): (Σ loss·nb, correct,
     failing step or −1). The parts give the bits of one call (tested)."""
-    act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = bufs
+    stats = bufs.stats
     pol = tj.policy()
     N = perm.shape[0]
     key = (B, N, acc_code, hp["momentum"] == 0 and hp["weight_decay"] == 0 and hp["l1"] == 0,
            pol.tobytes())
     plan = net.plans.get(key)
     if plan is None:
-        plan = net.plans[key] = tj._plan_of(
+        plan = net.plans[key] = tj.plan_of(
             net.layers, N, B, net.hidden_code, net.loss_code, acc_code, hp["momentum"],
             hp["weight_decay"], hp["l1"], pol, True)
-    args = (net.params, net.grads, net.velocity, net.n_weights, net.layers,
-            act_off, net.hidden_code, net.loss_code, acc_code, X, y, Y)
-    tail = (hp["lr"], hp["momentum"], hp["weight_decay"], hp["l1"], pol, act_buf, delta_buf,
-            yb_buf, Yb_buf, stats)
     if guard is None:
-        tj.run_epoch(*args, perm, B, *tail, epoch_rows=N, plan=plan)
+        tj.run_net_epoch(net, bufs, X, y, Y, acc_code, perm, B, hp, pol, epoch_rows=N, plan=plan)
         return float(stats[0]), int(stats[1]), int(stats[2])
     loss_sum, correct = 0.0, 0
     steps = max(1, EPOCH_PART_ROWS // B)      # mini-batches in the next part
@@ -137,7 +133,8 @@ def compiled_epoch(net, X, y, Y, acc_code, perm, B, hp, bufs, guard=None):
             raise Stop
         e = min(N, s + steps * B)
         t0 = time.perf_counter()
-        tj.run_epoch(*args, perm[s:e], B, *tail, epoch_rows=N, plan=plan)
+        tj.run_net_epoch(net, bufs, X, y, Y, acc_code, perm[s:e], B, hp, pol, epoch_rows=N,
+                         plan=plan)
         dt = time.perf_counter() - t0
         loss_sum += float(stats[0])
         correct += int(stats[1])

@@ -47,8 +47,8 @@ from ..kernels.linear import _bias_act
 from ..kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 from .products import (ACCURACY_LABELS, ACCURACY_SIGN, ACT_IDENTITY, ACT_SIGMOID,
                        HIDDEN_SIGMOID, LOSS_SIGMOID_BCE, LOSS_SIGMOID_MSE, LOSS_SOFTMAX_CE,
-                       _bias_sgd, _correct_labels, _correct_sign, _delta_tiles,
-                       _forward_tiles, _forward_tiles_par, _gather, _gather_labels,
+                       bias_sgd, _correct_labels, _correct_sign, _delta_tiles,
+                       _forward_tiles, _forward_tiles_par, gather, _gather_labels,
                        _gather_rows, _layer, _rows, _update_tiles, identity_mse_grad_jit)
 
 
@@ -224,7 +224,7 @@ def _make_persistent(hidden, loss, acc):
                 _delta_tiles(dZl, W, A, dA, SIG)                # with the old W
                 _update_tiles(dZl, A, W, b, lr_)
             dZ0 = _rows(delta_buf, act_off[1], nb, K0)
-            _bias_sgd(dZ0, b0, lr_)
+            bias_sgd(dZ0, b0, lr_)
             _gather_labels(y, Y, perm, s + nb, nn, yb_buf, Yb_buf)
             for q in range(1, P):
                 _wait_at_least(ctl, _GO + _LINE * q, 2 * step + 1)      # next rows gathered
@@ -267,7 +267,7 @@ def _make_persistent(hidden, loss, acc):
         nb = min(batch_size, perm.shape[0])
         K0 = layers[0, 0]
         A0 = _rows(act_buf, act_off[0], nb, D0)
-        _gather(X, y, Y, perm, 0, A0, yb_buf, Yb_buf)
+        gather(X, y, Y, perm, 0, A0, yb_buf, Yb_buf)
         W0, b0 = _layer(params, layers, 0)
         _forward_tiles_par(A0, W0, b0, _rows(act_buf, act_off[1], nb, K0),
                            ACT_SIGMOID if SIG and L > 1 else ACT_IDENTITY)

@@ -124,7 +124,7 @@ def _gather_labels(y, Y, perm, s, nb, yb_buf, Yb_buf):
 
 
 @jit
-def _gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf):
+def gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf):
     """The mini-batch of rows perm[s:s + nb] (nb = A0.shape[0]) into contiguous buffers:
     A0 (nb, D0), and yb_buf[:nb] (labels, when y has rows) or Yb_buf[:nb] (targets)."""
     _gather_rows(X, perm, s, A0, 0, 1)
@@ -132,7 +132,7 @@ def _gather(X, y, Y, perm, s, A0, yb_buf, Yb_buf):
 
 
 @jit
-def _bias_sgd(dZ, b, lr):
+def bias_sgd(dZ, b, lr):
     """b −= lr · Σ_i dZ[i] (column sums in row order)."""
     nb, K = dZ.shape
     for k in range(K):
@@ -189,14 +189,14 @@ def _update_blas(dZ, A, W, b, lr):
     buffer is written."""
     nb, K = dZ.shape
     D = A.shape[1]
-    _bias_sgd(dZ, b, lr)
+    bias_sgd(dZ, b, lr)
     gemm(False, True, D, K, nb, -lr, A, D, dZ, K, 1.0, W, D)
 
 
 @jit
 def _update_blas_par(dZ, A, W, b, lr):
     """_update_blas by blocks of columns over Numba's threads."""
-    _bias_sgd(dZ, b, lr)
+    bias_sgd(dZ, b, lr)
     tn_col_blocks_parallel(dZ, A, W, -lr, 1.0)
 
 
@@ -231,14 +231,14 @@ def _delta_tiles_par(dZ, W, H, dA, sigmoid):
 @jit
 def _update_tiles(dZ, A, W, b, lr):
     """Plain SGD on the serial tiles: b −= lr Σ dZ, W += (−lr) dZᵀ A."""
-    _bias_sgd(dZ, b, lr)
+    bias_sgd(dZ, b, lr)
     gemm_tn_acc(dZ, A, W, -lr)
 
 
 @jit
 def _update_tiles_par(dZ, A, W, b, lr):
     """_update_tiles on the parallel tiles (the same bits)."""
-    _bias_sgd(dZ, b, lr)
+    bias_sgd(dZ, b, lr)
     gemm_tn_acc_parallel(dZ, A, W, -lr)
 
 
