@@ -5,7 +5,7 @@
 The issue asks for a 60,000-sample epoch at batch 10 in at most 0.17 s: 6,000 steps,
 28.3 µs each. This script times, each in a compiled loop of 6,000 calls (µs per step,
 median of ``--rounds``, the rounds alternating), the parts of a step of the compiled
-epoch (``fastnn/_train_jit.py``):
+epoch (``fastnn/train/compiled.py``, ``fastnn/train/persistent.py``):
 
 * gather: copying the 10 rows of the next mini-batch, in a random order, out of the
   60,000-row dataset (188 MB, far beyond the caches), and the same copy of 10 rows that
@@ -18,7 +18,7 @@ epoch (``fastnn/_train_jit.py``):
   output layer's product, softmax cross-entropy and its gradient, the hidden delta,
   the output layer's update and both bias updates;
 * the whole epoch (``fastnn.MLP.fit``, batch 10). It runs in one persistent parallel
-  region (``_train_jit.PERSISTENT_EPOCH``): no region starts per step, and the gather
+  region (``fastnn.train.compiled.PERSISTENT_EPOCH``): no region starts per step, and the gather
   runs on the second core beside the small serial work, so it takes less than the sum
   of the parts above.
 

@@ -13,7 +13,7 @@ They pass ``sklearn.utils.estimator_checks.check_estimator`` (``tests/test_estim
 Training is :meth:`fastnn.MLP.fit`: with the default implementation (``"jit"``) each
 epoch runs in fastnn's compiled epoch.
 
-The network (SPEC "Losses", "Updates"; the model docstring of :mod:`fastnn.model`):
+The network (SPEC "Losses", "Updates"; the model docstring of :mod:`fastnn.train.mlp`):
 
 ==================  ===================  =================================================
 estimator           output               data loss L (mean over the batch of N samples)

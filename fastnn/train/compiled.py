@@ -71,7 +71,7 @@ rank's rows of the global mini-batch through the same forward products, loss and
 unfused backward into the flat gradient buffer; Python runs the Allreduce in between.
 
 Both compute the same mathematics (SPEC "Gradients"/"Updates"); results agree to
-rounding. Integer codes select activation and loss (see ``fastnn.model``):
+rounding. Integer codes select activation and loss (``products.py``, ``layout.py``):
 
     hidden_code: 0 sigmoid, 1 identity
     loss_code:   0 softmax + cross-entropy (labels)   dZ = (P − Y)/N
