@@ -24,8 +24,8 @@ from numba.core import event
 
 #: What a compiled function is, by the start of its module-qualified name (first match).
 _DESCRIPTIONS = (
-    ("fastnn.train.compiled._make_persistent", "the training epoch (one parallel region)"),
-    ("fastnn.train.compiled", "the training epoch"),
+    ("fastnn.train.persistent._make_persistent", "the training epoch (one parallel region)"),
+    ("fastnn.train.", "the training epoch"),     # compiled.py, persistent.py, products.py
     ("fastnn.kernels.softmax._log_softmax", "log_softmax"),
     ("fastnn.kernels.softmax", "softmax"),
     ("fastnn.kernels.cross_entropy", "softmax cross-entropy"),
