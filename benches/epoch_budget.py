@@ -5,7 +5,7 @@
 The issue asks for a 60,000-sample epoch at batch 10 in at most 0.17 s: 6,000 steps,
 28.3 µs each. This script times, each in a compiled loop of 6,000 calls (µs per step,
 median of ``--rounds``, the rounds alternating), the parts of a step of the compiled
-epoch (``fastnn/_train_jit.py``):
+epoch (``fastnn/train/compiled.py``, ``fastnn/train/persistent.py``):
 
 * gather: copying the 10 rows of the next mini-batch, in a random order, out of the
   60,000-row dataset (188 MB, far beyond the caches), and the same copy of 10 rows that
@@ -18,7 +18,7 @@ epoch (``fastnn/_train_jit.py``):
   output layer's product, softmax cross-entropy and its gradient, the hidden delta,
   the output layer's update and both bias updates;
 * the whole epoch (``fastnn.MLP.fit``, batch 10). It runs in one persistent parallel
-  region (``_train_jit.PERSISTENT_EPOCH``): no region starts per step, and the gather
+  region (``fastnn.train.compiled.PERSISTENT_EPOCH``): no region starts per step, and the gather
   runs on the second core beside the small serial work, so it takes less than the sum
   of the parts above.
 
@@ -77,7 +77,7 @@ lr = np.float32(1e-7)          # tiny: the weights stay where they are over the 
 @jit
 def gather_loop(X, y, Y, perm, A0, yb, Yb):
     for t in range(STEPS):
-        tj._gather(X, y, Y, perm, (t * B) % (N - B), A0, yb, Yb)
+        tj.gather(X, y, Y, perm, (t * B) % (N - B), A0, yb, Yb)
 
 
 @jit
@@ -87,7 +87,7 @@ def region_loop(dH, S0, S1, W1, Hb, X, y, Y, perm, yb, Yb, parts):
     for t in range(STEPS):
         s = (t * B) % (N - 2 * B)
         cur, nxt = (S0, S1) if t % 2 == 0 else (S1, S0)
-        tj._gather(X, y, Y, perm, s + B, nxt, yb, Yb)
+        tj.gather(X, y, Y, perm, s + B, nxt, yb, Yb)
         gemm_tn_acc_nt_parallel(dH, cur, W1, -lr, nxt, Hb, parts)
 
 
@@ -118,9 +118,9 @@ def small_loop(Hb, b1, W2, b2, Z, dZ, dH, yb):
         bias_act(Z, b2, 0)
         sce_grad_labels_rows(Z, yb, dZ)
         delta_tiles(dZ, W2, Hb, dH, True)
-        tj._bias_sgd(dZ, b2, lr)
+        tj.bias_sgd(dZ, b2, lr)
         gemm_tn_acc(dZ, Hb, W2, -lr)
-        tj._bias_sgd(dH, b1, lr)
+        tj.bias_sgd(dH, b1, lr)
         Hb[:] = np.float32(0.25)        # keep the sigmoid's input fixed
 
 

@@ -3,7 +3,7 @@
     python benches/epoch_paths.py [--batches 1,10,16,32,64,128,255] [--rounds 4] [--threads N]
 
 784-100-10 sigmoid/softmax MLP, 60,000 random float32 samples, plain SGD. For each batch
-size, epochs alternate between the policies (``fastnn._train_jit.policy``): every
+size, epochs alternate between the policies (``fastnn.train.compiled.EpochPolicy``): every
 product on the direct BLAS gemm; the forward products on the tiles and the backward ones
 on BLAS; every one on the tiles (``gemm_nt``, ``gemm_tn_acc``,
 parallel from ``EPOCH_PARALLEL_MIN_FMAS``); the same with the first layer's update and
@@ -31,32 +31,35 @@ set_threads(args.threads)
 import numpy as np  # noqa: E402
 
 import fastnn  # noqa: E402
-from fastnn import _train_jit as tj  # noqa: E402
+from fastnn.train import compiled as tj  # noqa: E402
+from fastnn.train.compiled import EpochPolicy  # noqa: E402
+from fastnn.train.layout import epoch_buffers  # noqa: E402
+from fastnn.train.products import ACCURACY_LABELS  # noqa: E402
 
 rng = np.random.default_rng(0)
 N = 60_000
 X = rng.random((N, 784), dtype=np.float32)
 y = rng.integers(0, 10, N)
 no_targets = np.zeros((0, 10), np.float32)
-par_min = tj.EPOCH_PARALLEL_MIN_FMAS
-threads = tj.policy()[4]
-policies = {"blas": np.array([0, 0, 0, par_min, 0, 0, 0], np.int64),
-            "fwd_tiles": np.array([tj.NT_MAX_ROWS - 1, 0, tj.NEVER, par_min, 0, 0, 0], np.int64),
-            "tiles": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, 0, 0, 0], np.int64),
-            "tiles_ahead": np.array([tj.NT_MAX_ROWS - 1, 0, 0, par_min, threads, 0, 0],
-                                    np.int64),
-            "default": tj.policy()}
-if tj.policy()[5]:      # the same, large batches' BLAS on OpenBLAS's threads as before
-    policies["default_openblas"] = tj.policy() * np.array([1, 1, 1, 1, 1, 0, 1], np.int64)
+default = tj.current_policy()
+tiles = EpochPolicy(small_max=tj.NT_MAX_ROWS - 1, tile_min_fmas=0, back_tile_min_fmas=0,
+                    parallel_min_fmas=tj.EPOCH_PARALLEL_MIN_FMAS, shares=0,
+                    blas_on_numba_threads=0, persistent=0)
+policies = {"blas": tiles._replace(small_max=0).vector(),
+            "fwd_tiles": tiles._replace(back_tile_min_fmas=tj.NEVER).vector(),
+            "tiles": tiles.vector(),
+            "tiles_ahead": tiles._replace(shares=default.shares).vector(),
+            "default": default.vector()}
+if default.blas_on_numba_threads:  # the same, large batches' BLAS on OpenBLAS's threads as before
+    policies["default_openblas"] = default._replace(blas_on_numba_threads=0).vector()
+hp = {"lr": 0.05, "momentum": 0.0, "weight_decay": 0.0, "l1": 0.0}
 for B in (int(b) for b in args.batches.split(",")):
     m = fastnn.MLP([784, 100, 10], dtype=np.float32, seed=0, impl="jit")
-    act_buf, delta_buf, act_off, yb_buf, Yb_buf, stats = m._jit_buffers(B)
+    bufs = epoch_buffers(m.net, B)
 
     def run(perm, policy, X=X, y=y):
         t0 = time.perf_counter()
-        tj.run_epoch(m._params, m._grads, m._velocity, m._n_weights, m._layers, act_off,
-                       m._hcode, m._lcode, 1, X, y, no_targets, perm, B, 0.05, 0.0, 0.0, 0.0,
-                       policy, act_buf, delta_buf, yb_buf, Yb_buf, stats)
+        tj.run_net_epoch(m.net, bufs, X, y, no_targets, ACCURACY_LABELS, perm, B, hp, policy)
         return time.perf_counter() - t0
 
     for pol in policies.values():                    # warm-up (compiles or loads the cache)

@@ -74,8 +74,8 @@ def mpi():
             t0 = time.perf_counter()
             h = m.fit(X, y, epochs=1, overlap=overlap, **kw)
             wall = time.perf_counter() - t0
-            out[overlap].append((h[0]["seconds"], m._comm_stats.seconds, wall))
-    g = m._grads.copy()
+            out[overlap].append((h[0]["seconds"], m.comm_stats.seconds, wall))
+    g = m.net.grads.copy()
     ts = []
     for _ in range(200):
         comm.Barrier()

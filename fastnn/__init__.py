@@ -37,7 +37,7 @@ from .functional import (  # noqa: E402
     softmax_cross_entropy, softmax_cross_entropy_grad,
 )
 from .info import info  # noqa: E402
-from .model import MLP, CheckpointError, History, NonFiniteLossError  # noqa: E402
+from .train import MLP, CheckpointError, History, NonFiniteLossError  # noqa: E402
 from .gradcheck import gradcheck  # noqa: E402
 from .linear_models import (  # noqa: E402
     Adaline, ConvergenceWarning, Perceptron, adaline_epoch, perceptron_epoch,

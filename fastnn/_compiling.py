@@ -24,8 +24,8 @@ from numba.core import event
 
 #: What a compiled function is, by the start of its module-qualified name (first match).
 _DESCRIPTIONS = (
-    ("fastnn._train_jit._make_persistent", "the training epoch (one parallel region)"),
-    ("fastnn._train_jit", "the training epoch"),
+    ("fastnn.train.persistent._make_persistent", "the training epoch (one parallel region)"),
+    ("fastnn.train.", "the training epoch"),     # compiled.py, persistent.py, products.py
     ("fastnn.kernels.fast.softmax._log_softmax", "log_softmax"),
     ("fastnn.kernels.fast.softmax", "softmax"),
     ("fastnn.kernels.fast.cross_entropy", "softmax cross-entropy"),

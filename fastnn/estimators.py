@@ -13,7 +13,7 @@ They pass ``sklearn.utils.estimator_checks.check_estimator`` (``tests/test_estim
 Training is :meth:`fastnn.MLP.fit`: with the default implementation (``"jit"``) each
 epoch runs in fastnn's compiled epoch.
 
-The network (SPEC "Losses", "Updates"; the model docstring of :mod:`fastnn.model`):
+The network (SPEC "Losses", "Updates"; the model docstring of :mod:`fastnn.train.mlp`):
 
 ==================  ===================  =================================================
 estimator           output               data loss L (mean over the batch of N samples)
@@ -81,7 +81,7 @@ except ImportError as exc:  # scikit-learn missing, or older than 1.6 (no valida
 from . import _validate as v
 from ._impl import impls
 from .functional import log_softmax, sigmoid, softmax
-from .model import MLP, History
+from .train import MLP
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -282,10 +282,7 @@ class _BaseMLP(BaseEstimator):
         state = dict(super().__getstate__())
         mlp = state.pop("model_", None)
         if mlp is not None:
-            state["_model_state"] = dict(
-                config=mlp._config(), params=mlp._params.copy(), velocity=mlp._velocity.copy(),
-                rng_state=mlp._rng.bit_generator.state, epoch=mlp.epoch,
-                hyperparameters=dict(mlp.hyperparameters), history=[dict(r) for r in mlp.history])
+            state["_model_state"] = mlp.state()
         return state
 
     def __setstate__(self, state):
@@ -294,12 +291,7 @@ class _BaseMLP(BaseEstimator):
         super().__setstate__(state)
         if saved is not None:
             mlp = MLP(**saved["config"])
-            mlp._params[:] = saved["params"]
-            mlp._velocity[:] = saved["velocity"]
-            mlp._rng.bit_generator.state = saved["rng_state"]
-            mlp.epoch = saved["epoch"]
-            mlp.hyperparameters = saved["hyperparameters"]
-            mlp.history = History(saved["history"])
+            mlp.set_state(saved)
             self.model_ = mlp
 
 

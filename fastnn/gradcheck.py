@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .train.checks import check_X, check_y
+from .train.python_epoch import evaluate
+
 __all__ = ["gradcheck"]
 
 
@@ -73,10 +76,10 @@ def gradcheck(model, X, y, *, eps=1e-6, atol=1e-8, impl=None, max_entries=None, 
     if method not in ("central", "autodiff"):
         raise ValueError(f"method: expected 'central' or 'autodiff', got {method!r}")
     m = model.astype(np.float64)
-    X = m._check_X(X)
-    checked_y = m._check_y(y, X.shape[0])
+    X = check_X(m.net, X)
+    checked_y = check_y(m.net, y, X.shape[0])
     grads = m.gradients(X, y, impl=impl)
-    impl = m._impl(impl)
+    impl = m.resolve_impl(impl)
     rng = np.random.default_rng(seed)
     if method == "autodiff":
         from .autodiff import grad
@@ -94,7 +97,7 @@ def gradcheck(model, X, y, *, eps=1e-6, atol=1e-8, impl=None, max_entries=None, 
         return out
 
     def loss():
-        return m._evaluate(X, *checked_y, impl)[0]
+        return evaluate(m.net, X, *checked_y, impl)[0]
 
     out = {}
     for name, p in m.parameters().items():

@@ -44,7 +44,8 @@ from . import _validate as v
 from ._impl import _check as _check_impl
 from ._impl import kernel
 from .kernels.machine.finite import all_finite
-from .model import NonFiniteLossError, _int
+from .train.checks import _int
+from .train.fit import NonFiniteLossError
 
 __all__ = ["Perceptron", "Adaline", "ConvergenceWarning", "perceptron_epoch", "adaline_epoch"]
 

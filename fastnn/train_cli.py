@@ -157,7 +157,7 @@ def _load(args):
 def _model(args, name, X_train, y_train, y_test):
     """The model to train: loaded from --resume or built from --sizes, checked against
     the data (a UsageError naming the option otherwise)."""
-    from .model import MLP, CheckpointError
+    from .train import MLP, CheckpointError
     D = X_train.shape[1]
     C = int(max(y_train.max(), y_test.max())) + 1
     if args.resume:
@@ -257,7 +257,7 @@ def run(args) -> int:
 
 
 def _run(args, comm) -> int:
-    from .model import NonFiniteLossError, format_record
+    from .train import NonFiniteLossError, format_record
     rank, size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
     lead = rank == 0
     check_args(args)

@@ -14,7 +14,7 @@ activations, loss), optimiser and batch size. The jobs run in separate processes
 that they compile in parallel; the cache they write is the one every later process
 reads (``fastnn info`` shows where it is and whether it is warm).
 
-A training epoch is compiled for what it will run (:class:`fastnn._train_jit.Plan`:
+A training epoch is compiled for what it will run (:class:`fastnn.train.compiled.Plan`:
 the network kind, the optimiser, which products run on which path). The jobs cover
 every kernel those epochs call and the plans of the batch sizes 1, 10, 64 and 300 on a
 784-100-10 network and on the 64-32-10 digits network; a fit whose plan is not among

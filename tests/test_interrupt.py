@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from fastnn import MLP
-from fastnn import model as model_mod
+from fastnn.train import fit as model_mod
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -729,17 +729,13 @@ def _setup_mlp_step(case, inp) -> Prepared:
     same parameters and plain SGD as the other contenders. For the epoch case, the same
     compiled epoch over all N rows in mini-batches of B, in order (what ``MLP.fit`` runs
     per epoch, less the shuffle)."""
-    from ..model import MLP
+    from ..train import MLP
     X, y = inp["X"], inp["y"]
     B = case.p["B"]             # the batch: all of X (train_step) or a part (epoch)
     model = MLP([X.shape[1], inp["W1"].shape[0], inp["W2"].shape[0]], dtype=X.dtype, seed=0,
                 impl="jit")
     model.set_parameters(weights=[inp["W1"], inp["W2"]], biases=[inp["b1"], inp["b2"]])
-    yv, Y, acc_code = model._check_y(y, X.shape[0])
-    perm = np.arange(X.shape[0], dtype=np.int64)
-    hp = {"lr": LR, "momentum": 0.0, "weight_decay": 0.0, "l1": 0.0}
-    bufs = model._jit_buffers(B)
-    prep = Prepared(lambda: model._epoch_jit(X, yv, Y, acc_code, perm, B, hp, bufs))
+    prep = Prepared(model.compiled_epoch(X, y, batch_size=B, lr=LR))
     prep.model = model                  # the model the timed calls train (for the tests)
     return prep
 
