@@ -11,7 +11,8 @@ from .train.fit import EPOCH_PART_ROWS, EPOCH_PART_S, History, NonFiniteLossErro
 from .train.fit import format_record  # noqa: F401
 from .train.layout import ALIGN, HIDDEN, OUTPUT_LOSS, _aligned  # noqa: F401
 from .train.mlp import MLP
-from .train.python_epoch import (IDENTITY_MSE_GRAD, LOSS_OP,  # noqa: F401
-                                 identity_mse_grad_loop, identity_mse_grad_vectorized)
+from .kernels.identity_mse import (IDENTITY_MSE_GRAD,  # noqa: F401
+                                   identity_mse_grad_loop, identity_mse_grad_vectorized)
+from .train.python_epoch import LOSS_OP  # noqa: F401
 
 __all__ = ["MLP", "History", "NonFiniteLossError", "CheckpointError"]

@@ -90,7 +90,8 @@ from ..kernels.machine.blas import THREAD_CONTROL, on_numba_threads
 from ..kernels._config import jit, num_threads
 from ..kernels.machine.gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                              gemm_tn_acc_nt_parallel)
-from ..kernels.fast.cross_entropy import sce_grad_labels_rows
+from ..kernels.fast.cross_entropy import sce_grad_labels_rows, sce_grad_labels_rows_for
+from ..kernels.tuning import LONG_ROW
 from ..kernels.fast.linear import affine_blocks_parallel, bias_act, hidden_delta_blocks_parallel
 from ..kernels.sgd import sgd_update_jit
 from ..kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
@@ -252,6 +253,8 @@ class Plan(NamedTuple):
     forward: int        # bit p set: some forward product on path p (TILES, ...)
     backward: int       # bit p set: some backward product on path p
     ahead: bool         # some step runs the first layer ahead (see the module docstring)
+    long_rows: bool = False     # the output layer has at least LONG_ROW units: the
+    #                             softmax cross-entropy compiles that row path only
 
 
 def batch_sizes(N, batch_size):
@@ -288,7 +291,9 @@ def make_plan(layers, N, batch_size, hidden_code, loss_code, acc_code, plain, fu
         ahead = any(ahead_possible.py_func(nb, nn, K0, D0, pol[P_SMALL_MAX], pol[P_TILE_MIN],
                                            pol[P_BACK_TILE_MIN], pol[P_PAR_MIN], pol[P_SHARES])
                     for nb, nn in pairs)
-    return Plan(int(hidden_code), int(loss_code), int(acc_code), fused, fwd, bwd, ahead)
+    long_rows = layers.shape[0] > 0 and int(layers[-1, 0]) >= LONG_ROW
+    return Plan(int(hidden_code), int(loss_code), int(acc_code), fused, fwd, bwd, ahead,
+                bool(long_rows))
 
 
 
@@ -304,7 +309,7 @@ def epoch_for(plan):
     return f
 
 
-def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
+def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok, long_rows=False):
     """The epoch loop with the plan's values as compile-time constants: Numba prunes the
     branches they rule out before typing, so their code is never compiled."""
     SIG = hidden == HIDDEN_SIGMOID
@@ -323,6 +328,8 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
     ACC_SIGN = acc == ACCURACY_SIGN
     FUSED = fused
     AHEAD = ahead_ok
+    # the labels gradient for this row length only (the same bits as sce_grad_labels_rows)
+    CE_ROWS = sce_grad_labels_rows_for(LONG_ROW if long_rows else 1)
 
     @jit
     def epoch(params, grads, velocity, n_weights, layers, act_off, X, y, Y, perm,
@@ -377,7 +384,7 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok):
             Z = _rows(act_buf, act_off[L], nb, K)
             dZ = _rows(delta_buf, act_off[L], nb, K)
             if CE:
-                loss = sce_grad_labels_rows(Z, yb, dZ)
+                loss = CE_ROWS(Z, yb, dZ)
             elif BCE:
                 loss = sigmoid_bce_grad_jit(Z, Yb, dZ)
             elif SMSE:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..kernels.identity_mse import identity_mse_grad_jit  # noqa: F401  (the epochs' loss)
 from ..kernels.machine.blas import gemm
 from ..kernels._config import jit, wide_vectors
 from ..kernels.machine.gemm import gemm_nt, gemm_nt_parallel, gemm_tn_acc, gemm_tn_acc_parallel
@@ -42,20 +43,6 @@ ACCURACY_SIGN = 2
 #: The ``act`` argument of the bias-and-activation kernels (kernels/linear.py).
 ACT_IDENTITY = 0
 ACT_SIGMOID = 1
-
-
-@jit
-def identity_mse_grad_jit(Z, Y, dZ):
-    """Identity output + quadratic cost: ``E = Σ(Z − Y)²/(2N)``, ``dZ = (Z − Y)/N``."""
-    N, K = Z.shape
-    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
-    total = 0.0
-    for i in range(N):
-        for k in range(K):
-            r = Z[i, k] - Y[i, k]
-            total += np.float64(r) * np.float64(r)
-            dZ[i, k] = r * inv_n
-    return Z.dtype.type(total / (2 * N))
 
 
 @jit
@@ -230,23 +217,24 @@ def _delta_tiles_par(dZ, W, H, dA, sigmoid):
 
 @jit
 def _update_tiles(dZ, A, W, b, lr):
-    """Plain SGD on the serial tiles: b −= lr Σ dZ, W += (−lr) dZᵀ A."""
+    """Plain SGD on the serial tiles: b −= lr Σ dZ, W += (−lr) dZᵀ A. (dZ goes in as a
+    view of layout 'A', as delta_tiles passes dZᵀ: gemm_tn_acc compiles once.)"""
     bias_sgd(dZ, b, lr)
-    gemm_tn_acc(dZ, A, W, -lr)
+    gemm_tn_acc(dZ[:, ::1], A, W, -lr)
 
 
 @jit
 def _update_tiles_par(dZ, A, W, b, lr):
     """_update_tiles on the parallel tiles (the same bits)."""
     bias_sgd(dZ, b, lr)
-    gemm_tn_acc_parallel(dZ, A, W, -lr)
+    gemm_tn_acc_parallel(dZ[:, ::1], A, W, -lr)
 
 
 @jit
 def _grad_tiles(dZ, A, dW, db):
     """dW = dZᵀ A on the serial tiles, db = dZᵀ 1."""
     dW[:] = 0
-    gemm_tn_acc(dZ, A, dW, 1.0)
+    gemm_tn_acc(dZ[:, ::1], A, dW, dW.dtype.type(1.0))
     col_sums(dZ, db)
 
 
@@ -254,6 +242,6 @@ def _grad_tiles(dZ, A, dW, db):
 def _grad_tiles_par(dZ, A, dW, db):
     """_grad_tiles on the parallel tiles (the same bits)."""
     dW[:] = 0
-    gemm_tn_acc_parallel(dZ, A, dW, 1.0)
+    gemm_tn_acc_parallel(dZ[:, ::1], A, dW, dW.dtype.type(1.0))
     col_sums(dZ, db)
 

@@ -11,34 +11,8 @@ import numpy as np
 from ..kernels import IMPLS
 from ..kernels.machine.scalar import as_dtype_scalar
 from .products import ACCURACY_LABELS, ACCURACY_SIGN, HIDDEN_SIGMOID, LOSS_SIGMOID_BCE, LOSS_SIGMOID_MSE, LOSS_SOFTMAX_CE
-from .products import identity_mse_grad_jit
+from ..kernels.identity_mse import IDENTITY_MSE_GRAD
 
-
-# --- identity output + quadratic cost: no registered op, three versions here ---------
-def identity_mse_grad_loop(Z, Y, dZ):
-    """``E = Σ(Z − Y)²/(2N)``, ``dZ = (Z − Y)/N`` (dZ overwritten), one element at a time."""
-    N, K = Z.shape
-    total = 0.0
-    for i in range(N):
-        for k in range(K):
-            r = float(Z[i, k]) - float(Y[i, k])
-            total += r * r
-            dZ[i, k] = r / N
-    return as_dtype_scalar(total / (2 * N), Z.dtype)
-
-
-def identity_mse_grad_vectorized(Z, Y, dZ):
-    """As :func:`identity_mse_grad_loop`, with NumPy."""
-    N = Z.shape[0]
-    np.subtract(Z, Y, out=dZ)
-    total = float(np.sum(np.square(dZ, dtype=np.float64)))
-    dZ *= Z.dtype.type(1.0) / Z.dtype.type(N)
-    return as_dtype_scalar(total / (2 * N), Z.dtype)
-
-
-IDENTITY_MSE_GRAD = {"loop": identity_mse_grad_loop,
-                     "vectorized": identity_mse_grad_vectorized,
-                     "jit": identity_mse_grad_jit}
 
 #: loss code -> registered op computing (loss, dZ) from the logits.
 LOSS_OP = {LOSS_SOFTMAX_CE: "softmax_cross_entropy_grad",

@@ -197,11 +197,11 @@ def _backward_tiles(dZ, X, W, dW, db, dX):
     C goes in as a view of layout 'A' (``[:, ::1]``), dZ and dZᵀ alike, so that
     gemm_tn_acc compiles once for both (its own first line does the same)."""
     dW[:] = 0
-    gemm_tn_acc(dZ[:, ::1], X, dW, 1.0)
+    gemm_tn_acc(dZ[:, ::1], X, dW, dW.dtype.type(1.0))
     col_sums(dZ, db)
     if dX is not None:
         dX[:] = 0
-        gemm_tn_acc(dZ.T[:, ::1], W, dX, 1.0)
+        gemm_tn_acc(dZ.T[:, ::1], W, dX, dX.dtype.type(1.0))
     return dW, db, dX
 
 
@@ -209,11 +209,11 @@ def _backward_tiles(dZ, X, W, dW, db, dX):
 def _backward_tiles_parallel(dZ, X, W, dW, db, dX):
     """_backward_tiles on the parallel tiles (the same bits)."""
     dW[:] = 0
-    gemm_tn_acc_parallel(dZ[:, ::1], X, dW, 1.0)
+    gemm_tn_acc_parallel(dZ[:, ::1], X, dW, dW.dtype.type(1.0))
     col_sums(dZ, db)
     if dX is not None:
         dX[:] = 0
-        gemm_tn_acc_parallel(dZ.T[:, ::1], W, dX, 1.0)
+        gemm_tn_acc_parallel(dZ.T[:, ::1], W, dX, dX.dtype.type(1.0))
     return dW, db, dX
 
 
@@ -327,7 +327,7 @@ def delta_tiles(dZ, W, H, out, sigmoid):
     of out as combinations of the rows of W, C = dZᵀ; no BLAS). Also the compiled
     training epoch's backward step."""
     out[:] = 0
-    gemm_tn_acc(dZ.T[:, ::1], W, out, 1.0)
+    gemm_tn_acc(dZ.T[:, ::1], W, out, out.dtype.type(1.0))
     if sigmoid:
         _times_sigmoid_derivative(out, H)
     return out
@@ -337,7 +337,7 @@ def delta_tiles(dZ, W, H, out, sigmoid):
 def delta_tiles_parallel(dZ, W, H, out, sigmoid):
     """delta_tiles on the parallel tiles (the same bits)."""
     out[:] = 0
-    gemm_tn_acc_parallel(dZ.T[:, ::1], W, out, 1.0)
+    gemm_tn_acc_parallel(dZ.T[:, ::1], W, out, out.dtype.type(1.0))
     if sigmoid:
         _times_sigmoid_derivative(out, H)
     return out
