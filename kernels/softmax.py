@@ -23,8 +23,10 @@ import math
 import numpy as np
 
 from ._registry import register
-from .fast.softmax import log_softmax_parallel, log_softmax_serial, softmax_kernel
-from .tuning import ROWS_PARALLEL_MIN_ELEMS
+from .fast.softmax import (log_softmax_parallel, log_softmax_serial, softmax_long_parallel,
+                           softmax_long_serial, softmax_short_parallel, softmax_short_serial,
+                           softmax_T_parallel, softmax_T_serial)
+from .tuning import LONG_ROW, ROWS_PARALLEL_MIN_ELEMS, TRANSPOSE_MAX_C
 
 
 def row_max(row):
@@ -94,12 +96,27 @@ def log_softmax_vectorized(Z, out):
 # --- Numba: the tuned kernels of fast/softmax.py ----------------------------------
 @register("softmax", "jit")
 def softmax_jit(Z, out):
-    """The kernel for this row length (``softmax_kernel``): serial below
-    ROWS_PARALLEL_MIN_ELEMS elements, parallel over rows above."""
-    R, C = Z.shape
-    if C == 0:
-        return out
-    return softmax_kernel(R, C)(Z, out)
+    """The compiled kernel for this row length (fast/softmax.py; each compiles on its
+    first use): C <= TRANSPOSE_MAX_C transposed 16 rows at a time, shorter than LONG_ROW
+    row by row, longer one row at a time; serial below ROWS_PARALLEL_MIN_ELEMS elements,
+    parallel over blocks of rows above. (The tests are written out: they run on every
+    call.)"""
+    C = Z.shape[1]
+    if C <= TRANSPOSE_MAX_C:
+        if Z.size < ROWS_PARALLEL_MIN_ELEMS:
+            softmax_T_serial(Z, out)
+        else:
+            softmax_T_parallel(Z, out)
+    elif C < LONG_ROW:
+        if Z.size < ROWS_PARALLEL_MIN_ELEMS:
+            softmax_short_serial(Z, out)
+        else:
+            softmax_short_parallel(Z, out)
+    elif Z.size < ROWS_PARALLEL_MIN_ELEMS:
+        softmax_long_serial(Z, out)
+    else:
+        softmax_long_parallel(Z, out)
+    return out
 
 
 @register("log_softmax", "jit")

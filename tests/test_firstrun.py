@@ -65,6 +65,31 @@ def test_first_call_says_once_that_it_compiles_and_a_warm_one_says_nothing(tmp_p
     assert r.returncode == 0 and "fastnn: compiling" not in r.stderr, r.stderr
 
 
+@pytest.mark.slow
+def test_every_compiled_epoch_loads_from_the_cache_in_the_next_process(tmp_path):
+    """The compiled epoch and the persistent one (one parallel region: 784-200-10, batch
+    10, 2 threads) are compiled once; a second process loads them (the persistent epoch
+    was compiled again in every process: its closures held dispatchers, which Numba's
+    cache key pickles differently each time). Same losses in both processes."""
+    code = """
+        import numpy as np, fastnn
+        X = np.random.default_rng(3).random((400, 784)).astype(np.float32)
+        y = np.arange(400) % 10
+        for h in (30, 200):
+            hist = fastnn.MLP([784, h, 10], seed=0).fit(X, y, epochs=1, batch_size=10, lr=0.5)
+            print(repr(hist[-1]["loss"]))
+    """
+    env = _fresh_env(tmp_path, NUMBA_NUM_THREADS="2")
+    runs = [_run(code, env) for _ in range(2)]
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+    first = runs[0].stderr
+    assert "compiling the training epoch (float32)" in first, first
+    assert "compiling the training epoch (one parallel region)" in first, first
+    assert "fastnn: compiling" not in runs[1].stderr, runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout
+
+
 def test_first_fit_compiles_only_what_its_epoch_runs(tmp_path):
     """A sigmoid/softmax network trained with plain SGD on a small batch compiles one
     epoch plan: no momentum update, no other loss, no parallel-region kernel it does

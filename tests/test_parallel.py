@@ -90,7 +90,7 @@ W = np.ones((12, 16), np.float32)
 calls = [
     (softmax.softmax_kernel(1 << 16, 10), (Z, np.empty_like(Z))),
     (softmax.log_softmax_parallel, (Z, np.empty_like(Z))),
-    (ce._sce_grad_labels_T_parallel, (Z, y, np.empty_like(Z))),
+    (ce.sce_grad_labels_T_parallel, (Z, y, np.empty_like(Z))),
     (ce.sce_grad_targets_parallel, (Z, Z / 10, np.empty_like(Z))),
     (sgd.sgd_update_parallel, (p, p.copy(), 0.1, 0.9, p.copy(), 0.0, 0.0, False)),
     (gemm_nt_parallel, (X, W, np.empty((8, 12), np.float32))),

@@ -90,7 +90,7 @@ from ..kernels.machine.blas import THREAD_CONTROL, on_numba_threads
 from ..kernels._config import jit, num_threads
 from ..kernels.machine.gemm import (FUSED_GROUP, NT_MAX_ROWS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS,
                              gemm_tn_acc_nt_parallel)
-from ..kernels.fast.cross_entropy import sce_grad_labels_rows, sce_grad_labels_rows_for
+from ..kernels.fast.cross_entropy import sce_grad_labels_rows_long, sce_grad_labels_rows_short
 from ..kernels.tuning import LONG_ROW
 from ..kernels.fast.linear import affine_blocks_parallel, bias_act, hidden_delta_blocks_parallel
 from ..kernels.sgd import sgd_update_jit
@@ -328,8 +328,10 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok, long_rows
     ACC_SIGN = acc == ACCURACY_SIGN
     FUSED = fused
     AHEAD = ahead_ok
-    # the labels gradient for this row length only (the same bits as sce_grad_labels_rows)
-    CE_ROWS = sce_grad_labels_rows_for(LONG_ROW if long_rows else 1)
+    # the labels gradient for this row length only (the same bits as sce_grad_labels_rows);
+    # a bool, not the dispatcher, in the closure: Numba's cache keys closures by their
+    # pickled cells, and a dispatcher's differ from process to process
+    LONG = bool(long_rows)
 
     @jit
     def epoch(params, grads, velocity, n_weights, layers, act_off, X, y, Y, perm,
@@ -384,7 +386,10 @@ def _make_epoch(hidden, loss, acc, fused, forward, backward, ahead_ok, long_rows
             Z = _rows(act_buf, act_off[L], nb, K)
             dZ = _rows(delta_buf, act_off[L], nb, K)
             if CE:
-                loss = CE_ROWS(Z, yb, dZ)
+                if LONG:
+                    loss = sce_grad_labels_rows_long(Z, yb, dZ)
+                else:
+                    loss = sce_grad_labels_rows_short(Z, yb, dZ)
             elif BCE:
                 loss = sigmoid_bce_grad_jit(Z, Yb, dZ)
             elif SMSE:
@@ -486,6 +491,7 @@ class StepPlan(NamedTuple):
     acc: int
     forward: int
     backward: int
+    long_rows: bool = False     # as Plan.long_rows
 
 
 def make_step_plan(layers, rows, hidden_code, loss_code, acc_code, pol):
@@ -499,7 +505,8 @@ def make_step_plan(layers, rows, hidden_code, loss_code, acc_code, pol):
                                              pol[P_PAR_MIN], pol[P_BLAS_ON_NUMBA])
             bwd |= 1 << backward_path.py_func(nb, K, D, pol[P_SMALL_MAX], pol[P_BACK_TILE_MIN],
                                               pol[P_PAR_MIN], pol[P_BLAS_ON_NUMBA])
-    return StepPlan(int(hidden_code), int(loss_code), int(acc_code), fwd, bwd)
+    long_rows = layers.shape[0] > 0 and int(layers[-1, 0]) >= LONG_ROW
+    return StepPlan(int(hidden_code), int(loss_code), int(acc_code), fwd, bwd, bool(long_rows))
 
 
 _STEPS = {}
@@ -524,10 +531,11 @@ def sgd_apply(params, grads, velocity, n_weights, lr, momentum, weight_decay, l1
                    0.0, 0.0, False)
 
 
-def _make_step(hidden, loss, acc, forward, backward):
+def _make_step(hidden, loss, acc, forward, backward, long_rows=False):
     """One rank's part of a data-parallel step, with the plan's values as compile-time
     constants (as ``_make_epoch``; the same products, the unfused gradient path)."""
     SIG = hidden == HIDDEN_SIGMOID
+    LONG = bool(long_rows)      # as in _make_epoch
     FT = bool(forward & (1 << TILES))
     FTP = bool(forward & (1 << TILES_PAR))
     FB = bool(forward & (1 << BLAS))
@@ -610,7 +618,10 @@ def _make_step(hidden, loss, acc, forward, backward):
             Z = _rows(act_buf, act_off[L], nb, K)
             dZ = _rows(delta_buf, act_off[L], nb, K)
             if CE:
-                loss = sce_grad_labels_rows(Z, yb, dZ)
+                if LONG:
+                    loss = sce_grad_labels_rows_long(Z, yb, dZ)
+                else:
+                    loss = sce_grad_labels_rows_short(Z, yb, dZ)
             elif BCE:
                 loss = sigmoid_bce_grad_jit(Z, Yb, dZ)
             elif SMSE:

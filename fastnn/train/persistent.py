@@ -35,6 +35,8 @@ The flat buffers are those of :mod:`fastnn.train.compiled`'s epoch.
 """
 from __future__ import annotations
 
+import types as pytypes
+
 import numpy as np
 from numba import prange
 
@@ -42,7 +44,8 @@ from ..kernels.machine.atomic import (compare_exchange, cycle_counter, load_acqu
                                store_release)
 from ..kernels._config import jit, pjit
 from ..kernels.machine.gemm import acc_then_dot_share
-from ..kernels.fast.cross_entropy import sce_grad_labels_rows
+from ..kernels.fast.cross_entropy import sce_grad_labels_rows_long, sce_grad_labels_rows_short
+from ..kernels.tuning import LONG_ROW
 from ..kernels.fast.linear import bias_act
 from ..kernels.sigmoid_losses import sigmoid_bce_grad_jit, sigmoid_mse_grad_jit
 from .products import (ACCURACY_LABELS, ACCURACY_SIGN, ACT_IDENTITY, ACT_SIGMOID,
@@ -141,16 +144,17 @@ def _persistent_ok(layers, N, batch_size, small_max, tile_min, back_tile_min, pa
 _PERSISTENT = {}
 
 
-def persistent_epoch_for(hidden, loss, acc):
-    """The persistent epoch (``_persistent_epoch``) for one network kind."""
-    key = (int(hidden), int(loss), int(acc))
+def persistent_epoch_for(hidden, loss, acc, long_rows=False):
+    """The persistent epoch (``_persistent_epoch``) for one network kind (``long_rows``:
+    the output layer has at least LONG_ROW units)."""
+    key = (int(hidden), int(loss), int(acc), bool(long_rows))
     f = _PERSISTENT.get(key)
     if f is None:
         f = _PERSISTENT[key] = _make_persistent(*key)
     return f
 
 
-def _make_persistent(hidden, loss, acc):
+def _make_persistent(hidden, loss, acc, long_rows=False):
     """The persistent epoch with the network kind as compile-time constants (as
     ``_make_epoch``). Every product but the first layer's is on the serial tiles there
     (``_persistent_ok``)."""
@@ -158,8 +162,13 @@ def _make_persistent(hidden, loss, acc):
     CE = loss == LOSS_SOFTMAX_CE
     BCE = loss == LOSS_SIGMOID_BCE
     SMSE = loss == LOSS_SIGMOID_MSE
+    # the labels gradient for this row length only (the same bits as sce_grad_labels_rows);
+    # a bool, not the dispatcher, in the closure: Numba's cache keys closures by their
+    # pickled cells, and a dispatcher's differ from process to process
+    LONG = bool(long_rows)
     ACC_LABELS = acc == ACCURACY_LABELS
     ACC_SIGN = acc == ACCURACY_SIGN
+    KIND = (int(hidden), int(loss), int(acc), LONG)
 
     @jit
     def lead(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,
@@ -199,7 +208,10 @@ def _make_persistent(hidden, loss, acc):
             Z = _rows(act_buf, act_off[L], nb, K)
             dZ = _rows(delta_buf, act_off[L], nb, K)
             if CE:
-                loss = sce_grad_labels_rows(Z, yb, dZ)
+                if LONG:
+                    loss = sce_grad_labels_rows_long(Z, yb, dZ)
+                else:
+                    loss = sce_grad_labels_rows_short(Z, yb, dZ)
             elif BCE:
                 loss = sigmoid_bce_grad_jit(Z, Yb, dZ)
             elif SMSE:
@@ -240,18 +252,24 @@ def _make_persistent(hidden, loss, acc):
         stats[0] = loss_sum
         stats[1] = n_correct
 
-    @pjit
+    # region and persistent_epoch call the compiled functions made here through globals
+    # (LEAD, REGION, in a copy of the module's globals), not closure cells: Numba's cache
+    # keys a closure by its pickled cells, and a dispatcher pickles differently in every
+    # process, so both were compiled again in every process (~11 s for 784-100-10, warm
+    # cache). Their one closure cell is KIND, which keeps the kinds' cache entries apart.
     def region(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,
                yb_buf, Yb_buf, stats, P, ctl):
+        kind = KIND  # noqa: F841  (the cache key's closure cell)
         for p in prange(P):
             if p == 0:
-                lead(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf,
+                LEAD(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf,  # noqa: F821  (a global: _with_globals)
                      delta_buf, yb_buf, Yb_buf, stats, P, ctl)
             else:
                 _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf,
                       P, p, ctl)
 
-    @jit
+    region = pjit(_with_globals(region, LEAD=lead))
+
     def persistent_epoch(params, layers, act_off, X, y, Y, perm, batch_size, lr, act_buf,
                          delta_buf, yb_buf, Yb_buf, stats, P):
         """The whole plain-SGD epoch in one parallel region of P shares (see the module
@@ -271,12 +289,21 @@ def _make_persistent(hidden, loss, acc):
         W0, b0 = _layer(params, layers, 0)
         _forward_tiles_par(A0, W0, b0, _rows(act_buf, act_off[1], nb, K0),
                            ACT_SIGMOID if SIG and L > 1 else ACT_IDENTITY)
+        kind = KIND  # noqa: F841  (the cache key's closure cell)
         ctl = np.zeros((P + 1) * _LINE, np.int64)
-        region(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,
+        REGION(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf, delta_buf,  # noqa: F821
                yb_buf, Yb_buf, stats, P, ctl)
         return ctl[_JOIN] >= 0
 
-    return persistent_epoch
+    return jit(_with_globals(persistent_epoch, REGION=region))
+
+
+def _with_globals(fn, **names):
+    """``fn`` (its code, name and closure) with ``names`` added to a copy of its globals."""
+    g = pytypes.FunctionType(fn.__code__, dict(fn.__globals__, **names), fn.__name__,
+                             fn.__defaults__, fn.__closure__)
+    g.__qualname__, g.__module__, g.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+    return g
 
 
 @jit
@@ -321,6 +348,7 @@ def _persistent_epoch(params, layers, act_off, hidden_code, loss_code, acc_code,
                       perm, batch_size, lr, small_max, tile_min, par_min, act_buf,
                       delta_buf, yb_buf, Yb_buf, stats, P):
     """The persistent epoch of this network kind (``persistent_epoch_for``)."""
-    return persistent_epoch_for(hidden_code, loss_code, acc_code)(
+    long_rows = layers.shape[0] > 0 and int(layers[-1, 0]) >= LONG_ROW
+    return persistent_epoch_for(hidden_code, loss_code, acc_code, long_rows)(
         params, layers, act_off, X, y, Y, perm, batch_size, lr, act_buf, delta_buf, yb_buf,
         Yb_buf, stats, P)

@@ -257,7 +257,7 @@ def sce_grad_labels_rows_for(C):
 
 
 @jit
-def _sce_grad_labels_T(Z, y, dZ):
+def sce_grad_labels_T(Z, y, dZ):
     """Serial, C <= TRANSPOSE_MAX_C: short rows 16 at a time through the transposed
     path. The same bits as ``sce_grad_labels_rows``."""
     N, C = Z.shape
@@ -274,7 +274,7 @@ def sce_grad_labels_jit(Z, y, dZ):
     """Serial: the transposed kernel for short rows, the row-by-row one otherwise (each
     compiled on its first use)."""
     if Z.shape[1] <= TRANSPOSE_MAX_C:
-        return _sce_grad_labels_T(Z, y, dZ)
+        return sce_grad_labels_T(Z, y, dZ)
     return sce_grad_labels_rows(Z, y, dZ)
 
 
@@ -323,14 +323,14 @@ def _labels_rows_parallel(Z, y, dZ):
     return Z.dtype.type(total / N)
 
 
-_sce_grad_labels_T_parallel = pjit(_labels_parallel)
+sce_grad_labels_T_parallel = pjit(_labels_parallel)
 _sce_grad_labels_rows_parallel = pjit(_labels_rows_parallel)
 
 
 def sce_grad_labels_parallel(Z, y, dZ):
     """Parallel over blocks of rows: transposed for short rows, row by row otherwise."""
     if Z.shape[1] <= TRANSPOSE_MAX_C:
-        return _sce_grad_labels_T_parallel(Z, y, dZ)
+        return sce_grad_labels_T_parallel(Z, y, dZ)
     return _sce_grad_labels_rows_parallel(Z, y, dZ)
 
 

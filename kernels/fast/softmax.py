@@ -250,8 +250,9 @@ def _transposed_scratch(Z, rows):
     tab = np.empty(LANES * C, np.int32)
     for k in range(tab.shape[0]):
         tab[k] = (k % C) * ldt + k // C
-    return np.empty(C * ldt, Z.dtype), np.empty(5 * ldt, Z.dtype), tab, ldt, \
-        np.empty(2 * LANES * C, Z.dtype)
+    # ms and pad in one allocation (each np.empty costs ~50 ns, 2.5% of a 32×10 call)
+    msp = np.empty(5 * ldt + 2 * LANES * C, Z.dtype)
+    return np.empty(C * ldt, Z.dtype), msp[:5 * ldt], tab, ldt, msp[5 * ldt:]
 
 
 @jit
@@ -403,6 +404,8 @@ def _softmax_block_long(Z, out, r0, r1, C):
 # caching this function.)
 def _softmax_rows_T(Z, out):
     R, C = Z.shape
+    if C == 0:
+        return
     rows = max(1, ROW_BLOCK_ELEMS // C)
     nb = (R + rows - 1) // rows
     nc = min(nb, SCRATCH_RUNS)
@@ -411,7 +414,7 @@ def _softmax_rows_T(Z, out):
         for bi in range(c * nb // nc, (c + 1) * nb // nc):
             r0 = bi * rows
             _softmax_block_T(Z, out, r0, min(r0 + rows, R), C, scratch)
-    return out
+    return
 
 
 def _softmax_rows_short(Z, out):
@@ -420,7 +423,7 @@ def _softmax_rows_short(Z, out):
     for bi in prange((R + rows - 1) // rows):
         r0 = bi * rows
         _softmax_block_short(Z, out, r0, min(r0 + rows, R), C)
-    return out
+    return
 
 
 def _softmax_rows_long(Z, out):
@@ -429,7 +432,7 @@ def _softmax_rows_long(Z, out):
     for bi in prange((R + rows - 1) // rows):
         r0 = bi * rows
         _softmax_block_long(Z, out, r0, min(r0 + rows, R), C)
-    return out
+    return
 
 
 @jit
@@ -450,9 +453,15 @@ def _log_softmax_rows(Z, out):
     return out
 
 
-#: (serial, parallel) kernels per row length: C <= TRANSPOSE_MAX_C, < LONG_ROW, longer.
-SOFTMAX_KERNELS = tuple((jit(f), pjit(f)) for f in
-                        (_softmax_rows_T, _softmax_rows_short, _softmax_rows_long))
+# The softmax kernels, serial and parallel, per row length: C <= TRANSPOSE_MAX_C (also
+# C = 0), < LONG_ROW, longer. They return nothing (returning an array costs a call from
+# Python ~0.3 µs, 15% of a 32×10 softmax): the entry point returns out.
+softmax_T_serial, softmax_T_parallel = jit(_softmax_rows_T), pjit(_softmax_rows_T)
+softmax_short_serial, softmax_short_parallel = jit(_softmax_rows_short), pjit(_softmax_rows_short)
+softmax_long_serial, softmax_long_parallel = jit(_softmax_rows_long), pjit(_softmax_rows_long)
+SOFTMAX_KERNELS = ((softmax_T_serial, softmax_T_parallel),
+                   (softmax_short_serial, softmax_short_parallel),
+                   (softmax_long_serial, softmax_long_parallel))
 log_softmax_serial = jit(_log_softmax_rows)
 log_softmax_parallel = pjit(_log_softmax_rows)
 
@@ -471,12 +480,16 @@ def softmax_serial(Z, out):
     """The serial kernel for this row length, whatever the size (the same bits as the
     parallel one)."""
     C = Z.shape[1]
-    return out if C == 0 else SOFTMAX_KERNELS[_path(C)][0](Z, out)
+    if C:
+        SOFTMAX_KERNELS[_path(C)][0](Z, out)
+    return out
 
 
 def softmax_parallel(Z, out):
     """The parallel kernel for this row length, whatever the size."""
     C = Z.shape[1]
-    return out if C == 0 else SOFTMAX_KERNELS[_path(C)][1](Z, out)
+    if C:
+        SOFTMAX_KERNELS[_path(C)][1](Z, out)
+    return out
 
 
