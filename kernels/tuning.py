@@ -1,8 +1,9 @@
 """Every size threshold of the jit kernels, one meaning per name.
 
 The kernels read these as module-level constants, which Numba compiles in (no cost
-at run time; changing one needs a recompile, which Numba's cache notices by the
-source). Each says which path a size takes and where it was measured; none depends on
+at run time). Numba's cache keys each kernel by its own source file, not by this one:
+after editing a value here, clear the cache (``find kernels fastnn -name '*.nb[ic]'
+-delete``, README) or the kernels keep the old one. Each says which path a size takes and where it was measured; none depends on
 the number of threads, so the bits do not either. Where the CPU matters the value is
 a function of ``HAS_AVX512`` (Numba's cache is keyed by the CPU). The compiled
 training epoch combines them into its own policy (``fastnn.train``).
