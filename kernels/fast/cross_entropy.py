@@ -210,45 +210,37 @@ def _sce_grad_targets_block(Z, Y, dZ, r0, r1, C, inv_n):
 # blocks' losses in block order; the parallel ones write them to a buffer and add it
 # up in the same order afterwards, so the loss is bit-identical for any number of
 # threads and between the serial and parallel kernels.
-@jit
-def sce_grad_labels_rows(Z, y, dZ):
-    """Serial and allocation-free (the training epoch's): every row on the row-by-row
-    path. The same bits as ``sce_grad_labels_jit``."""
-    wide_vectors()
-    N, C = Z.shape
-    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
-    rows = max(1, ROW_BLOCK_ELEMS // C)
-    total = 0.0
-    for r0 in range(0, N, rows):
-        total += _sce_grad_labels_rows_part(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, 0.0)
-    return Z.dtype.type(total / N)
+def _make_labels_rows(short, long):
+    """The serial row-by-row labels gradient: both row paths (the generic kernel), or,
+    with ``short`` or ``long`` (compile-time constants; Numba prunes the other branches),
+    only the one a caller that knows its row length needs (less to compile, the same
+    bits). Blocks of ROW_BLOCK_ELEMS // C rows, their losses added in block order."""
+    SHORT, LONG = short, long
+
+    def labels_rows(Z, y, dZ):
+        wide_vectors()
+        N, C = Z.shape
+        inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
+        rows = max(1, ROW_BLOCK_ELEMS // C)
+        total = 0.0
+        for r0 in range(0, N, rows):
+            r1 = min(r0 + rows, N)
+            if SHORT:
+                total += _labels_part_short(Z, y, dZ, r0, r1, C, inv_n, 0.0)
+            elif LONG:
+                total += _labels_part_long(Z, y, dZ, r0, r1, C, inv_n, 0.0)
+            else:
+                total += _sce_grad_labels_rows_part(Z, y, dZ, r0, r1, C, inv_n, 0.0)
+        return Z.dtype.type(total / N)
+    return jit(labels_rows)
 
 
-@jit
-def sce_grad_labels_rows_short(Z, y, dZ):
-    """``sce_grad_labels_rows`` for C < LONG_ROW (the same bits), without the long-row
-    code: what a compiled epoch that knows its row length calls (less to compile)."""
-    wide_vectors()
-    N, C = Z.shape
-    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
-    rows = max(1, ROW_BLOCK_ELEMS // C)
-    total = 0.0
-    for r0 in range(0, N, rows):
-        total += _labels_part_short(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, 0.0)
-    return Z.dtype.type(total / N)
-
-
-@jit
-def sce_grad_labels_rows_long(Z, y, dZ):
-    """``sce_grad_labels_rows`` for C >= LONG_ROW (the same bits)."""
-    wide_vectors()
-    N, C = Z.shape
-    inv_n = Z.dtype.type(1.0) / Z.dtype.type(N)
-    rows = max(1, ROW_BLOCK_ELEMS // C)
-    total = 0.0
-    for r0 in range(0, N, rows):
-        total += _labels_part_long(Z, y, dZ, r0, min(r0 + rows, N), C, inv_n, 0.0)
-    return Z.dtype.type(total / N)
+#: Serial and allocation-free: every row on the row-by-row path. The same bits as
+#: ``sce_grad_labels_jit``.
+sce_grad_labels_rows = _make_labels_rows(False, False)
+#: ... for C < LONG_ROW only, and for C >= LONG_ROW only (what the compiled epochs call).
+sce_grad_labels_rows_short = _make_labels_rows(True, False)
+sce_grad_labels_rows_long = _make_labels_rows(False, True)
 
 
 def sce_grad_labels_rows_for(C):

@@ -158,8 +158,8 @@ def _sum_row(E, i, C):
 
 
 @jit
-def _exp_shift_row(Z, i, m, out, C):
-    """out[i, j] = exp(Z[i, j] − m); returns Σ_j out[i, j]. out may be Z."""
+def _exp_shift_into(Z, i, m, out, C):
+    """out[i, j] = exp(Z[i, j] − m). out may be Z."""
     always_inline()
     wide_vectors()
     zr = Z[i]
@@ -170,6 +170,13 @@ def _exp_shift_row(Z, i, m, out, C):
     else:
         for j in range(C):
             orow[j] = _exp(zr[j] - m)
+
+
+@jit
+def _exp_shift_row(Z, i, m, out, C):
+    """out[i, j] = exp(Z[i, j] − m); returns Σ_j out[i, j]. out may be Z."""
+    always_inline()
+    _exp_shift_into(Z, i, m, out, C)
     return _sum_row(out, i, C)
 
 
@@ -178,16 +185,8 @@ def _exp_shift_row_long(Z, i, m, out, C):
     """_exp_shift_row for rows of at least LONG_ROW elements (the same bits): the
     kernels that know their rows are long compile no short-row sum."""
     always_inline()
-    wide_vectors()
-    zr = Z[i]
-    orow = out[i]
-    if zr.ctypes.data == orow.ctypes.data:
-        for j in range(C):
-            orow[j] = _exp(orow[j] - m)
-    else:
-        for j in range(C):
-            orow[j] = _exp(zr[j] - m)
-    return _sum_contig(orow)
+    _exp_shift_into(Z, i, m, out, C)
+    return _sum_contig(out[i])
 
 
 @jit_sum
@@ -468,12 +467,6 @@ log_softmax_parallel = pjit(_log_softmax_rows)
 
 def _path(C):
     return 0 if C <= TRANSPOSE_MAX_C else (1 if C < LONG_ROW else 2)
-
-
-def softmax_kernel(R, C):
-    """The compiled kernel ``softmax_jit`` runs on a (R, C) input (C >= 1): by row
-    length, serial below ROWS_PARALLEL_MIN_ELEMS elements, parallel above."""
-    return SOFTMAX_KERNELS[_path(C)][R * C >= ROWS_PARALLEL_MIN_ELEMS]
 
 
 def softmax_serial(Z, out):
