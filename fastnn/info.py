@@ -69,10 +69,10 @@ def _sample_kernels():
     return [
         ("sigmoid", sigmoid.sigmoid_jit, (b, b)),
         ("sigmoid_backward", sigmoid.sigmoid_backward_jit, (b, b, b)),
-        ("softmax", softmax.softmax_T_serial, (a, a)),
-        ("log_softmax", softmax.log_softmax_serial, (a, a)),
+        ("softmax", softmax.softmax_short_serial, (a, a)),
+        ("log_softmax", softmax.log_softmax_short_serial, (a, a)),
         ("softmax_cross_entropy", ce.sce_labels_jit, (a, y)),
-        ("softmax_cross_entropy_grad", ce.sce_grad_labels_T, (a, y, a)),
+        ("softmax_cross_entropy_grad", ce.sce_grad_labels_short, (a, y, a)),
         ("sigmoid_bce_grad", sigmoid_losses.sigmoid_bce_grad_jit, (a, a, a)),
         ("sigmoid_mse_grad", sigmoid_losses.sigmoid_mse_grad_jit, (a, a, a)),
         ("linear", linear.affine_into, (a, a, b, a, 0)),

@@ -38,12 +38,12 @@ import math
 import numpy as np
 
 from ._registry import register
-from .fast.cross_entropy import (sce_grad_labels_parallel, sce_grad_labels_rows,
-                                 sce_grad_labels_T, sce_grad_targets_jit,
+from .fast.cross_entropy import (sce_grad_labels_parallel, sce_grad_labels_rows_long,
+                                 sce_grad_labels_short, sce_grad_labels_T, sce_grad_targets_jit,
                                  sce_grad_targets_parallel, sce_labels_jit, sce_targets_jit)
 from .machine.scalar import as_dtype_scalar
 from .softmax import row_max
-from .tuning import ROWS_PARALLEL_MIN_ELEMS, TRANSPOSE_MAX_C
+from .tuning import LONG_ROW, ROWS_PARALLEL_MIN_ELEMS, SCE_TRANSPOSE_ROWS_PER_C, TRANSPOSE_MAX_C
 
 
 # --- reference: the formula, one row at a time -------------------------------------
@@ -144,15 +144,20 @@ def softmax_cross_entropy_jit(Z, y):
 
 @register("softmax_cross_entropy_grad", "jit")
 def softmax_cross_entropy_grad_jit(Z, y, dZ):
-    """Serial below ROWS_PARALLEL_MIN_ELEMS elements, parallel over rows above; labels
-    on rows of at most TRANSPOSE_MAX_C logits transposed 16 rows at a time, longer ones
-    row by row (each kernel compiles on its first use)."""
+    """Serial below ROWS_PARALLEL_MIN_ELEMS elements, parallel over rows above. Labels,
+    serial: rows of at most TRANSPOSE_MAX_C logits transposed 16 rows at a time in
+    batches of at least SCE_TRANSPOSE_ROWS_PER_C·C rows, other short rows row by row with
+    the logarithms vectorised, long rows one at a time (each kernel compiles on its first
+    use; all give the same bits)."""
     if Z.size >= ROWS_PARALLEL_MIN_ELEMS:
         if y.ndim == 1:
             return sce_grad_labels_parallel(Z, y, dZ)
         return sce_grad_targets_parallel(Z, y, dZ)
     if y.ndim == 1:
-        if Z.shape[1] <= TRANSPOSE_MAX_C:
+        N, C = Z.shape
+        if C <= TRANSPOSE_MAX_C and N >= SCE_TRANSPOSE_ROWS_PER_C * C:
             return sce_grad_labels_T(Z, y, dZ)
-        return sce_grad_labels_rows(Z, y, dZ)
+        if C < LONG_ROW:
+            return sce_grad_labels_short(Z, y, dZ)
+        return sce_grad_labels_rows_long(Z, y, dZ)
     return sce_grad_targets_jit(Z, y, dZ)

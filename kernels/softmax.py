@@ -23,10 +23,12 @@ import math
 import numpy as np
 
 from ._registry import register
-from .fast.softmax import (log_softmax_parallel, log_softmax_serial, softmax_long_parallel,
+from .fast.softmax import (log_softmax_long_parallel, log_softmax_long_serial,
+                           log_softmax_short_parallel, log_softmax_short_serial, softmax_long_parallel,
                            softmax_long_serial, softmax_short_parallel, softmax_short_serial,
                            softmax_T_parallel, softmax_T_serial)
-from .tuning import LONG_ROW, ROWS_PARALLEL_MIN_ELEMS, TRANSPOSE_MAX_C
+from .tuning import (LONG_ROW, ROWS_PARALLEL_MIN_ELEMS, SOFTMAX_TRANSPOSE_MAX_C,
+                     SOFTMAX_TRANSPOSE_ROWS_PER_C)
 
 
 def row_max(row):
@@ -97,12 +99,13 @@ def log_softmax_vectorized(Z, out):
 @register("softmax", "jit")
 def softmax_jit(Z, out):
     """The compiled kernel for this row length (fast/softmax.py; each compiles on its
-    first use): C <= TRANSPOSE_MAX_C transposed 16 rows at a time, shorter than LONG_ROW
-    row by row, longer one row at a time; serial below ROWS_PARALLEL_MIN_ELEMS elements,
+    first use): C <= SOFTMAX_TRANSPOSE_MAX_C transposed 16 rows at a time (batches of
+    at least SOFTMAX_TRANSPOSE_ROWS_PER_C·C rows), shorter than LONG_ROW row by row,
+    longer one row at a time; serial below ROWS_PARALLEL_MIN_ELEMS elements,
     parallel over blocks of rows above. (The tests are written out: they run on every
     call.)"""
-    C = Z.shape[1]
-    if C <= TRANSPOSE_MAX_C:
+    R, C = Z.shape
+    if C <= SOFTMAX_TRANSPOSE_MAX_C and R >= SOFTMAX_TRANSPOSE_ROWS_PER_C * C:
         if Z.size < ROWS_PARALLEL_MIN_ELEMS:
             softmax_T_serial(Z, out)
         else:
@@ -121,6 +124,13 @@ def softmax_jit(Z, out):
 
 @register("log_softmax", "jit")
 def log_softmax_jit(Z, out):
-    if Z.size >= ROWS_PARALLEL_MIN_ELEMS:
-        return log_softmax_parallel(Z, out)
-    return log_softmax_serial(Z, out)
+    """The kernel for this row length (shorter than LONG_ROW or not), serial below
+    ROWS_PARALLEL_MIN_ELEMS elements, parallel above."""
+    C = Z.shape[1]
+    if C == 0:
+        return out
+    if Z.size < ROWS_PARALLEL_MIN_ELEMS:
+        (log_softmax_short_serial if C < LONG_ROW else log_softmax_long_serial)(Z, out)
+    else:
+        (log_softmax_short_parallel if C < LONG_ROW else log_softmax_long_parallel)(Z, out)
+    return out

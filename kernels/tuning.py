@@ -35,6 +35,26 @@ SCRATCH_RUNS = 64
 #: Rows of at most this many elements go through the transposed path (16 rows at a
 #: time, machine/gather.py); longer short rows keep the row-by-row path, faster there.
 TRANSPOSE_MAX_C = 16
+#: The serial entry points transpose a batch only from this many rows per element of a
+#: row (R >= 16·C for the labels gradient, R >= 32·C for softmax): below, the row path
+#: is as fast or faster, and a first call on a short batch compiles only it (the
+#: transposed kernel is 1.3-2 s of compiling on its own). Where the two cross, the Zen 3,
+#: one thread, float32, median µs transposed / rows (python benches/transposed_rows.py):
+#: gradient C = 2: 32 rows 0.98 / 1.08, 64 rows 1.24 / 1.30; C = 10: 128 rows 3.56 /
+#: 3.86, 256 rows 6.07 / 7.16; C = 16: 256 rows 8.97 / 8.34, 4096 rows 127 / 127.
+#: softmax C = 2: 64 rows 0.91 / 0.86, 128 rows 1.17 / 1.32; C = 4: 128 rows 1.63 / 1.56,
+#: 256 rows 2.51 / 2.77. Not measured on the Xeon.
+SCE_TRANSPOSE_ROWS_PER_C = 16
+SOFTMAX_TRANSPOSE_ROWS_PER_C = 32
+#: softmax (not the gradient) transposes rows of at most this many elements. Without
+#: AVX-512 (no fast gathers) the row path wins from C = 8 at any batch: the Zen 3, one
+#: thread, 4096 rows, C = 3 / 4 / 6 / 8 / 10 / 16: transposed 25.5 / 31.4 / 48.4 / 61.4 /
+#: 81.2 / 126 µs, rows 37.5 / 38.8 / 56.0 / 54.2 / 72.5 / 86.5 µs (and (65536, 10) on two
+#: threads 645 against 595 µs). The gradient's row path is slower (a second row maximum
+#: and the loss), so it keeps C <= 16 (4096 × 10: 87 against 108 µs). On the Xeon
+#: (AVX-512) softmax (65536, 10) took 0.84-1.26 ms transposed against 1.4-1.9 ms by
+#: rows, one core.
+SOFTMAX_TRANSPOSE_MAX_C = TRANSPOSE_MAX_C if HAS_AVX512 else 6
 
 # --- elementwise ---------------------------------------------------------------------
 #: Parameter vectors of at least this many elements are updated by all threads (sgd.py).

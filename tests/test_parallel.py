@@ -89,7 +89,7 @@ X = np.ones((8, 16), np.float32)
 W = np.ones((12, 16), np.float32)
 calls = [
     (softmax.softmax_T_parallel, (Z, np.empty_like(Z))),
-    (softmax.log_softmax_parallel, (Z, np.empty_like(Z))),
+    (softmax.log_softmax_short_parallel, (Z, np.empty_like(Z))),
     (ce.sce_grad_labels_T_parallel, (Z, y, np.empty_like(Z))),
     (ce.sce_grad_targets_parallel, (Z, Z / 10, np.empty_like(Z))),
     (sgd.sgd_update_parallel, (p, p.copy(), 0.1, 0.9, p.copy(), 0.0, 0.0, False)),
@@ -113,7 +113,8 @@ def test_parallel_kernels_load_their_own_cache_entries():
     if not _config.CACHE:
         pytest.skip("FASTNN_NO_CACHE is set: nothing is cached")
     pairs = [softmax.SOFTMAX_KERNELS[0], softmax.SOFTMAX_KERNELS[2],
-             (softmax.log_softmax_serial, softmax.log_softmax_parallel),
+             (softmax.log_softmax_short_serial, softmax.log_softmax_short_parallel),
+             (softmax.log_softmax_long_serial, softmax.log_softmax_long_parallel),
              (sgd.sgd_update_jit, sgd.sgd_update_parallel)]
     for ser, par in pairs:
         assert par.targetoptions.get("parallel")

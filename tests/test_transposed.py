@@ -113,13 +113,39 @@ def test_sce_grad_transposed_equals_row_path(dtype, C):
         y = rng.integers(0, C, N)
         d_rows = np.empty_like(Z)
         l_rows = ce.sce_grad_labels_rows(Z, y, d_rows)     # the training epoch's kernel
-        for kern in (ce.sce_grad_labels_jit, ce.sce_grad_labels_parallel):
+        # the transposed kernels, the short-row one with vectorised logarithms, and the
+        # entry point (which picks one of them by N and C)
+        for kern in (ce.sce_grad_labels_jit, ce.sce_grad_labels_parallel,
+                     ce.sce_grad_labels_short) + ((_api_sce_grad,) if C > 1 else ()):
             d = np.empty_like(Z)
             assert kern(Z, y, d) == l_rows
             assert np.array_equal(d, d_rows), (N, kern)
         L_ref, G_ref = ref.softmax_cross_entropy_grad(Z, y)
         assert_close(l_rows, L_ref, dtype, scale=np.abs(Z.astype(np.float64)).max() + 10)
         assert_close(d_rows, G_ref, dtype, scale=1 / N)
+
+
+def _api_sce_grad(Z, y, d):
+    loss, d[...] = fastnn.softmax_cross_entropy_grad(Z, y)
+    return loss
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [1, 2, 3, 4, 5, 7, 10, 16, 17, 63, 64, 65, 200])
+def test_log_softmax_in_place_gives_the_out_of_place_bits(dtype, C):
+    """Short and long rows, serial and parallel, in place and not: one result, close to
+    the float64 reference."""
+    rng = np.random.default_rng(400 + C)
+    for N in (1, 5, 300, 4000):
+        Z = (rng.standard_normal((N, C)) * 20).astype(dtype)
+        out = softmax.log_softmax_serial(Z, np.empty_like(Z))
+        for kern in (softmax.log_softmax_serial, softmax.log_softmax_parallel):
+            inplace = Z.copy()
+            kern(inplace, inplace)
+            np.testing.assert_array_equal(inplace, out)
+            np.testing.assert_array_equal(kern(Z, np.empty_like(Z)), out)
+        np.testing.assert_array_equal(fastnn.log_softmax(Z), out)
+        assert_close(out, ref.log_softmax(Z), dtype, scale=np.abs(Z).max() + 10)
 
 
 def test_api_takes_the_transposed_path_for_short_rows():
@@ -148,6 +174,13 @@ def test_row_length_kernels_equal_the_generic_one(dtype, C):
         l_spec = ce.sce_grad_labels_rows_for(C)(Z, y, d_spec)
         assert l_spec == l_gen
         np.testing.assert_array_equal(d_spec, d_gen)
+        if C < tuning.LONG_ROW:
+            d_short = np.empty_like(Z)
+            assert ce.sce_grad_labels_short(Z, y, d_short) == l_gen
+            np.testing.assert_array_equal(d_short, d_gen)
+        # the loss alone (its own kernel per row length) against the reference
+        L_ref = ref.softmax_cross_entropy(Z, y)
+        assert_close(ce.sce_labels_jit(Z, y), L_ref, dtype, scale=np.abs(Z).max() + 10)
         # the generic kernel against the float64 reference
         L_ref, G_ref = ref.softmax_cross_entropy_grad(Z, y)
         assert_close(d_gen, G_ref, dtype, scale=1 / N)

@@ -173,51 +173,66 @@ def _exp_shift_into(Z, i, m, out, C):
 
 
 @jit
-def _exp_shift_row(Z, i, m, out, C):
-    """out[i, j] = exp(Z[i, j] − m); returns Σ_j out[i, j]. out may be Z."""
-    always_inline()
-    _exp_shift_into(Z, i, m, out, C)
-    return _sum_row(out, i, C)
-
-
-@jit
 def _exp_shift_row_long(Z, i, m, out, C):
-    """_exp_shift_row for rows of at least LONG_ROW elements (the same bits): the
-    kernels that know their rows are long compile no short-row sum."""
+    """out[i, j] = exp(Z[i, j] − m) for rows of at least LONG_ROW elements; returns
+    Σ_j out[i, j] (out may be Z)."""
     always_inline()
     _exp_shift_into(Z, i, m, out, C)
     return _sum_contig(out[i])
 
 
-@jit_sum
-def _sum_exp_contig(a):
-    """Σ exp(a[j]) for a 1-D contiguous array (fast_exp is written to tolerate
-    ``reassoc``; see machine/exp.py)."""
-    wide_vectors()
-    s = a.dtype.type(0.0)
-    for j in range(a.shape[0]):
-        s += _exp(a[j])
-    return s
+@jit
+def _sum_exp_shift_short(row, m, C):
+    """Σ_j exp(row[j] − m) for short rows, without storing the exponentials: the same
+    four partial sums in the same order as ``_sum_short`` over the stored ones, so the
+    in-place log_softmax gives the bits of the out-of-place one."""
+    always_inline()
+    zero = row.dtype.type(0.0)
+    s0 = s1 = s2 = s3 = zero
+    for c in range(C // 4):
+        j = 4 * c
+        s0 += _exp(row[j] - m)
+        s1 += _exp(row[j + 1] - m)
+        s2 += _exp(row[j + 2] - m)
+        s3 += _exp(row[j + 3] - m)
+    for j in range(C - C % 4, C):
+        s0 += _exp(row[j] - m)
+    return (s0 + s1) + (s2 + s3)
 
 
 @jit
-def _log_softmax_row(Z, i, out, C):
+def _log_softmax_row_short(Z, i, out, C):
+    """One row of log_softmax, C < LONG_ROW. out may be Z."""
     always_inline()
-    wide_vectors()
-    m = _max_row(Z, i, C)
     zr = Z[i]
     orow = out[i]
+    m = _max_short(zr, C)
     if zr.ctypes.data == orow.ctypes.data:
-        # in place: no scratch row, so z − m first, then Σ exp without storing it
+        lse = np.log(_sum_exp_shift_short(zr, m, C))
         for j in range(C):
-            orow[j] = orow[j] - m
-        lse = np.log(_sum_exp_contig(orow))
-        for j in range(C):
-            orow[j] = orow[j] - lse
+            orow[j] = (orow[j] - m) - lse
     else:
-        lse = np.log(_exp_shift_row(Z, i, m, out, C))    # out as scratch
+        for j in range(C):
+            orow[j] = _exp(zr[j] - m)     # out as scratch
+        lse = np.log(_sum_short(orow, C))
         for j in range(C):
             orow[j] = (zr[j] - m) - lse
+
+
+@jit
+def _log_softmax_row_long(Z, i, out, C, e):
+    """One row of log_softmax, C >= LONG_ROW, through the scratch row ``e`` (C
+    elements), so that in place (out is Z) and not give the same bits. out may be Z."""
+    always_inline()
+    wide_vectors()
+    zr = Z[i]
+    orow = out[i]
+    m = _max_long(zr, C)
+    for j in range(C):
+        e[j] = _exp(zr[j] - m)
+    lse = np.log(_sum_contig(e))
+    for j in range(C):
+        orow[j] = (zr[j] - m) - lse
 
 
 @jit
@@ -435,21 +450,35 @@ def _softmax_rows_long(Z, out):
 
 
 @jit
-def _log_softmax_block(Z, out, r0, r1, C):
-    wide_vectors()
+def _log_softmax_block_short(Z, out, r0, r1, C):
     for i in range(r0, r1):
-        _log_softmax_row(Z, i, out, C)
+        _log_softmax_row_short(Z, i, out, C)
 
 
-def _log_softmax_rows(Z, out):
+@jit
+def _log_softmax_block_long(Z, out, r0, r1, C):
+    wide_vectors()
+    e = np.empty(C, Z.dtype)
+    for i in range(r0, r1):
+        _log_softmax_row_long(Z, i, out, C, e)
+
+
+def _log_softmax_rows_short(Z, out):
     R, C = Z.shape
-    if C == 0:
-        return out
     rows = max(1, ROW_BLOCK_ELEMS // C)
     for bi in prange((R + rows - 1) // rows):
         r0 = bi * rows
-        _log_softmax_block(Z, out, r0, min(r0 + rows, R), C)
-    return out
+        _log_softmax_block_short(Z, out, r0, min(r0 + rows, R), C)
+    return
+
+
+def _log_softmax_rows_long(Z, out):
+    R, C = Z.shape
+    rows = max(1, ROW_BLOCK_ELEMS // C)
+    for bi in prange((R + rows - 1) // rows):
+        r0 = bi * rows
+        _log_softmax_block_long(Z, out, r0, min(r0 + rows, R), C)
+    return
 
 
 # The softmax kernels, serial and parallel, per row length: C <= TRANSPOSE_MAX_C (also
@@ -461,8 +490,28 @@ softmax_long_serial, softmax_long_parallel = jit(_softmax_rows_long), pjit(_soft
 SOFTMAX_KERNELS = ((softmax_T_serial, softmax_T_parallel),
                    (softmax_short_serial, softmax_short_parallel),
                    (softmax_long_serial, softmax_long_parallel))
-log_softmax_serial = jit(_log_softmax_rows)
-log_softmax_parallel = pjit(_log_softmax_rows)
+# log_softmax likewise: C < LONG_ROW, and longer (C >= 1; C = 0 returns before).
+log_softmax_short_serial = jit(_log_softmax_rows_short)
+log_softmax_short_parallel = pjit(_log_softmax_rows_short)
+log_softmax_long_serial = jit(_log_softmax_rows_long)
+log_softmax_long_parallel = pjit(_log_softmax_rows_long)
+
+
+def log_softmax_serial(Z, out):
+    """The serial log_softmax kernel for this row length (the same bits as the parallel
+    one)."""
+    C = Z.shape[1]
+    if C:
+        (log_softmax_short_serial if C < LONG_ROW else log_softmax_long_serial)(Z, out)
+    return out
+
+
+def log_softmax_parallel(Z, out):
+    """The parallel log_softmax kernel for this row length."""
+    C = Z.shape[1]
+    if C:
+        (log_softmax_short_parallel if C < LONG_ROW else log_softmax_long_parallel)(Z, out)
+    return out
 
 
 def _path(C):
