@@ -75,7 +75,8 @@ def _sample_kernels():
         ("softmax_cross_entropy_grad", ce.sce_grad_labels_short, (a, y, a)),
         ("sigmoid_bce_grad", sigmoid_losses.sigmoid_bce_grad_jit, (a, a, a)),
         ("sigmoid_mse_grad", sigmoid_losses.sigmoid_mse_grad_jit, (a, a, a)),
-        ("linear", linear.affine_into, (a, a, b, a, 0)),
+        ("linear", *((linear.NT_INTO[0][0], (a, a, b, a)) if 400 > linear.SMALL_GEMM_FMAS
+                     else (linear.affine_into, (a, a, b, a, 0)))),
         ("linear_backward", linear.backward_kernel(4, 10, 10), (a, a, a, a, b, a)),
         ("hidden_delta", delta, (a, a, a, a) if delta is linear.hidden_delta_jit
          else (a, a, a, a, True)),

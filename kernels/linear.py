@@ -25,9 +25,9 @@ import numpy as np
 from ._registry import register
 from .fast.linear import (affine_blocks_parallel, affine_into, backward_kernel,
                           backward_parallel, delta_kernel, hidden_delta_blocks_parallel,
-                          hidden_delta_jit, linear_jit, linear_sigmoid_jit, nt_parallel_into)
+                          hidden_delta_jit, linear_jit, linear_sigmoid_jit, NT_INTO)
 from .machine.blas import THREAD_CONTROL, on_numba_threads
-from .machine.gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS
+from .machine.gemm import NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS
 from .sigmoid import sigmoid_py
 
 
@@ -131,14 +131,21 @@ def hidden_delta_vectorized(dZ, W, H, out):
 # 256 / 1024 / 4096 rows 1.088 / 1.117 / 1.034 before, 1.004 / 1.024 / 0.961 this way.
 # Otherwise (no thread control, see machine/blas.py) the serial jit kernel. (The size tests
 # are written out in each function: they run on every call.)
+NT_SERIAL, NT_PARALLEL = NT_INTO
+
+
 @register("linear", "jit")
 def linear_dispatch(X, W, b, out):
     N, D = X.shape
     if N < NT_MAX_ROWS:                 # the short batches first: their calls are short
-        if N * W.shape[0] * D < NT_PARALLEL_MIN_FMAS:        # (N = 0 included)
-            affine_into(X, W, b, out, 0)
+        fmas = N * W.shape[0] * D
+        if fmas < NT_PARALLEL_MIN_FMAS:                      # (N = 0 included)
+            if fmas > SMALL_GEMM_FMAS:
+                NT_SERIAL[0](X, W, b, out)
+            else:
+                affine_into(X, W, b, out, 0)
         else:
-            nt_parallel_into(X, W, b, out, 0)
+            NT_PARALLEL[0](X, W, b, out)
         return out
     if THREAD_CONTROL and W.shape[0] > 0:
         return on_numba_threads(affine_blocks_parallel, X, W, b, out, 0)
@@ -149,10 +156,14 @@ def linear_dispatch(X, W, b, out):
 def linear_sigmoid_dispatch(X, W, b, out):
     N, D = X.shape
     if N < NT_MAX_ROWS:                 # the short batches first: their calls are short
-        if N * W.shape[0] * D < NT_PARALLEL_MIN_FMAS:        # (N = 0 included)
-            affine_into(X, W, b, out, 1)
+        fmas = N * W.shape[0] * D
+        if fmas < NT_PARALLEL_MIN_FMAS:                      # (N = 0 included)
+            if fmas > SMALL_GEMM_FMAS:
+                NT_SERIAL[1](X, W, b, out)
+            else:
+                affine_into(X, W, b, out, 1)
         else:
-            nt_parallel_into(X, W, b, out, 1)
+            NT_PARALLEL[1](X, W, b, out)
         return out
     if THREAD_CONTROL and W.shape[0] > 0:
         return on_numba_threads(affine_blocks_parallel, X, W, b, out, 1)

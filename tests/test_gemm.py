@@ -88,6 +88,28 @@ def test_linear_jit_same_bits_serial_and_parallel(rng):
     assert np.array_equal(serial, dispatched)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_short_batch_kernels_give_the_bits_of_the_generic_one(dtype, rng):
+    """The per-activation tile kernels the entry points call (NT_INTO, serial and
+    parallel) against affine_into, which holds every path and both activations."""
+    from fastnn.kernels.fast import linear
+    for B, K, D in ((1, 10, 784), (7, 100, 33), (50, 128, 300), (NT_MAX_ROWS - 1, 6, 5)):
+        X = rng.standard_normal((B, D)).astype(dtype)
+        W = rng.standard_normal((K, D)).astype(dtype)
+        b = rng.standard_normal(K).astype(dtype)
+        for act in (0, 1):
+            ref_out = np.empty((B, K), dtype)
+            linear.affine_into(X, W, b, ref_out, act)
+            if B * K * D <= linear.SMALL_GEMM_FMAS:
+                continue           # affine_into takes BLAS there, the tiles do not
+            for parallel in (0, 1):
+                out = np.full((B, K), np.nan, dtype)
+                linear.NT_INTO[parallel][act](X, W, b, out)
+                np.testing.assert_array_equal(out, ref_out)
+            api = fastnn.linear_sigmoid if act else fastnn.linear
+            np.testing.assert_array_equal(api(X, W, b, impl="jit"), ref_out)
+
+
 def _blas_threads():
     from fastnn.kernels.machine import blas as _blas
     # NumPy's wheels bundle OpenBLAS: the jit kernels call it and can switch its threads

@@ -197,7 +197,8 @@ CACHE_PROBE = """
     fastnn.softmax(Z)
     fastnn.linear_sigmoid(Z, np.ones((2, 4), np.float32), None)
     fastnn.softmax_cross_entropy_grad(Z, np.array([0, 1, 2]))
-    for d in (softmax.softmax_short_serial, linear.affine_into, cross_entropy.sce_grad_labels_short):
+    tiles = linear.NT_INTO[0][1] if 3 * 2 * 4 > linear.SMALL_GEMM_FMAS else linear.affine_into
+    for d in (softmax.softmax_short_serial, tiles, cross_entropy.sce_grad_labels_short):
         print(d.__name__, sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values()))
 """
 

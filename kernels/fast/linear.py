@@ -145,12 +145,36 @@ def affine_into(X, W, b, out, act):
     _affine_blocks(X, W, b, out, act)
 
 
-@jit
-def nt_parallel_into(X, W, b, out, act):
-    """out = act(X Wᵀ + b) on gemm_nt_parallel (the same bits as gemm_nt), returning
-    nothing. 0 < N < NT_MAX_ROWS."""
-    gemm_nt_parallel(X, W, out)
-    bias_act(out, b, act)
+def _make_nt_into(parallel, act):
+    """out = act(X Wᵀ + b) on the register tiles, serial or parallel, for one activation
+    (``parallel`` and ``act`` are compile-time constants): what the entry points call
+    for short batches, so that a first call compiles neither the BLAS path nor the other
+    activation (``affine_into`` holds both, for the products' callers). The same
+    operations as ``_affine_blocks``' tile path: the same bits.
+    N, K, D >= 1, N < NT_MAX_ROWS. Returns nothing."""
+    PARALLEL, ACT = parallel, act
+
+    def nt_into(X, W, b, out):
+        wide_vectors()   # the sigmoid loop may use 512-bit vectors
+        if PARALLEL:
+            gemm_nt_parallel(X, W, out)
+        else:
+            gemm_nt(X, W, out)
+        K = out.shape[1]
+        for i in range(out.shape[0]):      # bias_act_rows, its one branch
+            row = out[i]
+            if ACT == 1:
+                for k in range(K):
+                    row[k] = _sig(row[k] + b[k])
+            else:
+                for k in range(K):
+                    row[k] += b[k]
+    return jit(nt_into)
+
+
+#: [parallel][act]: act 0 identity, 1 sigmoid.
+NT_INTO = ((_make_nt_into(False, 0), _make_nt_into(False, 1)),
+           (_make_nt_into(True, 0), _make_nt_into(True, 1)))
 
 
 @jit
