@@ -69,7 +69,8 @@ def _op_calls(op, dt):
         fastnn.sigmoid_backward(r(50), np.abs(r(50)) % 1)
     elif op in ("softmax", "log_softmax"):
         f = getattr(fastnn, op)
-        for R, C in ((64, 10), (8, 10), (30, 40), (8, 1000), (4096, 10), (1024, 40), (64, 1000)):
+        for R, C in ((64, 10), (8, 10), (30, 40), (8, 1000), (4096, 10), (1024, 40), (64, 1000),
+                     (256, 4), (16384, 4)):     # (the last two: transposed, serial and parallel)
             f(r(R, C))
             Z = r(R, C)
             f(Z, out=Z)                                     # in place
@@ -78,7 +79,8 @@ def _op_calls(op, dt):
             fastnn.softmax_cross_entropy(r(R, C), labels(R, C))
             fastnn.softmax_cross_entropy(r(R, C), np.eye(C, dtype=dt)[labels(R, C)])
     elif op == "softmax_cross_entropy_grad":
-        for R, C in ((64, 10), (8, 10), (30, 40), (8, 1000), (4096, 10), (64, 1000)):
+        for R, C in ((64, 10), (8, 10), (30, 40), (8, 1000), (4096, 10), (64, 1000), (256, 10),
+                     (1024, 40)):
             fastnn.softmax_cross_entropy_grad(r(R, C), labels(R, C))
             fastnn.softmax_cross_entropy_grad(r(R, C), np.eye(C, dtype=dt)[labels(R, C)])
     elif op == "sigmoid_bce_grad":
