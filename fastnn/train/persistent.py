@@ -38,7 +38,7 @@ from __future__ import annotations
 import types as pytypes
 
 import numpy as np
-from numba import prange
+from numba import int64, prange
 
 from ..kernels.machine.atomic import (compare_exchange, cycle_counter, load_acquire, spin_pause,
                                store_release)
@@ -265,8 +265,10 @@ def _make_persistent(hidden, loss, acc, long_rows=False):
                 LEAD(params, layers, act_off, X, y, Y, perm, batch_size, lr_, act_buf,  # noqa: F821  (a global: _with_globals)
                      delta_buf, yb_buf, Yb_buf, stats, P, ctl)
             else:
+                # int64(p): the loop index is int64 where Numba types the loop and uint64
+                # in the body it outlines; either would compile _work once more
                 _work(params, layers, act_off, X, perm, batch_size, lr_, act_buf, delta_buf,
-                      P, p, ctl)
+                      P, int64(p), ctl)
 
     region = pjit(_with_globals(region, LEAD=lead))
 
