@@ -53,12 +53,13 @@ _QUIET = ("fastnn.kernels.machine.finite",)
 #: closing note of issue 19 has the table): the "about" of the message, rounded up.
 #: The training epoch: the first MLP([784, 30, 10]).fit, batch 10. Others: "a few seconds".
 ESTIMATES = {
-    "the training epoch": 14,
+    "the training epoch": 12,
     "the training epoch (one parallel region)": 20,
     "softmax": 4,
     "log_softmax": 4,
     "softmax cross-entropy": 5,
-    "linear / linear_sigmoid": 6,
+    "linear / linear_sigmoid": 4,
+    "matrix-product tiles": 2,
     "linear_backward": 4,
     "hidden_delta": 5,
     "sigmoid": 1,
@@ -67,6 +68,25 @@ ESTIMATES = {
     "sigmoid_bce_grad": 2,
     "sigmoid_mse_grad": 1,
 }
+
+#: Compilations whose kernels call the matrix-product tiles (kernels/machine/tiles.py),
+#: and which tiles: those are compiled meanwhile in helper processes (``tiles.prefetch``).
+_TILE_USERS = {
+    "the training epoch": ("nt", "tn"),
+    "the training epoch (one parallel region)": ("nt", "tn"),
+    "linear / linear_sigmoid": ("nt",),
+    "linear_backward": ("tn",),
+    "hidden_delta": ("tn",),
+}
+
+
+def _prefetch_tiles(dtype, kinds):
+    try:
+        from .kernels.machine import tiles
+        tiles.prefetch(dtype, kinds)
+    except Exception:       # pragma: no cover - a missed head start must never fail a call
+        pass
+
 
 _state = threading.local()
 _config = {"notice": os.environ.get("FASTNN_COMPILE_NOTICE", "1") not in ("0", "", "no"),
@@ -136,7 +156,7 @@ class _Listener(event.Listener):
     def on_start(self, ev):
         depth = getattr(_state, "depth", 0)
         _state.depth = depth + 1
-        if depth or not _config["notice"]:
+        if depth:
             return
         disp = ev.data.get("dispatcher")
         fn = getattr(disp, "py_func", None)
@@ -145,6 +165,10 @@ class _Listener(event.Listener):
             return
         what = describe(name)
         dt = _dtype_of(ev.data.get("args"))
+        if dt and what in _TILE_USERS:
+            _prefetch_tiles(dt, _TILE_USERS[what])
+        if not _config["notice"]:
+            return
         est = ESTIMATES.get(what)
         about = f"about {est} s" if est else "a few seconds"
         where = _cache_folder()

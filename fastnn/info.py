@@ -88,7 +88,11 @@ def cache_warmth() -> str:
     """How many of the sampled first-call kernels the cache holds ("warm": all)."""
     from .kernels._cache import is_cached
     samples = _sample_kernels()
+    from .kernels.machine import tiles
     missing = [name for name, disp, args in samples if not is_cached(disp, args)]
+    samples.append(("matrix-product tiles", None, None))
+    if not (tiles.is_cached(0) and tiles.is_cached(2)):   # float32: a first linear or fit
+        missing.append("matrix-product tiles")
     if not missing:
         return f"warm ({len(samples)} of {len(samples)} sampled float32 kernels cached)"
     return (f"cold for {len(missing)} of {len(samples)} sampled float32 kernels "

@@ -134,7 +134,7 @@ def _train(kind, sizes, dt):
 def jobs(dtypes: Sequence[str] = DTYPES, only: Sequence[str] | None = None) -> List[Job]:
     """The warm-up jobs for these dtypes (``only``: names to keep, e.g. ``["softmax"]``)."""
     from .kernels import IMPLS
-    out = []
+    out = [Job("tiles", dt, _TilesJob()) for dt in dtypes]    # first: the others call them
     for dt in dtypes:
         for op in IMPLS:
             if "jit" in IMPLS[op]:
@@ -147,6 +147,15 @@ def jobs(dtypes: Sequence[str] = DTYPES, only: Sequence[str] | None = None) -> L
         keep = set(only)
         out = [j for j in out if j.name in keep or j.name.split()[0] in keep]
     return out
+
+
+class _TilesJob:
+    """The matrix-product tiles (kernels/machine/tiles.py) that the linear layers and
+    the training epochs call."""
+
+    def __call__(self, dt):
+        from .kernels.machine import tiles
+        tiles.ensure_dtype(dt)
 
 
 class _OpJob:
@@ -166,6 +175,8 @@ class _TrainJob:
 
 
 def _run_job(job):
+    # no helper processes of its own (tiles.prefetch): the tiles are a job of the pool
+    os.environ["FASTNN_COMPILE_HELPER"] = "0"
     from . import _compiling
     _compiling.set_notice(False)
     t0 = time.perf_counter()

@@ -365,3 +365,49 @@ def test_raw_jit_linear_returns_out_on_every_path(op, rng):
         assert k(X, W, b, out) is out
         want = (ref.linear_sigmoid if op == "linear_sigmoid" else ref.linear)(X, W, b)
         assert_close(out, want, np.float32, scale=D, what=f"{op} {N, K, D}")
+
+
+# --- the tiles compiled once and called through their address (kernels/machine/tiles.py)
+def test_tiles_reject_a_layout_they_cannot_take():
+    """The tiles read X, W and Z as C-contiguous: a kernel typed with another layout
+    does not compile (it would read the wrong elements), and says which array."""
+    from numba import errors
+    X = np.ones((3, 4), np.float32)
+    W = np.ones((5, 4), np.float32)
+    Z = np.zeros((5, 3), np.float32).T          # Fortran order
+    with pytest.raises(errors.TypingError, match="Z: the tiles need a C-contiguous array"):
+        gemm_nt(X, W, Z)
+    assert not Z.any()
+
+
+def test_tile_helper_process_fills_the_cache(tmp_path):
+    """prefetch compiles a tile in a helper process; the first product waits for it and
+    loads the helper's result from the cache (one cache hit, nothing compiled here), and
+    computes the right numbers with it."""
+    import os
+    import subprocess
+    import sys
+    code = r"""
+import numpy as np
+from fastnn.kernels.machine import gemm, tiles
+tiles._cpus = lambda: 2                  # whatever this machine has
+assert not tiles.is_cached(0)
+assert tiles.prefetch("float32", ("nt",)) == 1
+assert tiles.prefetch("float32", ("nt",)) == 0          # one helper per tile
+rng = np.random.default_rng(0)
+X = rng.standard_normal((7, 37)).astype(np.float32)
+W = rng.standard_normal((11, 37)).astype(np.float32)
+Z = np.empty((7, 11), np.float32)
+gemm.gemm_nt(X, W, Z)
+ref = X.astype(np.float64) @ W.astype(np.float64).T
+print(tiles._cfuncs[0].cache_hits, tiles.is_cached(0), float(np.abs(Z - ref).max()))
+"""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), FASTNN_COMPILE_NOTICE="0")
+    env.pop("FASTNN_COMPILE_HELPER", None)
+    env.pop("FASTNN_NO_CACHE", None)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    hits, cached, err = r.stdout.split()
+    assert (hits, cached) == ("1", "True")
+    assert float(err) < 1e-4

@@ -58,24 +58,44 @@ serial and parallel kernels give the same bits, whatever the number of threads.
 
 Raw kernels: C (n_in, n_out) (any strides: dZᵀ is a transposed view), A (n_in, D) and
 Out (n_out, D) C-contiguous, one float dtype; Out must not overlap C or A.
-The entry points pass C on as a view of layout 'A' (``C[:, ::1]``), so that the row
-blocks, which hold the tiles, are compiled once for dZ and for dZᵀ (a coefficient is
-loaded once per tile: its stride costs nothing).
+The entry points pass C on as a view of layout 'A' (``C[:, ::1]``), so that these
+kernels are compiled once for dZ and for dZᵀ (a coefficient is loaded once per tile: its
+stride costs nothing).
+
+The tiles themselves (``_column_block``, ``_acc_row_block``) are compiled once per
+dtype, as C callbacks (``_nt_tile``, ``_tn_tile``), and every product above calls them
+through their address (kernels/machine/tiles.py): before, each compiled caller (these
+kernels, the training epoch, the API's entry points) linked and re-optimised its own copy
+of them. An empty cache on the 2-core Zen 3 guest: the first ``fastnn.linear_sigmoid``
+(32×784 → 30) 3.96 s → 2.91-3.05 s; the same bits as before for every shape tested, and
+the same run time (``benches/`` A/B in the closing note of issue 19).
 """
 from __future__ import annotations
 
-from numba import int64, prange
+import numba
+import numpy as np
+from numba import carray, prange
 
-from .._config import HAS_AVX512, always_inline, jit, jit_sum, pjit, pjit_sum, wide_vectors
+from .._config import _SUM, HAS_AVX512, jit, jit_sum, pjit, pjit_sum, wide_vectors
+from . import tiles
+from .tiles import call_acc_row_blocks, call_column_blocks, nt_tiles, tn_tiles
+
+def jit_sum_inline(fn):
+    """``jit_sum``, inlined by Numba into its caller: the tiles below go into
+    ``_column_block``, which is compiled once per dtype (``_nt_tile``), so their
+    copies cost nothing more (its cold compile: 2.04 s → 1.90 s with ``always_inline``
+    before; the same bits)."""
+    return numba.njit(**dict(_SUM, inline="always"))(fn)
+
 
 # NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS, TN_PARALLEL_MIN_FMAS: which products
 # take these tiles, serial or parallel (kernels/tuning.py).
 from ..tuning import (NT_MAX_ROWS, NT_PARALLEL_MIN_FMAS, SMALL_GEMM_FMAS,  # noqa: E402,F401
                       TN_PARALLEL_MIN_FMAS)
 
-@jit_sum
+
+@jit_sum_inline
 def _dot_4x6(X, W, Z, i, j, K):
-    always_inline()
     wide_vectors()
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     w0, w1, w2, w3, w4, w5 = W[j], W[j + 1], W[j + 2], W[j + 3], W[j + 4], W[j + 5]
@@ -126,9 +146,8 @@ def _dot_4x6(X, W, Z, i, j, K):
     Z[i + 3, j + 3], Z[i + 3, j + 4], Z[i + 3, j + 5] = a33, a34, a35
 
 
-@jit_sum
+@jit_sum_inline
 def _dot_2x6(X, W, Z, i, j, K):
-    always_inline()
     wide_vectors()
     x0, x1 = X[i], X[i + 1]
     w0, w1, w2, w3, w4, w5 = W[j], W[j + 1], W[j + 2], W[j + 3], W[j + 4], W[j + 5]
@@ -161,9 +180,8 @@ def _dot_2x6(X, W, Z, i, j, K):
     Z[i + 1, j + 3], Z[i + 1, j + 4], Z[i + 1, j + 5] = a13, a14, a15
 
 
-@jit_sum
+@jit_sum_inline
 def _dot_1x6(X, W, Z, i, j, K):
-    always_inline()
     wide_vectors()
     x0 = X[i]
     w0, w1, w2, w3, w4, w5 = W[j], W[j + 1], W[j + 2], W[j + 3], W[j + 4], W[j + 5]
@@ -181,9 +199,8 @@ def _dot_1x6(X, W, Z, i, j, K):
     Z[i, j + 3], Z[i, j + 4], Z[i, j + 5] = a3, a4, a5
 
 
-@jit_sum
+@jit_sum_inline
 def _dot_4x4(X, W, Z, i, j, K):
-    always_inline()
     wide_vectors()
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
@@ -220,9 +237,8 @@ def _dot_4x4(X, W, Z, i, j, K):
     Z[i + 3, j], Z[i + 3, j + 1], Z[i + 3, j + 2], Z[i + 3, j + 3] = a30, a31, a32, a33
 
 
-@jit_sum
+@jit_sum_inline
 def _dot_2x4(X, W, Z, i, j, K):
-    always_inline()
     wide_vectors()
     x0, x1 = X[i], X[i + 1]
     w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
@@ -247,9 +263,8 @@ def _dot_2x4(X, W, Z, i, j, K):
     Z[i + 1, j], Z[i + 1, j + 1], Z[i + 1, j + 2], Z[i + 1, j + 3] = a10, a11, a12, a13
 
 
-@jit_sum
+@jit_sum_inline
 def _dot_1x4(X, W, Z, i, j, K):
-    always_inline()
     wide_vectors()
     x0 = X[i]
     w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
@@ -264,9 +279,8 @@ def _dot_1x4(X, W, Z, i, j, K):
     Z[i, j], Z[i, j + 1], Z[i, j + 2], Z[i, j + 3] = a0, a1, a2, a3
 
 
-@jit_sum
+@jit_sum_inline
 def _dot_4x1(X, W, Z, i, j, K):
-    always_inline()
     wide_vectors()
     x0, x1, x2, x3 = X[i], X[i + 1], X[i + 2], X[i + 3]
     w0 = W[j]
@@ -281,9 +295,8 @@ def _dot_4x1(X, W, Z, i, j, K):
     Z[i, j], Z[i + 1, j], Z[i + 2, j], Z[i + 3, j] = a0, a1, a2, a3
 
 
-@jit_sum
+@jit_sum_inline
 def _dot_1x1(X, W, Z, i, j, K):
-    always_inline()
     wide_vectors()
     x0 = X[i]
     w0 = W[j]
@@ -333,6 +346,18 @@ def _column_block(X, W, Z, c):
             _dot_1x1(X, W, Z, i, j, K)
 
 
+def _nt_tile(x, w, z, B, K, N, c0, c1):
+    """The cfunc body of tiles.py's "nt" tile: column blocks c0 .. c1 − 1
+    (``_column_block``) on C-contiguous views."""
+    wide_vectors()
+    X, W, Z = carray(x, (B, K)), carray(w, (N, K)), carray(z, (B, N))
+    for c in range(c0, c1):
+        _column_block(X, W, Z, c)
+
+
+tiles.register("nt", _nt_tile)
+
+
 @jit(inline="always")
 def _col_block_start(c, N):
     """First column of column block c (see ``_column_block``)."""
@@ -362,9 +387,7 @@ def n_column_blocks(N):
 @jit_sum
 def gemm_nt(X, W, Z):
     """Z = X Wᵀ, serial."""
-    wide_vectors()
-    for c in range(n_column_blocks(W.shape[0])):
-        _column_block(X, W, Z, c)
+    call_column_blocks(nt_tiles(Z), X, W, Z, 0, n_column_blocks(W.shape[0]))
     return Z
 
 
@@ -395,16 +418,16 @@ def spread_block(p, N):
 def gemm_nt_parallel(X, W, Z):
     """Z = X Wᵀ, column blocks over threads (in the order of spread_block)."""
     N = W.shape[0]
+    f = nt_tiles(Z)
     for p in prange(n_column_blocks(N)):
-        wide_vectors()
-        _column_block(X, W, Z, spread_block(p, N))
+        c = spread_block(p, N)
+        call_column_blocks(f, X, W, Z, c, c + 1)
     return Z
 
 
 
-@jit
+@jit(inline='always')
 def _acc_4x4(C, A, Out, o, j, D, alpha):
-    always_inline()
     wide_vectors()
     c00, c01, c02, c03 = alpha * C[j, o], alpha * C[j + 1, o], alpha * C[j + 2, o], alpha * C[j + 3, o]
     o1, o2, o3 = o + 1, o + 2, o + 3
@@ -440,9 +463,8 @@ def _acc_4x4(C, A, Out, o, j, D, alpha):
         Out[o3, d] = t
 
 
-@jit
+@jit(inline='always')
 def _acc_2x4(C, A, Out, o, j, D, alpha):
-    always_inline()
     wide_vectors()
     o1, o2, o3 = o + 1, o + 2, o + 3
     j1 = j + 1
@@ -470,9 +492,8 @@ def _acc_2x4(C, A, Out, o, j, D, alpha):
         Out[o3, d] = t
 
 
-@jit
+@jit(inline='always')
 def _acc_1x4(C, A, Out, o, j, D, alpha):
-    always_inline()
     wide_vectors()
     o1, o2, o3 = o + 1, o + 2, o + 3
     c0, c1, c2, c3 = alpha * C[j, o], alpha * C[j, o1], alpha * C[j, o2], alpha * C[j, o3]
@@ -484,9 +505,8 @@ def _acc_1x4(C, A, Out, o, j, D, alpha):
         Out[o3, d] += c3 * x0
 
 
-@jit
+@jit(inline='always')
 def _acc_1x1(C, A, Out, o, j, D, alpha):
-    always_inline()
     wide_vectors()
     c0 = alpha * C[j, o]
     for d in range(D):
@@ -520,6 +540,20 @@ def _acc_row_block(C, A, Out, alpha, r):
             _acc_1x1(C, A, Out, o, j, D, a)
 
 
+def _tn_tile(c, cs0, cs1, a, out, n_in, n_out, D, alpha, r0, r1):
+    """The cfunc body of tiles.py's "tn" tile: row blocks r0 .. r1 − 1
+    (``_acc_row_block``) on views (C: any strides, in bytes)."""
+    wide_vectors()
+    C = np.lib.stride_tricks.as_strided(carray(c, (1,)), shape=(n_in, n_out),
+                                        strides=(cs0, cs1))
+    A, Out = carray(a, (n_in, D)), carray(out, (n_out, D))
+    for r in range(r0, r1):
+        _acc_row_block(C, A, Out, alpha, r)
+
+
+tiles.register("tn", _tn_tile)
+
+
 @jit(inline="always")
 def n_row_blocks(n_out):
     return n_out // 4 + n_out % 4
@@ -528,22 +562,18 @@ def n_row_blocks(n_out):
 @jit
 def gemm_tn_acc(C, A, Out, alpha):
     """Out += alpha · Cᵀ A, serial."""
-    # any layout as 'A': the row blocks are compiled once (see below); callers that pass
-    # C[:, ::1] themselves (dZ and dZᵀ) compile this function once as well
-    Ca = C[:, ::1]
-    for r in range(n_row_blocks(C.shape[1])):
-        _acc_row_block(Ca, A, Out, alpha, r)
+    # the row blocks are tiles.py's "tn" tile, compiled once for any layout of C; callers
+    # that pass C[:, ::1] (dZ and dZᵀ) compile this function once as well
+    call_acc_row_blocks(tn_tiles(Out), C, A, Out, alpha, 0, n_row_blocks(C.shape[1]))
     return Out
 
 
 @pjit
 def gemm_tn_acc_parallel(C, A, Out, alpha):
     """Out += alpha · Cᵀ A, blocks of rows of Out over threads."""
-    Ca = C[:, ::1]
+    f = tn_tiles(Out)
     for r in prange(n_row_blocks(C.shape[1])):
-        # int64: Numba types the loop index int64 before it outlines the loop and uint64
-        # in the outlined body, and compiled the row block for both (0.9 s more)
-        _acc_row_block(Ca, A, Out, alpha, int64(r))
+        call_acc_row_blocks(f, C, A, Out, alpha, r, r + 1)
     return Out
 
 
@@ -566,15 +596,16 @@ def _acc_then_dot(C, A, W, alpha, Xn, Zn, g0, g1):
     rb1 = r1 // 4 if r1 < N else n_row_blocks(N)
     cb = (FUSED_GROUP * g0) // 6
     cb1 = r1 // 6 if r1 < N else n_column_blocks(N)
-    Ca = C[:, ::1]
+    ft = tn_tiles(W)
+    fn = nt_tiles(Zn)
     for rb in range((FUSED_GROUP * g0) // 4, rb1):
-        _acc_row_block(Ca, A, W, alpha, rb)
+        call_acc_row_blocks(ft, C, A, W, alpha, rb, rb + 1)
         done = 4 * rb + 4 if rb < n4 else 4 * n4 + (rb - n4) + 1     # rows < done are updated
         while cb < cb1 and _col_block_end(cb, N) <= done:
-            _column_block(Xn, W, Zn, cb)
+            call_column_blocks(fn, Xn, W, Zn, cb, cb + 1)
             cb += 1
-    for c in range(cb, cb1):      # not reached: the last row block completes every column
-        _column_block(Xn, W, Zn, c)
+    if cb < cb1:      # not reached: the last row block completes every column
+        call_column_blocks(fn, Xn, W, Zn, cb, cb1)
 
 
 @pjit_sum
